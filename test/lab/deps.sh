@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the lab, the tests and the benchmarks need, without starting any daemon
+# in the root namespace (a policy-rc.d refuses service starts during the install).
+set -euo pipefail
+packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+[ "$(id -u)" = 0 ] || { echo "deps: missing Debian packages (${missing[*]}); run as root to install them" >&2; exit 2; }
+echo "deps: installing ${missing[*]}"
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1; fi
+trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
