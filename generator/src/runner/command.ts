@@ -1,0 +1,50 @@
+// Pure: the exact ansible-playbook command lines the runner spawns (contracts.md "Targeted run").
+
+export interface PlaybookSettings {
+  command: string; // ansible-playbook
+  playbook: string; // absolute path of site.yml
+  inventoryDir: string;
+  extraArgs: readonly string[];
+}
+
+export interface PlaybookCommand {
+  argv: readonly string[]; // argv[0] is the program
+  /** A shell-quoted rendering of argv, exactly what is run, for logs and error messages. */
+  display: string;
+  kind: 'routes' | 'routes-full' | 'vrrp';
+  hosts: readonly string[];
+  apps: readonly string[] | null; // null = full run (all apps, stale files removed)
+}
+
+/** `ansible-playbook -i <inv> <playbook> --tags nginx_rproxy_routes --limit h1,h2 -e '{"nginx_rproxy_sync_apps": [...]}'` */
+export function targetedRoutesCommand(s: PlaybookSettings, hosts: readonly string[], apps: readonly string[]): PlaybookCommand {
+  if (hosts.length === 0) throw new Error('targetedRoutesCommand: no hosts');
+  const sortedHosts = [...hosts].sort();
+  const sortedApps = [...new Set(apps)].sort();
+  const argv = [
+    s.command, '-i', s.inventoryDir, s.playbook,
+    '--tags', 'nginx_rproxy_routes',
+    '--limit', sortedHosts.join(','),
+    '-e', JSON.stringify({ nginx_rproxy_sync_apps: sortedApps }),
+    ...s.extraArgs,
+  ];
+  return { argv, display: shellQuote(argv), kind: 'routes', hosts: sortedHosts, apps: sortedApps };
+}
+
+/** Full routing run: all apps applied, stale app files removed (no nginx_rproxy_sync_apps). */
+export function fullRoutesCommand(s: PlaybookSettings, hosts: readonly string[]): PlaybookCommand {
+  if (hosts.length === 0) throw new Error('fullRoutesCommand: no hosts');
+  const sortedHosts = [...hosts].sort();
+  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'nginx_rproxy_routes', '--limit', sortedHosts.join(','), ...s.extraArgs];
+  return { argv, display: shellQuote(argv), kind: 'routes-full', hosts: sortedHosts, apps: null };
+}
+
+/** VRRP/inventory change: `--tags keepalived_vrrp --limit <proxies_group>`. */
+export function vrrpCommand(s: PlaybookSettings, proxiesGroup: string, hosts: readonly string[]): PlaybookCommand {
+  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'keepalived_vrrp', '--limit', proxiesGroup, ...s.extraArgs];
+  return { argv, display: shellQuote(argv), kind: 'vrrp', hosts: [...hosts].sort(), apps: null };
+}
+
+export function shellQuote(argv: readonly string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

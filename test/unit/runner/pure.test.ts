@@ -1,0 +1,109 @@
+import test from 'ava';
+import { parsePlaybookOutput, hostOutcomes } from '../../../generator/src/runner/recap.js';
+import { backoffDelay } from '../../../generator/src/runner/backoff.js';
+import { idle, trigger, dueAt, take } from '../../../generator/src/runner/coalescer.js';
+import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
+import { targetedRoutesCommand, fullRoutesCommand, shellQuote } from '../../../generator/src/runner/command.js';
+import { groupHosts } from '../../../generator/src/runner/inventory.js';
+
+const OUT = `
+PLAY [Routes on the proxies] ***************************************************
+
+TASK [nginx_rproxy : Apply the routes of the selected applications] ************
+\x1b[0;33mchanged: [rp1]\x1b[0m
+fatal: [rp2]: UNREACHABLE! => {"changed": false, "msg": "Failed to connect to the host via ssh: ssh: connect to host 198.51.100.12 port 22: Connection refused", "unreachable": true}
+fatal: [rp3]: FAILED! => {"changed": false, "msg": "nginx -t failed: unknown directive \\"x\\""}
+
+PLAY RECAP *********************************************************************
+rp1                        : ok=1    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+rp2                        : ok=0    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
+rp3                        : ok=0    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0
+`;
+
+test('recap: per-host counts and failing tasks', (t) => {
+  const p = parsePlaybookOutput(OUT);
+  t.deepEqual(p.recap.get('rp1'), { ok: 1, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+  t.is(p.recap.get('rp2')?.unreachable, 1);
+  t.is(p.recap.get('rp3')?.failed, 1);
+  t.is(p.failures.length, 2);
+  t.deepEqual(p.failures[0], {
+    host: 'rp2', task: 'nginx_rproxy : Apply the routes of the selected applications', kind: 'unreachable',
+    message: 'Failed to connect to the host via ssh: ssh: connect to host 198.51.100.12 port 22: Connection refused',
+  });
+  t.is(p.failures[1]?.host, 'rp3');
+  t.is(p.failures[1]?.message, 'nginx -t failed: unknown directive "x"');
+  const o = hostOutcomes(p, ['rp1', 'rp2', 'rp3', 'rp4']);
+  t.deepEqual([...o.entries()], [['rp1', 'ok'], ['rp2', 'unreachable'], ['rp3', 'failed'], ['rp4', 'missing']]);
+});
+
+test('recap: empty or aborted output gives no hosts', (t) => {
+  const p = parsePlaybookOutput('ERROR! the playbook: x.yml could not be found\n');
+  t.is(p.recap.size, 0);
+  t.deepEqual([...hostOutcomes(p, ['a']).values()], ['missing']);
+});
+
+test('recap: failed loop item and handler task', (t) => {
+  const p = parsePlaybookOutput('RUNNING HANDLER [nginx_rproxy : Reload nginx] ****\nfailed: [rp1] (item=x) => {"msg": "boom"}\n');
+  t.deepEqual(p.failures, [{ host: 'rp1', task: 'nginx_rproxy : Reload nginx', kind: 'failed', message: 'boom' }]);
+});
+
+test('backoff: doubles, capped, jitter bounded', (t) => {
+  t.is(backoffDelay(0, 1000, 60000), 0);
+  t.is(backoffDelay(1, 1000, 60000), 1000);
+  t.is(backoffDelay(2, 1000, 60000), 2000);
+  t.is(backoffDelay(3, 1000, 60000), 4000);
+  t.is(backoffDelay(10, 1000, 60000), 60000);
+  t.is(backoffDelay(1000, 1000, 60000), 60000);
+  t.is(backoffDelay(1, 1000, 60000, () => 0), 900);
+  t.is(backoffDelay(1, 1000, 60000, () => 1), 1100);
+  t.is(backoffDelay(20, 1000, 60000, () => 1), 60000);
+});
+
+test('coalescer: quiet period, bounded max wait', (t) => {
+  let s = idle();
+  t.is(dueAt(s, 250, 1500), null);
+  s = trigger(s, 1000);
+  t.is(dueAt(s, 250, 1500), 1250);
+  s = trigger(s, 1200);
+  t.is(dueAt(s, 250, 1500), 1450);
+  // a steady stream every 100 ms would postpone forever; the max wait bounds it
+  for (let now = 1300; now <= 3000; now += 100) s = trigger(s, now);
+  t.is(dueAt(s, 250, 1500), 2500);
+  s = take(s);
+  t.is(dueAt(s, 250, 1500), null);
+  // max wait shorter than quiet is treated as quiet
+  t.is(dueAt(trigger(idle(), 0), 250, 100), 250);
+});
+
+test('pending: differing digests plus vanished apps', (t) => {
+  t.deepEqual(pendingApps({ a: '1', b: '2', c: '3' }, { a: '1', b: 'old', z: '9' }), ['b', 'c', 'z']);
+  t.deepEqual(pendingApps({}, {}), []);
+  t.deepEqual(pendingApps({ a: '1' }, { a: '1' }), []);
+});
+
+test('pending: plan over hosts (union, unknown hosts full, up-to-date hosts left out)', (t) => {
+  const plan = planRun({ a: '1', b: '2' }, new Map([
+    ['rp2', { a: '1', b: '2' }], ['rp1', { a: '0', b: '2', gone: 'x' }], ['rp3', null], ['rp4', { a: '1' }],
+  ]));
+  t.deepEqual(plan.fullHosts, ['rp3']);
+  t.deepEqual(plan.targetedHosts, ['rp1', 'rp4']);
+  t.deepEqual(plan.apps, ['a', 'b', 'gone']);
+  t.deepEqual(plan.perHost.rp2, []);
+});
+
+test('command: exact targeted command from the contracts', (t) => {
+  const s = { command: 'ansible-playbook', playbook: '/r/ansible/site.yml', inventoryDir: '/r/inv', extraArgs: ['-f', '10'] };
+  const c = targetedRoutesCommand(s, ['rp2', 'rp1'], ['shop-acme', 'blog-x', 'shop-acme']);
+  t.deepEqual(c.argv, ['ansible-playbook', '-i', '/r/inv', '/r/ansible/site.yml', '--tags', 'nginx_rproxy_routes', '--limit', 'rp1,rp2',
+    '-e', '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}', '-f', '10']);
+  t.is(c.display, `ansible-playbook -i /r/inv /r/ansible/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}' -f 10`);
+  t.deepEqual(fullRoutesCommand(s, ['rp1']).argv.slice(4), ['--tags', 'nginx_rproxy_routes', '--limit', 'rp1', '-f', '10']);
+  t.is(shellQuote(["it's"]), `'it'\\''s'`);
+});
+
+test('inventory: hosts of a group, children included, in order', (t) => {
+  const doc = { all: { children: { proxies: { hosts: { rp1: {}, rp2: {} }, children: { extra: { hosts: { rp3: null } } } }, brokers: { hosts: { b1: {} } } } } };
+  t.deepEqual(groupHosts(doc, 'proxies'), ['rp1', 'rp2', 'rp3']);
+  t.deepEqual(groupHosts(doc, 'brokers'), ['b1']);
+  t.deepEqual(groupHosts(doc, 'nope'), []);
+});
