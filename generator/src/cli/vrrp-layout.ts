@@ -1,0 +1,76 @@
+/**
+ * `paas-rproxy vrrp-layout`: prints the VRRP layout (JSON) for the proxies, so the keepalived_vrrp
+ * role only prints it. Input either as flags (--host NAME=ADDRESS ..., --vip ADDRESS[/PREFIX] ...) or
+ * as one JSON document on stdin (--stdin): {"hosts":[{"name","address"}], "vips":[...], "router_id_base"}.
+ * Host order = inventory order.
+ */
+import { readFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { computeVrrpLayout, VrrpLayoutError, type VrrpLayoutInput } from '../layout/vrrp.js';
+
+interface Args {
+  host?: string[];
+  vip?: string[];
+  'router-id-base'?: number;
+  stdin?: boolean;
+  pretty?: boolean;
+}
+
+function parseHost(spec: string): { name: string; address: string | null } {
+  const eq = spec.indexOf('=');
+  if (eq < 0) return { name: spec, address: null };
+  return { name: spec.slice(0, eq), address: spec.slice(eq + 1) || null };
+}
+
+function readInput(args: Args): VrrpLayoutInput {
+  if (args.stdin) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(0, 'utf8'));
+    } catch (e) {
+      throw new VrrpLayoutError('ERR_VRRP_BAD_INPUT', `stdin is not a JSON document: ${(e as Error).message}`);
+    }
+    if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as VrrpLayoutInput).hosts) ||
+        !Array.isArray((doc as VrrpLayoutInput).vips)) {
+      throw new VrrpLayoutError('ERR_VRRP_BAD_INPUT', 'stdin JSON needs "hosts" and "vips" arrays');
+    }
+    const d = doc as VrrpLayoutInput;
+    return {
+      hosts: d.hosts,
+      vips: d.vips,
+      ...(args['router-id-base'] !== undefined ? { router_id_base: args['router-id-base'] } :
+        d.router_id_base !== undefined && d.router_id_base !== null ? { router_id_base: d.router_id_base } : {}),
+    };
+  }
+  return {
+    hosts: (args.host ?? []).map(parseHost),
+    vips: args.vip ?? [],
+    ...(args['router-id-base'] !== undefined ? { router_id_base: args['router-id-base'] } : {}),
+  };
+}
+
+export const command: CommandModule<object, Args> = {
+  command: 'vrrp-layout',
+  describe: 'print the VRRP layout (masters, priorities, router ids, tracking weight) per proxy as JSON',
+  builder: (y) =>
+    y
+      .option('host', { type: 'string', array: true, describe: 'proxy NAME=ADDRESS, repeat in inventory order' })
+      .option('vip', { type: 'string', array: true, describe: 'VIP ADDRESS[/PREFIX], repeat in order' })
+      .option('router-id-base', { type: 'number', describe: 'default virtual_router_id = base + VIP position (default 50)' })
+      .option('stdin', { type: 'boolean', default: false, describe: 'read {"hosts":[{"name","address"}],"vips":[..]} JSON from stdin' })
+      .option('pretty', { type: 'boolean', default: false, describe: 'indent the JSON' })
+      .example('$0 vrrp-layout --host rp1=198.51.100.11 --host rp2=198.51.100.12 --vip 198.51.100.201/24 --vip 198.51.100.202/24', '') as never,
+  handler: (args) => {
+    try {
+      const layout = computeVrrpLayout(readInput(args));
+      process.stdout.write(JSON.stringify(layout, null, args.pretty ? 2 : undefined) + '\n');
+    } catch (e) {
+      if (e instanceof VrrpLayoutError) {
+        process.stderr.write(`vrrp-layout: ${e.message} (${e.code})\n`);
+        process.exitCode = 2;
+        return;
+      }
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,227 @@
+/**
+ * VRRP layout: which proxy masters which VIP, every host's priority per VIP, router ids and the
+ * tracking weight. Pure (no I/O); the keepalived_vrrp role only prints the result.
+ *
+ * Rules (unit-tested in test/unit/layout/):
+ * - every VIP has exactly one master (the host with the highest base priority);
+ * - masters are spread evenly: per host, the number of mastered VIPs differs by at most one;
+ * - priorities are distinct per VIP and within 1..254 (255 = address owner, which tracking cannot lower);
+ * - the nginx tracking weight (negative) drops a failed host below every healthy host of every VIP,
+ *   so a proxy whose nginx is dead hands over all the VIPs it masters; failed hosts keep distinct
+ *   priorities among themselves;
+ * - virtual_router_id is unique per VIP;
+ * - incremental: the layout of hosts[0..n] is the layout of hosts[0..n-1] rebalanced by moving the
+ *   fewest masters possible (floor(K / (n + 1)) VIPs go to the appended host). Host order is the
+ *   inventory order, so appending a proxy to the inventory moves the fewest VIPs.
+ * - backups are rotated: the VIPs one host masters have different first backups, so a failed
+ *   proxy's load spreads over the others.
+ */
+
+export interface VrrpHostInput {
+  /** inventory host name */
+  name: string;
+  /** address used as unicast source/peer (ansible_host); optional when unicast is not used */
+  address?: string | null;
+}
+
+export interface VrrpVipInput {
+  /** VIP address, optionally with a prefix length (198.51.100.201/24) */
+  address: string;
+  /** virtual_router_id override (1..255); default router_id_base + position (1-based) */
+  router_id?: number | null;
+}
+
+export interface VrrpLayoutInput {
+  hosts: VrrpHostInput[];
+  vips: Array<VrrpVipInput | string>;
+  /** default ids are router_id_base + 1 .. router_id_base + K */
+  router_id_base?: number;
+}
+
+export interface VrrpInstance {
+  /** keepalived vrrp_instance name, identical on every host */
+  name: string;
+  vip: string;
+  virtual_router_id: number;
+  /** this host's base priority for the VIP */
+  priority: number;
+  /** true when this host masters the VIP while every proxy is healthy */
+  master: boolean;
+  /** 0 = master, 1 = first backup, ... */
+  rank: number;
+  master_host: string;
+  /** this host's address (unicast_src_ip), null if unknown */
+  unicast_src_ip: string | null;
+  /** the other hosts' addresses (unicast_peer), inventory order */
+  unicast_peers: string[];
+}
+
+export interface VrrpVipLayout {
+  vip: string;
+  name: string;
+  virtual_router_id: number;
+  master: string;
+  /** host name -> base priority */
+  priorities: Record<string, number>;
+}
+
+export interface VrrpLayout {
+  schema: 1;
+  /** vrrp_script weight for the nginx health check (negative) */
+  track_weight: number;
+  vips: VrrpVipLayout[];
+  /** host name -> that host's instances, in VIP order */
+  hosts: Record<string, { address: string | null; instances: VrrpInstance[] }>;
+}
+
+export const MASTER_PRIORITY = 250;
+export const BACKUP_TOP_PRIORITY = 200;
+export const MAX_HOSTS = 64; // keeps every failed priority >= 1 and distinct
+export const DEFAULT_ROUTER_ID_BASE = 50;
+
+export class VrrpLayoutError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'VrrpLayoutError';
+    this.code = code;
+  }
+}
+
+const HOST_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$/;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+
+function isIp(s: string): boolean {
+  if (IPV4_RE.test(s)) return true;
+  return s.includes(':') && IPV6_RE.test(s);
+}
+
+function checkVip(address: string): void {
+  const [ip, prefix, ...rest] = address.split('/');
+  const badPrefix =
+    prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (ip?.includes(':') ? 128 : 32));
+  if (ip === undefined || !isIp(ip) || badPrefix || rest.length > 0) {
+    throw new VrrpLayoutError('ERR_VRRP_BAD_VIP', `VIP "${address}" is not an IP address (optionally /prefix)`);
+  }
+}
+
+/**
+ * Master assignment, built incrementally in inventory order: result[v] = index of the master host.
+ * Appending host n moves exactly floor(K / (n + 1)) VIPs to it, always from the hosts that master
+ * the most (ties: the earliest host), each time the donor's last VIP.
+ */
+export function assignMasters(hostCount: number, vipCount: number): number[] {
+  const masters: number[] = new Array<number>(vipCount).fill(0);
+  for (let n = 1; n < hostCount; n++) {
+    const take = Math.floor(vipCount / (n + 1));
+    for (let t = 0; t < take; t++) {
+      const counts = new Array<number>(n).fill(0);
+      for (const m of masters) counts[m] = (counts[m] ?? 0) + 1;
+      let donor = 0;
+      for (let h = 1; h < n; h++) if ((counts[h] ?? 0) > (counts[donor] ?? 0)) donor = h;
+      const v = masters.lastIndexOf(donor);
+      masters[v] = n;
+    }
+  }
+  return masters;
+}
+
+function vipAddress(v: VrrpVipInput | string): string {
+  return typeof v === 'string' ? v : v.address;
+}
+
+export function computeVrrpLayout(input: VrrpLayoutInput): VrrpLayout {
+  const { hosts } = input;
+  const vips = input.vips.map((v) => (typeof v === 'string' ? { address: v } : v));
+  const base = input.router_id_base ?? DEFAULT_ROUTER_ID_BASE;
+  if (hosts.length === 0) throw new VrrpLayoutError('ERR_VRRP_NO_HOSTS', 'the proxies group has no hosts');
+  if (hosts.length > MAX_HOSTS) {
+    throw new VrrpLayoutError('ERR_VRRP_TOO_MANY_HOSTS', `at most ${MAX_HOSTS} proxies are supported, got ${hosts.length}`);
+  }
+  if (vips.length === 0) throw new VrrpLayoutError('ERR_VRRP_NO_VIPS', 'no VIPs configured (keepalived_vrrp_vips)');
+  if (!Number.isInteger(base) || base < 0 || base > 254) {
+    throw new VrrpLayoutError('ERR_VRRP_BAD_ROUTER_ID', `router_id_base must be an integer in 0..254, got ${String(base)}`);
+  }
+  const seenHosts = new Set<string>();
+  const seenAddr = new Set<string>();
+  for (const h of hosts) {
+    if (typeof h.name !== 'string' || !HOST_NAME_RE.test(h.name)) {
+      throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host name ${JSON.stringify(h.name)} is not a valid inventory host name`);
+    }
+    if (seenHosts.has(h.name)) throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_HOST', `host "${h.name}" is listed twice`);
+    seenHosts.add(h.name);
+    if (h.address != null) {
+      if (!isIp(h.address)) {
+        throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host "${h.name}": address "${h.address}" is not an IP address`);
+      }
+      if (seenAddr.has(h.address)) {
+        throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_HOST', `host "${h.name}": address ${h.address} is used twice`);
+      }
+      seenAddr.add(h.address);
+    }
+  }
+  const seenVip = new Set<string>();
+  const seenId = new Set<number>();
+  const ids: number[] = [];
+  vips.forEach((v, i) => {
+    checkVip(v.address);
+    const ip = v.address.split('/')[0] ?? v.address;
+    if (seenVip.has(ip)) throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_VIP', `VIP ${ip} is listed twice`);
+    seenVip.add(ip);
+    const id = v.router_id ?? base + i + 1;
+    if (!Number.isInteger(id) || id < 1 || id > 255) {
+      throw new VrrpLayoutError('ERR_VRRP_BAD_ROUTER_ID', `VIP ${v.address}: virtual_router_id ${String(id)} is not in 1..255`);
+    }
+    if (seenId.has(id)) throw new VrrpLayoutError('ERR_VRRP_BAD_ROUTER_ID', `VIP ${v.address}: virtual_router_id ${id} is used twice`);
+    seenId.add(id);
+    ids.push(id);
+  });
+
+  const n = hosts.length;
+  const masters = assignMasters(n, vips.length);
+  const lowestBackup = BACKUP_TOP_PRIORITY - Math.max(0, n - 2);
+  // Master minus |weight| ends below the lowest healthy backup.
+  const trackWeight = n === 1 ? -(MASTER_PRIORITY - 1) : -(MASTER_PRIORITY - lowestBackup + 1);
+
+  const nthOfMaster = new Map<number, number>();
+  const out: VrrpLayout = { schema: 1, track_weight: trackWeight, vips: [], hosts: {} };
+  for (const h of hosts) out.hosts[h.name] = { address: h.address ?? null, instances: [] };
+
+  vips.forEach((v, i) => {
+    const m = masters[i] ?? 0;
+    const j = nthOfMaster.get(m) ?? 0;
+    nthOfMaster.set(m, j + 1);
+    // others in cyclic order after the master, rotated by j so the master's VIPs get different first backups
+    const others: number[] = [];
+    for (let t = 1; t < n; t++) others.push((m + t) % n);
+    const rot = others.length > 0 ? j % others.length : 0;
+    const order = [m, ...others.slice(rot), ...others.slice(0, rot)];
+    const id = ids[i] ?? 0;
+    const name = `RPROXY_VIP_${id}`;
+    const priorities: Record<string, number> = {};
+    const rankOf = new Map<number, number>();
+    order.forEach((h, rank) => {
+      rankOf.set(h, rank);
+      const host = hosts[h];
+      if (host) priorities[host.name] = rank === 0 ? MASTER_PRIORITY : BACKUP_TOP_PRIORITY - (rank - 1);
+    });
+    const masterName = hosts[m]?.name ?? '';
+    out.vips.push({ vip: vipAddress(v), name, virtual_router_id: id, master: masterName, priorities });
+    hosts.forEach((h, hi) => {
+      const rank = rankOf.get(hi) ?? 0;
+      out.hosts[h.name]?.instances.push({
+        name,
+        vip: v.address,
+        virtual_router_id: id,
+        priority: priorities[h.name] ?? 0,
+        master: rank === 0,
+        rank,
+        master_host: masterName,
+        unicast_src_ip: h.address ?? null,
+        unicast_peers: hosts.filter((o) => o.name !== h.name && o.address != null).map((o) => o.address as string),
+      });
+    });
+  });
+  return out;
+}
