@@ -57,7 +57,7 @@ test('priorities are distinct per VIP, cover every host, and lie in 1..254', (t)
     // the per-host view agrees with the per-VIP view
     for (const [host, h] of Object.entries(l.hosts)) {
       for (const i of h.instances) {
-        t.is<number | undefined>(i.priority, l.vips.find((v) => v.vip === i.vip)?.priorities[host]);
+        t.is<number | undefined, number | undefined>(i.priority, l.vips.find((v) => v.vip === i.vip)?.priorities[host]);
       }
     }
   }
