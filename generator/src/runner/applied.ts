@@ -1,0 +1,36 @@
+// Per-host applied digests: <state_dir>/applied/<host>.json = {appId: digest}, written atomically.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Digests } from './pending.js';
+
+export function appliedDir(stateDir: string): string { return path.join(stateDir, 'applied'); }
+
+export async function readApplied(stateDir: string, host: string): Promise<Digests | null> {
+  try {
+    const j = JSON.parse(await fs.readFile(path.join(appliedDir(stateDir), `${host}.json`), 'utf8')) as unknown;
+    if (!j || typeof j !== 'object' || Array.isArray(j)) return null;
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(j as object)) if (typeof v === 'string') out[k] = v;
+    return out;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (e instanceof SyntaxError) return null; // unreadable → treat as unknown: a full run repairs it
+    throw e;
+  }
+}
+
+export async function writeApplied(stateDir: string, host: string, digests: Digests): Promise<void> {
+  const dir = appliedDir(stateDir);
+  await fs.mkdir(dir, { recursive: true });
+  const sorted: Record<string, string> = {};
+  for (const k of Object.keys(digests).sort()) sorted[k] = digests[k] as string;
+  await atomicWrite(path.join(dir, `${host}.json`), JSON.stringify(sorted, null, 1) + '\n');
+}
+
+export async function atomicWrite(file: string, text: string, mode = 0o644): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fh = await fs.open(tmp, 'w', mode);
+  try { await fh.writeFile(text); await fh.sync(); } finally { await fh.close(); }
+  await fs.rename(tmp, file);
+  try { const d = await fs.open(path.dirname(file), 'r'); try { await d.sync(); } finally { await d.close(); } } catch { /* best effort */ }
+}

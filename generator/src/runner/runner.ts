@@ -1,0 +1,271 @@
+// The runner edge: coalesced, one-at-a-time, targeted playbook runs; per-host applied digests; retries with
+// exponential backoff per host; a host in backoff never delays the others (it is retried on its own timer).
+import path from 'node:path';
+import { backoffDelay } from './backoff.js';
+import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js';
+import { fullRoutesCommand, targetedRoutesCommand, vrrpCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
+import { planRun, type Digests, type RunPlan } from './pending.js';
+import { readApplied, writeApplied } from './applied.js';
+import { runPlaybook, failureMessage, type SpawnResult } from './spawn.js';
+import type { HostOutcome } from './recap.js';
+
+export interface RunnerSettings {
+  stateDir: string;
+  proxiesGroup: string;
+  playbook: PlaybookSettings;
+  quietMs: number;
+  maxWaitMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  reconcileIntervalS: number;
+  lockTimeoutMs: number;
+}
+
+export interface RunnerPorts {
+  /** current per-app digests (core's appDigest over the state on disk) */
+  digests(): Promise<Digests>;
+  /** the proxies group's hosts, inventory order */
+  proxies(): Promise<string[]>;
+  /** a change marker of the inventory's host list (hash), for VRRP runs; null = not watched */
+  inventoryMarker?(): Promise<string | null>;
+}
+
+export type Log = (event: string, fields: Record<string, unknown>) => void;
+
+export interface HostRunResult { host: string; outcome: HostOutcome; task?: string; message?: string }
+
+export interface RunRecord {
+  id: number;
+  kind: PlaybookCommand['kind'];
+  trigger: string;
+  command: string;
+  argv: readonly string[];
+  hosts: string[];
+  apps: string[] | null;
+  startedAt: string;
+  durationMs: number;
+  exitCode: number | null;
+  result: 'ok' | 'failed' | 'aborted';
+  perHost: HostRunResult[];
+  error?: string;
+}
+
+export interface SyncResult {
+  runs: RunRecord[];
+  ok: boolean;
+  /** hosts still lacking apps after this pass (failed, unreachable, skipped in backoff) */
+  lagging: Record<string, string[]>;
+  plan: RunPlan;
+  /** the digests snapshot taken before the runs, and a sequence the caller can correlate events with */
+  snapshotSeq: number;
+}
+
+export interface RunnerHooks {
+  onRun?(r: RunRecord): void;
+  onSync?(r: SyncResult): void;
+  onPlan?(plan: RunPlan): void;
+}
+
+let runCounter = 0;
+
+function toRecord(r: SpawnResult, trig: string): RunRecord {
+  const perHost: HostRunResult[] = [...r.outcomes.entries()].map(([host, outcome]) => {
+    const f = r.parsed.failures.find((x) => x.host === host);
+    return outcome === 'ok' ? { host, outcome } : { host, outcome, task: f?.task ?? '', message: f?.message ?? '' };
+  });
+  const ok = !r.aborted && perHost.every((h) => h.outcome === 'ok') && r.exitCode === 0;
+  const rec: RunRecord = {
+    id: ++runCounter, kind: r.command.kind, trigger: trig, command: r.command.display, argv: r.command.argv,
+    hosts: [...r.command.hosts], apps: r.command.apps ? [...r.command.apps] : null, startedAt: r.startedAt,
+    durationMs: r.durationMs, exitCode: r.exitCode, result: r.aborted ? 'aborted' : ok ? 'ok' : 'failed', perHost,
+  };
+  if (!ok) rec.error = failureMessage(r);
+  return rec;
+}
+
+/**
+ * One synchronisation pass (no coalescing, no retry): what each host lacks since its last successful run.
+ * `exclude` hosts are left out (in backoff). Used by the Runner and by `paas-rproxy sync`.
+ */
+export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, opts: {
+  trigger: string; exclude?: ReadonlySet<string>; onlyHosts?: ReadonlySet<string>; full?: boolean; signal?: AbortSignal;
+  seq?: number; hooks?: RunnerHooks;
+}): Promise<SyncResult> {
+  const snapshotSeq = opts.seq ?? 0;
+  const hosts = await ports.proxies();
+  const current = await ports.digests(); // snapshot BEFORE the run: what we record on success
+  const applied = new Map<string, Digests | null>();
+  for (const h of hosts) applied.set(h, opts.full ? null : await readApplied(s.stateDir, h));
+  const plan = planRun(current, applied);
+  opts.hooks?.onPlan?.(plan);
+  const eligible = (h: string) => !opts.exclude?.has(h) && (!opts.onlyHosts || opts.onlyHosts.has(h));
+  const runs: RunRecord[] = [];
+  const commands: PlaybookCommand[] = [];
+  const fullHosts = plan.fullHosts.filter(eligible);
+  const targetedHosts = plan.targetedHosts.filter(eligible);
+  if (fullHosts.length) commands.push(fullRoutesCommand(s.playbook, fullHosts));
+  if (targetedHosts.length) commands.push(targetedRoutesCommand(s.playbook, targetedHosts, plan.apps.filter((a) => targetedHosts.some((h) => plan.perHost[h]?.includes(a)))));
+  const okHosts = new Set<string>();
+  for (const cmd of commands) {
+    if (opts.signal?.aborted) break;
+    log('run_start', { trigger: opts.trigger, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts, apps: cmd.apps, app_count: cmd.apps?.length ?? Object.keys(current).length });
+    const r = await runPlaybook(cmd, {
+      lockFile: path.join(s.stateDir, 'playbook.lock'), lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal,
+      onLockWait: (holder) => log('run_lock_wait', { holder }),
+    });
+    const rec = toRecord(r, opts.trigger);
+    if (!r.aborted) {
+      for (const h of rec.perHost) if (h.outcome === 'ok') { await writeApplied(s.stateDir, h.host, current); okHosts.add(h.host); }
+    }
+    log('run', {
+      run_id: rec.id, kind: rec.kind, trigger: rec.trigger, command: rec.command, hosts: rec.hosts, apps: rec.apps,
+      result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}),
+    });
+    if (rec.result !== 'ok') log('run_output', { run_id: rec.id, output_tail: r.output.split('\n').slice(-40).join('\n') });
+    runs.push(rec);
+    opts.hooks?.onRun?.(rec);
+  }
+  const lagging: Record<string, string[]> = {};
+  for (const h of hosts) {
+    const p = plan.perHost[h] ?? [];
+    const needed = plan.fullHosts.includes(h) || p.length > 0;
+    if (needed && !okHosts.has(h)) lagging[h] = p;
+  }
+  const res: SyncResult = { runs, ok: Object.keys(lagging).length === 0, lagging, plan, snapshotSeq };
+  opts.hooks?.onSync?.(res);
+  return res;
+}
+
+/** Long-running coalescing runner (the listener's). `notify()` after every durable state change. */
+export class Runner {
+  private co: CoalescerState = idle();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private seq = 0; // increases with every notify(); a pass covers everything notified before its snapshot
+  private readonly backoff = new Map<string, { attempt: number; nextAt: number }>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private inventoryTimer: NodeJS.Timeout | undefined;
+  private lastInventory: string | null | undefined;
+  private vrrpDue = false;
+  private fullDue = false;
+
+  constructor(private readonly s: RunnerSettings, private readonly ports: RunnerPorts, private readonly log: Log, private readonly hooks: RunnerHooks = {}) {}
+
+  start(): void {
+    // catch up at start: whatever is pending since the last successful runs (e.g. after a crash)
+    this.notify('startup');
+    if (this.s.reconcileIntervalS > 0) {
+      this.reconcileTimer = setInterval(() => { this.fullDue = true; this.notify('reconcile'); }, this.s.reconcileIntervalS * 1000);
+    }
+    if (this.ports.inventoryMarker) {
+      this.inventoryTimer = setInterval(() => { void this.checkInventory(); }, 5000);
+      void this.checkInventory();
+    }
+  }
+
+  private async checkInventory(): Promise<void> {
+    try {
+      const m = await this.ports.inventoryMarker!();
+      if (this.lastInventory !== undefined && m !== this.lastInventory) { this.vrrpDue = true; this.notify('inventory'); }
+      this.lastInventory = m;
+    } catch (e) { this.log('inventory_check_error', { error: String(e) }); }
+  }
+
+  get currentSeq(): number { return this.seq; }
+
+  private lastTrigger = 'event';
+  notify(reason = 'event'): number {
+    if (this.stopped) return this.seq;
+    this.seq++;
+    this.lastTrigger = reason;
+    this.co = trigger(this.co, Date.now());
+    this.schedule();
+    return this.seq;
+  }
+
+  private schedule(): void {
+    if (this.running || this.stopped) return; // re-scheduled when the run ends
+    const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs);
+    if (due === null) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fire(), Math.max(0, due - Date.now()));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    if (this.running || this.stopped) return;
+    this.co = take(this.co);
+    const seq = this.seq;
+    const trig = this.lastTrigger;
+    this.running = this.pass(seq, trig).catch((e) => {
+      this.log('runner_error', { error: e instanceof Error ? e.message : String(e) });
+      this.scheduleRetry(['*']);
+    }).finally(() => { this.running = null; this.schedule(); });
+  }
+
+  private async pass(seq: number, trig: string): Promise<void> {
+    const now = Date.now();
+    const exclude = new Set<string>();
+    for (const [h, b] of this.backoff) if (b.nextAt > now) exclude.add(h);
+    if (this.vrrpDue) {
+      this.vrrpDue = false;
+      await this.vrrpRun(trig);
+    }
+    const full = this.fullDue; this.fullDue = false;
+    const res = await syncPass(this.s, this.ports, this.log, {
+      trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks,
+    });
+    const failedHosts = Object.keys(res.lagging).filter((h) => !exclude.has(h));
+    for (const h of Object.keys(res.plan.perHost)) if (!(h in res.lagging)) this.backoff.delete(h);
+    if (res.runs.some((r) => r.result === 'aborted')) return;
+    if (failedHosts.length) this.scheduleRetry(failedHosts);
+  }
+
+  private async vrrpRun(trig: string): Promise<void> {
+    const hosts = await this.ports.proxies();
+    if (!hosts.length) return;
+    const cmd = vrrpCommand(this.s.playbook, this.s.proxiesGroup, hosts);
+    this.log('run_start', { trigger: trig, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts });
+    const r = await runPlaybook(cmd, { lockFile: path.join(this.s.stateDir, 'playbook.lock'), lockTimeoutMs: this.s.lockTimeoutMs, signal: this.abort.signal });
+    const rec = toRecord(r, trig);
+    this.log('run', { run_id: rec.id, kind: rec.kind, trigger: trig, command: rec.command, hosts: rec.hosts, result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}) });
+    this.hooks.onRun?.(rec);
+    if (rec.result === 'failed') { this.vrrpDue = true; this.scheduleRetry(rec.perHost.filter((h) => h.outcome !== 'ok').map((h) => h.host)); }
+  }
+
+  private scheduleRetry(hosts: string[]): void {
+    if (this.stopped) return;
+    let soonest = Infinity;
+    for (const h of hosts) {
+      const prev = this.backoff.get(h);
+      const attempt = (prev?.attempt ?? 0) + 1;
+      const delay = backoffDelay(attempt, this.s.retryInitialMs, this.s.retryMaxMs, Math.random);
+      this.backoff.set(h, { attempt, nextAt: Date.now() + delay });
+      soonest = Math.min(soonest, delay);
+      this.log('retry_scheduled', { host: h, attempt, delay_ms: delay });
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (Number.isFinite(soonest)) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, soonest + 5);
+  }
+
+  /** hosts currently waiting for a retry, with their attempt number and when */
+  backoffState(): Record<string, { attempt: number; nextAt: string }> {
+    const out: Record<string, { attempt: number; nextAt: string }> = {};
+    for (const [h, b] of this.backoff) out[h] = { attempt: b.attempt, nextAt: new Date(b.nextAt).toISOString() };
+    return out;
+  }
+
+  get busy(): boolean { return this.running !== null; }
+
+  /** SIGTERM: no new runs; `abandon` interrupts the running playbook (the next start catches up), else waits for it. */
+  async stop(opts: { abandon: boolean }): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.timer, this.retryTimer]) if (t) clearTimeout(t);
+    for (const t of [this.reconcileTimer, this.inventoryTimer]) if (t) clearInterval(t);
+    if (opts.abandon) this.abort.abort();
+    if (this.running) await this.running;
+  }
+}

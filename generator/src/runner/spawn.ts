@@ -1,0 +1,88 @@
+// The edge that runs ansible-playbook: one at a time across processes, output captured and parsed.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { PlaybookLock } from './lock.js';
+import { parsePlaybookOutput, hostOutcomes, type HostOutcome, type ParsedRun } from './recap.js';
+import type { PlaybookCommand } from './command.js';
+
+export interface SpawnResult {
+  command: PlaybookCommand;
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number;
+  startedAt: string;
+  output: string;
+  parsed: ParsedRun;
+  outcomes: Map<string, HostOutcome>;
+  aborted: boolean;
+}
+
+export interface SpawnOptions {
+  lockFile: string;
+  lockTimeoutMs: number;
+  signal?: AbortSignal; // abort: SIGTERM to the playbook (it finishes the current task's module safely), SIGKILL after 20 s
+  onLockWait?: (holder: unknown) => void;
+  onStart?: (pid: number | undefined) => void;
+}
+
+export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
+  const lock = await PlaybookLock.acquire(opts.lockFile, cmd.display, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
+  try {
+    const playbookDir = path.dirname(cmd.argv[3] ?? '.');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ANSIBLE_STDOUT_CALLBACK: 'default', // PLAY RECAP + "fatal: [host]" lines are what we parse
+      ANSIBLE_NOCOLOR: '1',
+      ANSIBLE_FORCE_COLOR: '0',
+      ANSIBLE_RETRY_FILES_ENABLED: '0',
+      PYTHONUNBUFFERED: '1',
+    };
+    // ansible reads ansible.cfg from the cwd: run next to the playbook so ansible/ansible.cfg applies
+    if (!env.ANSIBLE_CONFIG) env.ANSIBLE_CONFIG = path.join(playbookDir, 'ansible.cfg');
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    await lock.setChild(child.pid).catch(() => undefined);
+    opts.onStart?.(child.pid);
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => chunks.push(b));
+    child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      aborted = true;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    };
+    if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
+    const [exitCode, sig] = await new Promise<[number | null, string | null]>((resolve) => {
+      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
+      child.on('close', (code, s) => resolve([code, s]));
+    });
+    if (killTimer) clearTimeout(killTimer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    const output = Buffer.concat(chunks).toString('utf8');
+    const parsed = parsePlaybookOutput(output);
+    const outcomes = hostOutcomes(parsed, cmd.hosts);
+    // a non-zero exit without a recap line for a host means that host did not get the change
+    return { command: cmd, exitCode, signal: sig, durationMs: Math.round(performance.now() - t0), startedAt: startedAt.toISOString(), output, parsed, outcomes, aborted };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** One-line operator message for a failed run: failing host(s) and task(s), or the tail of the output. */
+export function failureMessage(r: SpawnResult): string {
+  const bad = [...r.outcomes.entries()].filter(([, o]) => o !== 'ok');
+  const parts: string[] = [];
+  for (const [host, o] of bad) {
+    const f = r.parsed.failures.find((x) => x.host === host);
+    if (f) parts.push(`${host}: ${f.kind === 'unreachable' ? 'unreachable' : 'failed'} in task "${f.task}": ${f.message}`);
+    else parts.push(`${host}: ${o === 'missing' ? 'no result (the run stopped before this host was reached)' : o}`);
+  }
+  if (parts.length === 0 && r.exitCode !== 0) {
+    const tail = r.output.trim().split('\n').slice(-5).join(' | ');
+    parts.push(`ansible-playbook exited with ${r.exitCode ?? r.signal}: ${tail}`);
+  }
+  return `playbook run failed (${r.command.display}): ${parts.join('; ')}`;
+}
