@@ -1,0 +1,183 @@
+/**
+ * The configuration: one YAML file (see config.example.yml), embedded defaults, environment and CLI overrides.
+ * Unknown keys anywhere are an error naming the key path, so a typo never silently falls back to a default.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yaml from 'js-yaml';
+import { RproxyError } from './errors.js';
+
+export interface StompBroker { host: string; port: number }
+export interface Config {
+  /** Absolute path of the file the config came from, or null for the embedded defaults. */
+  source: string | null;
+  cloud_domain: string;
+  routed_types: string[];
+  inventory_dir: string;
+  proxies_group: string;
+  brokers_group: string;
+  state_dir: string;
+  max_body_bytes: number;
+  ansible: { playbook: string; command: string; extra_args: string[] };
+  runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
+  stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number };
+  metrics: { listen: string };
+}
+
+/** Root of the installed package (holds package.json), found from this module's location (src or dist). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(resolve(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+export function defaultConfig(): Config {
+  const cwd = process.cwd();
+  return {
+    source: null,
+    cloud_domain: 'apps.example.com',
+    routed_types: ['web_framework'],
+    inventory_dir: resolve(cwd, 'inventory'),
+    proxies_group: 'proxies',
+    brokers_group: 'brokers',
+    state_dir: resolve(cwd, 'var'),
+    max_body_bytes: 1048576,
+    ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [] },
+    runner: { quiet_ms: 250, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
+    stomp: {
+      brokers: [{ host: '127.0.0.1', port: 61613 }],
+      login: 'routinginfo',
+      passcode: 'routinginfopasswd',
+      destination: '/queue/paas-rproxy.routinginfo',
+      client_id: 'paas-rproxy',
+      heartbeat_ms: 10000,
+    },
+    metrics: { listen: '127.0.0.1:9464' },
+  };
+}
+
+// --- schema: each leaf says how to check (and convert) a value; nested objects are sub-schemas ---
+type Leaf = (v: unknown, path: string, base: string) => unknown;
+interface Schema { [key: string]: Leaf | Schema }
+
+const bad = (path: string, want: string, v: unknown): never => {
+  throw new RproxyError('ERR_CONFIG_INVALID', `config: ${path} must be ${want} (got ${JSON.stringify(v)})`);
+};
+const str: Leaf = (v, p) => (typeof v === 'string' && v.length > 0 ? v : bad(p, 'a non-empty string', v));
+const anyStr: Leaf = (v, p) => (typeof v === 'string' ? v : bad(p, 'a string', v));
+const path: Leaf = (v, p, base) => resolve(base, str(v, p, base) as string);
+const int = (min: number, max: number): Leaf => (v, p) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : bad(p, `an integer ${min}..${max}`, v);
+const strList: Leaf = (v, p) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : bad(p, 'a list of strings', v);
+const token = /^[A-Za-z0-9_.-]+$/;
+const tokenList: Leaf = (v, p) =>
+  Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && token.test(x)) ? v : bad(p, 'a non-empty list of names', v);
+const domain: Leaf = (v, p) =>
+  typeof v === 'string' && /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(v)
+    ? v : bad(p, 'a lowercase DNS domain', v);
+const hostPort: Leaf = (v, p) => (typeof v === 'string' && /^[^\s]+:\d{1,5}$/.test(v) ? v : bad(p, 'HOST:PORT', v));
+const brokers: Leaf = (v, p) => {
+  if (!Array.isArray(v) || v.length === 0) return bad(p, 'a non-empty list of {host, port}', v);
+  return v.map((b, i) => {
+    const bp = `${p}[${i}]`;
+    if (!isPlainObject(b)) return bad(bp, 'a mapping {host, port}', b);
+    for (const k of Object.keys(b)) if (k !== 'host' && k !== 'port') unknownKey(`${bp}.${k}`);
+    return { host: str(b.host, `${bp}.host`, ''), port: int(1, 65535)(b.port, `${bp}.port`, '') };
+  });
+};
+
+const SCHEMA: Schema = {
+  cloud_domain: domain,
+  routed_types: tokenList,
+  inventory_dir: path,
+  proxies_group: str,
+  brokers_group: str,
+  state_dir: path,
+  max_body_bytes: int(1024, 64 * 1048576),
+  ansible: { playbook: path, command: str, extra_args: strList },
+  runner: {
+    quiet_ms: int(0, 3_600_000), max_wait_ms: int(0, 3_600_000), retry_initial_ms: int(1, 3_600_000),
+    retry_max_ms: int(1, 86_400_000), reconcile_interval_s: int(0, 86_400),
+  },
+  stomp: {
+    brokers, login: anyStr, passcode: anyStr, destination: str, client_id: str, heartbeat_ms: int(0, 3_600_000),
+  },
+  metrics: { listen: hostPort },
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function unknownKey(keyPath: string): never {
+  throw new RproxyError('ERR_CONFIG_UNKNOWN_KEY', `config: unknown key "${keyPath}" (see config.example.yml for the valid keys)`);
+}
+
+/** Checks `input` against `schema` and merges it over `target` (mutated). */
+function merge(target: Record<string, unknown>, input: Record<string, unknown>, schema: Schema, base: string, prefix: string): void {
+  for (const [k, v] of Object.entries(input)) {
+    const keyPath = prefix ? `${prefix}.${k}` : k;
+    const rule = schema[k];
+    if (rule === undefined) unknownKey(keyPath);
+    if (typeof rule === 'function') {
+      target[k] = rule(v, keyPath, base);
+    } else {
+      if (v === null) continue; // an empty section ("runner:") keeps the defaults
+      if (!isPlainObject(v)) bad(keyPath, 'a mapping', v);
+      merge(target[k] as Record<string, unknown>, v as Record<string, unknown>, rule as Schema, base, keyPath);
+    }
+  }
+}
+
+/** Parses and checks a config text; relative paths resolve against `baseDir`. Pure apart from cwd defaults. */
+export function parseConfig(text: string, baseDir: string, source: string | null = null): Config {
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA, filename: source ?? 'config' });
+  } catch (e) {
+    throw new RproxyError('ERR_CONFIG_INVALID', `config: not valid YAML: ${(e as Error).message}`);
+  }
+  const cfg = defaultConfig();
+  cfg.source = source;
+  if (doc === null || doc === undefined) return cfg;
+  if (!isPlainObject(doc)) throw new RproxyError('ERR_CONFIG_INVALID', 'config: the file must be a YAML mapping');
+  merge(cfg as unknown as Record<string, unknown>, doc, SCHEMA, baseDir, '');
+  return cfg;
+}
+
+export interface LoadConfigOptions {
+  /** --config FILE */
+  file?: string | undefined;
+  /** environment (default process.env): PAAS_RPROXY_CONFIG, PAAS_RPROXY_STOMP_LOGIN, PAAS_RPROXY_STOMP_PASSCODE */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** --inventory DIR (relative to cwd) */
+  inventory?: string | undefined;
+}
+
+/** --config FILE, else $PAAS_RPROXY_CONFIG, else the embedded defaults; then env and --inventory overrides. */
+export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? (env.PAAS_RPROXY_CONFIG || undefined);
+  let cfg: Config;
+  if (file !== undefined) {
+    const abs = resolve(file);
+    let text: string;
+    try {
+      text = await readFile(abs, 'utf8');
+    } catch (e) {
+      throw new RproxyError('ERR_CONFIG_NOT_FOUND', `config: cannot read ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    cfg = parseConfig(text, dirname(abs), abs);
+  } else {
+    cfg = defaultConfig();
+  }
+  if (env.PAAS_RPROXY_STOMP_LOGIN) cfg.stomp.login = env.PAAS_RPROXY_STOMP_LOGIN;
+  if (env.PAAS_RPROXY_STOMP_PASSCODE) cfg.stomp.passcode = env.PAAS_RPROXY_STOMP_PASSCODE;
+  if (opts.inventory !== undefined) cfg.inventory_dir = isAbsolute(opts.inventory) ? opts.inventory : resolve(opts.inventory);
+  return cfg;
+}

@@ -1,0 +1,116 @@
+/**
+ * SPI intake (pure): a YAML stream as Psych writes it → one ParsedDoc per document, each standing alone.
+ */
+import { splitYamlStream } from './split.js';
+import { loadSpiDocument } from './load.js';
+import * as f from './fields.js';
+import { FieldError } from './fields.js';
+import { checkCertAndKey } from '../tls/pem.js';
+import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent } from './types.js';
+
+export interface ParseOptions {
+  /** size cap of one document (one SPI message), checked before parsing */
+  maxBodyBytes: number;
+}
+
+type Fields = Record<string, unknown>;
+const APP_FIELDS = ['action', 'app_name', 'namespace'];
+/** Every field an action may carry; all are required except those listed in OPTIONAL. */
+const ACTION_FIELDS: Record<SpiAction, string[]> = {
+  create_application: [...APP_FIELDS, 'scalable', 'ha'],
+  delete_application: [...APP_FIELDS, 'scalable', 'ha'],
+  add_public_endpoint: [...APP_FIELDS, 'gear_id', 'public_port_name', 'public_address', 'public_port', 'protocols', 'types', 'mappings'],
+  add_gear: [...APP_FIELDS, 'gear_id', 'public_port_name', 'public_address', 'public_port', 'protocols', 'types', 'mappings', 'deprecated'],
+  remove_public_endpoint: [...APP_FIELDS, 'gear_id', 'public_address', 'public_port'],
+  delete_gear: [...APP_FIELDS, 'gear_id', 'public_address', 'public_port', 'deprecated'],
+  add_alias: [...APP_FIELDS, 'alias'],
+  remove_alias: [...APP_FIELDS, 'alias'],
+  add_ssl: [...APP_FIELDS, 'alias', 'ssl', 'private_key', 'pass_phrase'],
+  remove_ssl: [...APP_FIELDS, 'alias'],
+};
+/** pass_phrase: Ruby sends nil/'' for an unencrypted key; deprecated: informational text of add_gear/delete_gear. */
+const OPTIONAL = new Set(['pass_phrase', 'deprecated']);
+const ACTIONS = new Set<string>(SPI_ACTIONS);
+
+/** Validates one loaded document; throws FieldError with the text after "<action>: ". */
+function toEvent(action: SpiAction, d: Fields): SpiEvent {
+  const allowed = ACTION_FIELDS[action];
+  for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new FieldError(`unknown field "${k}"`);
+  for (const k of allowed) if (!(k in d) && !OPTIONAL.has(k)) throw new FieldError(`missing field ${k}`);
+  const app = { app_name: f.appName(d.app_name), namespace: f.namespace(d.namespace) };
+  if ('deprecated' in d) f.string('deprecated', d.deprecated);
+  switch (action) {
+    case 'create_application':
+    case 'delete_application':
+      return { action, ...app, scalable: f.boolean('scalable', d.scalable), ha: f.boolean('ha', d.ha) };
+    case 'add_public_endpoint':
+    case 'add_gear':
+      return {
+        action, ...app,
+        gear_id: f.token('gear_id', d.gear_id),
+        public_port_name: f.token('public_port_name', d.public_port_name),
+        public_address: f.ipAddress(d.public_address),
+        public_port: f.port(d.public_port),
+        protocols: f.tokenList('protocols', d.protocols),
+        types: f.tokenList('types', d.types),
+        mappings: f.mappings(d.mappings),
+      };
+    case 'remove_public_endpoint':
+    case 'delete_gear':
+      return {
+        action, ...app, gear_id: f.token('gear_id', d.gear_id),
+        public_address: f.ipAddress(d.public_address), public_port: f.port(d.public_port),
+      };
+    case 'add_alias':
+    case 'remove_alias':
+    case 'remove_ssl':
+      return { action, ...app, alias: f.hostName('alias', d.alias) };
+    case 'add_ssl': {
+      const alias = f.hostName('alias', d.alias);
+      const ssl = f.string('ssl', d.ssl);
+      const key = f.string('private_key', d.private_key);
+      const pass = d.pass_phrase === undefined || d.pass_phrase === null ? '' : f.string('pass_phrase', d.pass_phrase);
+      const tls = checkCertAndKey(ssl, key, pass);
+      if (!tls.ok) throw new FieldError(`alias ${JSON.stringify(alias)}: ${tls.reason}`);
+      return { action, ...app, alias, cert: tls.cert, key: tls.key };
+    }
+  }
+}
+
+/** Parses one document (one SPI message body). */
+export function parseSpiDocument(text: string, index: number, opts: ParseOptions): ParsedDoc {
+  const loaded = loadSpiDocument(text, opts.maxBodyBytes);
+  if (!loaded.ok) return { index, text, ok: false, rejection: loaded.rejection };
+  const v = loaded.value;
+  const invalid = (reason: string, action?: string): ParsedDoc =>
+    action === undefined
+      ? { index, text, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason } }
+      : { index, text, ok: false, action, rejection: { code: 'ERR_SPI_INVALID', reason: `${action}: ${reason}` } };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    return invalid(`message is not a mapping (got ${v === null ? 'an empty document' : Array.isArray(v) ? 'a list' : typeof v})`);
+  }
+  let d: Fields;
+  try {
+    d = f.normalizeKeys(v as Fields, '');
+  } catch (e) {
+    return invalid((e as Error).message);
+  }
+  if (!('action' in d)) return invalid('missing field action');
+  if (typeof d.action !== 'string') return invalid('action must be a symbol such as :add_alias');
+  const action = d.action.startsWith(':') ? d.action.slice(1) : d.action;
+  if (!ACTIONS.has(action)) return invalid(`unknown action ${JSON.stringify(d.action.slice(0, 64))}`);
+  if (loaded.templateAt !== undefined) {
+    return invalid(`${loaded.templateAt} contains a template marker ("{{", "{%" or "{#"), which is never accepted`, action);
+  }
+  try {
+    return { index, text, ok: true, event: toEvent(action as SpiAction, d) };
+  } catch (e) {
+    if (e instanceof FieldError) return invalid(e.message, action);
+    throw e;
+  }
+}
+
+/** Parses a stream of one or more documents; a broken document is rejected alone, the others still parse. */
+export function parseSpiStream(text: string, opts: ParseOptions): ParsedDoc[] {
+  return splitYamlStream(text).map((doc, i) => parseSpiDocument(doc, i, opts));
+}
