@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# The lab: real "hosts" as network namespaces on one bridge, reached by Ansible over real SSH.
+# Address plan (other tools rely on it; see ../../../shared/ARCHITECTURE.md and README):
+#   bridge rplab0 198.51.100.1/24 (root ns = broker host: ActiveMQ, listener, Ansible controller)
+#   proxies rp1 198.51.100.11, rp2 198.51.100.12 (further ones .13, .14 ...), interface eth0 in each
+#   VIPs 198.51.100.201, 198.51.100.202; gears (netns rpgears) 198.51.100.31-39; client netns rpclient .100
+#   STOMP 198.51.100.1:61613 and 127.0.0.1:61613 (routinginfo/routinginfopasswd); cloud domain apps.example.com
+#
+# Usage: lab.sh up [--infra]   bring the lab up (--infra: hosts, gears, ActiveMQ, inventory only)
+#        lab.sh down           remove everything (safe after a crash, safe twice)
+#        lab.sh status         what is running
+#        lab.sh ssh HOST [CMD] ssh into a lab host as Ansible does
+#        lab.sh demo           (re)run the demo on a running lab
+set -euo pipefail
+
+LAB_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$LAB_SCRIPT_DIR/../.." && pwd)"
+LAB="$REPO/.lab"
+
+BR=rplab0
+NET=198.51.100
+BR_IP=$NET.1
+PROXIES=(rp1 rp2)
+declare -A PROXY_IP=([rp1]=$NET.11 [rp2]=$NET.12)
+VIPS=($NET.201 $NET.202)
+GEARS_NS=rpgears
+GEAR_FIRST=31
+GEAR_LAST=39
+GEAR_PORTS=8080,35531-35540
+CLIENT_NS=rpclient
+CLIENT_IP=$NET.100
+CLOUD_DOMAIN=apps.example.com
+STOMP_PORT=61613
+STOMP_LOGIN=routinginfo
+STOMP_PASSCODE=routinginfopasswd
+
+T0=$(date +%s.%N)
+step() { printf '\033[1m[lab %6.1fs]\033[0m %s\n' "$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
+info() { printf '          %s\n' "$*"; }
+die() { printf '\033[31mlab: %s\033[0m\n' "$*" >&2; exit 1; }
+
+proxy_ip() { # HOST -> address (rpN -> .(10+N))
+  local h=$1
+  if [ -n "${PROXY_IP[$h]:-}" ]; then echo "${PROXY_IP[$h]}"; return; fi
+  [[ $h =~ ^rp([0-9]+)$ ]] || die "not a proxy host name: $h (rp1, rp2, ...)"
+  echo "$NET.$((10 + BASH_REMATCH[1]))"
+}
+
+lab_ns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(rp[0-9]+|rpclient|rpgears)$' || true; }
+
+# ---------------------------------------------------------------------------------------------- checks
+require_root() {
+  [ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces, bridge, mounts): run it as root (sudo npm run lab)"
+}
+
+require_netns() {
+  command -v ip >/dev/null || die "'ip' (iproute2) is missing: run test/lab/deps.sh"
+  command -v unshare >/dev/null || die "'unshare' (util-linux) is missing"
+  local probe=rplabprobe$$
+  if ! ip netns add "$probe" 2>/tmp/rplab-netns-err.$$; then
+    local err; err=$(cat /tmp/rplab-netns-err.$$); rm -f /tmp/rplab-netns-err.$$
+    die "network namespaces are not permitted here (ip netns add: $err). The lab needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN (a privileged container or a VM)."
+  fi
+  rm -f /tmp/rplab-netns-err.$$
+  if ! ip netns exec "$probe" unshare --mount --propagation private true 2>/dev/null; then
+    ip netns del "$probe" || true
+    die "mount namespaces are not permitted here (unshare --mount failed inside a netns)"
+  fi
+  if ! ip link add rplabprobe0 type bridge 2>/dev/null; then
+    ip netns del "$probe" || true
+    die "creating a bridge is not permitted here (ip link add type bridge failed)"
+  fi
+  ip link del rplabprobe0
+  ip netns del "$probe"
+}
+
+# ---------------------------------------------------------------------------------------------- network
+add_ns() { # NAME ADDRESS... : netns with lo up and eth0 (veth to the bridge) holding the addresses
+  local ns=$1; shift
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "rpl-$ns" type veth peer name eth0 netns "$ns"
+  ip link set "rpl-$ns" master "$BR" up
+  local a
+  for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; done
+  ip -n "$ns" link set eth0 up
+}
+
+net_up() {
+  step "bridge $BR $BR_IP/24"
+  ip link add "$BR" type bridge
+  ip addr add "$BR_IP/24" dev "$BR"
+  ip link set "$BR" up
+  # no netfilter on bridged frames (VRRP multicast and ARP must flow freely between the namespaces)
+  if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    ip link set "$BR" type bridge nf_call_iptables 0 nf_call_arptables 0 2>/dev/null || true
+  fi
+  step "client netns $CLIENT_NS ($CLIENT_IP)"
+  add_ns "$CLIENT_NS" "$CLIENT_IP"
+  step "gears netns $GEARS_NS ($NET.$GEAR_FIRST-$GEAR_LAST)"
+  local gear_addrs=() i
+  for ((i = GEAR_FIRST; i <= GEAR_LAST; i++)); do gear_addrs+=("$NET.$i"); done
+  add_ns "$GEARS_NS" "${gear_addrs[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------- ssh
+ssh_setup() {
+  mkdir -p "$LAB/ssh"
+  chmod 700 "$LAB/ssh"
+  if [ ! -f "$LAB/ssh/id_ed25519" ]; then
+    ssh-keygen -q -t ed25519 -N '' -C "paas-rproxy-lab" -f "$LAB/ssh/id_ed25519"
+  fi
+  cp "$LAB/ssh/id_ed25519.pub" "$LAB/ssh/authorized_keys"
+  chmod 600 "$LAB/ssh/authorized_keys"
+  : > "$LAB/ssh/known_hosts"
+  {
+    echo "# ssh -F $LAB/ssh/config rp1   (written by test/lab/lab.sh)"
+    echo "Host *"
+    echo "  User root"
+    echo "  IdentityFile $LAB/ssh/id_ed25519"
+    echo "  IdentitiesOnly yes"
+    echo "  UserKnownHostsFile $LAB/ssh/known_hosts"
+    echo "  StrictHostKeyChecking yes"
+    echo "  ConnectTimeout 5"
+    echo "  LogLevel ERROR"
+  } > "$LAB/ssh/config"
+}
+
+ssh_opts() { echo "-F $LAB/ssh/config"; }
+
+lab_ssh() { # HOST CMD...
+  local h=$1; shift
+  # shellcheck disable=SC2046
+  ssh $(ssh_opts) -o BatchMode=yes "root@$(proxy_ip "$h")" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------- proxies
+# A proxy host: its own netns, /etc/nginx and /etc/keepalived (ip netns exec binds /etc/netns/HOST/x over
+# /etc/x), a private /run (tmpfs), /var/log and /var/lib/nginx; sshd listening on the host's address.
+proxy_up() { # HOST
+  local h=$1 ip; ip=$(proxy_ip "$h")
+  local hd="$LAB/hosts/$h"
+  step "proxy $h ($ip): netns, /etc/netns/$h/{nginx,keepalived}, sshd"
+  add_ns "$h" "$ip"
+  mkdir -p "$hd/log" "$hd/lib-nginx" "$hd/ssh"
+  # same directory tree as /var/log (packages expect their log dirs), empty files
+  (cd /var/log && find . -mindepth 1 -type d -print0) | (cd "$hd/log" && xargs -0 -r mkdir -p)
+  chown root:adm "$hd/log/nginx" 2>/dev/null || true
+  rm -rf "/etc/netns/$h"
+  mkdir -p "/etc/netns/$h"
+  cp -a /etc/nginx "/etc/netns/$h/nginx"
+  mkdir -p /etc/keepalived
+  cp -a /etc/keepalived "/etc/netns/$h/keepalived"
+  rm -f "/etc/netns/$h/keepalived/keepalived.conf"
+  ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$hd/ssh/ssh_host_ed25519_key"
+  cat > "$hd/start.sh" <<EOF
+#!/bin/sh
+# runs inside: ip netns exec $h unshare --mount --propagation private
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/sshd /run/lock
+chmod 0755 /run/sshd
+mount --bind "$hd/log" /var/log
+mount --bind "$hd/lib-nginx" /var/lib/nginx
+echo $h > /run/rplab-host
+exec /usr/sbin/sshd -D -e \\
+  -o ListenAddress=$ip \\
+  -o PidFile=/run/sshd.pid \\
+  -o HostKey=$hd/ssh/ssh_host_ed25519_key \\
+  -o AuthorizedKeysFile=$LAB/ssh/authorized_keys \\
+  -o PermitRootLogin=prohibit-password \\
+  -o PasswordAuthentication=no \\
+  -o UseDNS=no \\
+  -o MaxStartups=100:30:200 \\
+  -o MaxSessions=100
+EOF
+  chmod 755 "$hd/start.sh"
+  setsid nohup ip netns exec "$h" unshare --mount --propagation private "$hd/start.sh" \
+    > "$hd/sshd.log" 2>&1 < /dev/null &
+  echo $! > "$hd/sshd.pid"
+}
+
+proxy_wait_ssh() { # HOST
+  local h=$1 ip i; ip=$(proxy_ip "$h")
+  for ((i = 0; i < 100; i++)); do
+    if ip netns exec "$h" bash -c "echo > /dev/tcp/$ip/22" 2>/dev/null; then break; fi
+    kill -0 "$(cat "$LAB/hosts/$h/sshd.pid")" 2>/dev/null || die "sshd of $h died: $(tail -5 "$LAB/hosts/$h/sshd.log")"
+    sleep 0.1
+  done
+  [ "$i" -lt 100 ] || die "sshd of $h does not answer on $ip:22"
+  local line
+  line=$(ssh-keyscan -T 5 -t ed25519 "$ip" 2>/dev/null | grep -v '^#' | head -1)
+  [ -n "$line" ] || die "ssh-keyscan $ip returned nothing"
+  # known_hosts: by name and by address, the host's real key
+  echo "$h,$ip ${line#* }" >> "$LAB/ssh/known_hosts"
+  local got
+  got=$(lab_ssh "$h" 'cat /run/rplab-host; ip -o -4 addr show dev eth0 | awk "{print \$4}"' | tr '\n' ' ')
+  [ "$got" = "$h $ip/24 " ] || die "ssh to $h reached the wrong host: '$got'"
+  info "ssh root@$ip ok (host key in .lab/ssh/known_hosts)"
+}
+
+# ---------------------------------------------------------------------------------------------- gears
+gears_up() {
+  step "gear servers in $GEARS_NS on $NET.$GEAR_FIRST-$GEAR_LAST ports $GEAR_PORTS"
+  setsid nohup ip netns exec "$GEARS_NS" node "$LAB_SCRIPT_DIR/gear.mjs" \
+    --addresses "$NET.$GEAR_FIRST-$GEAR_LAST" --ports "$GEAR_PORTS" \
+    > "$LAB/gears.log" 2>&1 < /dev/null &
+  echo $! > "$LAB/gears.pid"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    grep -q 'gears ready' "$LAB/gears.log" 2>/dev/null && break
+    kill -0 "$(cat "$LAB/gears.pid")" 2>/dev/null || die "gear server died: $(tail -5 "$LAB/gears.log")"
+    sleep 0.1
+  done
+  [ "$i" -lt 100 ] || die "gear server not ready: $(tail -5 "$LAB/gears.log")"
+  local out
+  out=$(ip netns exec "$CLIENT_NS" curl -s -m 3 "http://$NET.$GEAR_FIRST:8080/" | head -1)
+  [ "$out" = "gear $NET.$GEAR_FIRST:8080" ] || die "gear not reachable from $CLIENT_NS: '$out'"
+  info "$(head -1 "$LAB/gears.log")"
+}
+
+# ---------------------------------------------------------------------------------------------- ActiveMQ
+activemq_config() {
+  local base="$LAB/activemq"
+  mkdir -p "$base/conf" "$base/data" "$base/tmp"
+  local sample=/etc/activemq/instances-available/main
+  [ -f "$sample/log4j2.properties" ] && cp "$sample/log4j2.properties" "$base/conf/"
+  # Debian's 5.17 build logs through log4j 1.2: give it a file appender (conf/ is on the classpath)
+  cat > "$base/conf/log4j.properties" <<'EOF2'
+log4j.rootLogger=INFO, logfile
+log4j.logger.org.apache.activemq.spring=WARN
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.logfile=org.apache.log4j.RollingFileAppender
+log4j.appender.logfile.file=${activemq.data}/activemq.log
+log4j.appender.logfile.maxFileSize=1024KB
+log4j.appender.logfile.maxBackupIndex=3
+log4j.appender.logfile.append=true
+log4j.appender.logfile.layout=org.apache.log4j.PatternLayout
+log4j.appender.logfile.layout.ConversionPattern=%d | %-5p | %m | %c | %t%n
+EOF2
+  cat > "$base/conf/activemq.xml" <<EOF
+<!-- The lab's broker (written by test/lab/lab.sh from the Debian package's sample instance).
+     STOMP on the lab bridge and on loopback; user routinginfo as OpenShift's broker configures it. -->
+<beans
+  xmlns="http://www.springframework.org/schema/beans"
+  xmlns:amq="http://activemq.apache.org/schema/core"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
+  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+
+    <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
+
+    <broker xmlns="http://activemq.apache.org/schema/core"
+            useJmx="false"
+            brokerName="rplab"
+            dataDirectory="\${activemq.data}">
+
+        <plugins>
+            <simpleAuthenticationPlugin>
+                <users>
+                    <authenticationUser username="$STOMP_LOGIN" password="$STOMP_PASSCODE" groups="routinginfo,everyone"/>
+                </users>
+            </simpleAuthenticationPlugin>
+        </plugins>
+
+        <persistenceAdapter>
+            <kahaDB directory="\${activemq.data}/kahadb"/>
+        </persistenceAdapter>
+
+        <transportConnectors>
+            <transportConnector name="stomp" uri="stomp://$BR_IP:$STOMP_PORT"/>
+            <transportConnector name="stomp-loopback" uri="stomp://127.0.0.1:$STOMP_PORT"/>
+        </transportConnectors>
+
+    </broker>
+
+</beans>
+EOF
+}
+
+activemq_start() {
+  local base="$LAB/activemq"
+  step "ActiveMQ (STOMP $BR_IP:$STOMP_PORT and 127.0.0.1:$STOMP_PORT), base $base"
+  if bash -c "echo > /dev/tcp/127.0.0.1/$STOMP_PORT" 2>/dev/null; then
+    die "something already listens on 127.0.0.1:$STOMP_PORT (another ActiveMQ?); stop it first"
+  fi
+  rm -f "$base/activemq.pid"
+  # The Debian script backgrounds java itself and writes java's pid to ACTIVEMQ_PIDFILE.
+  ACTIVEMQ_BASE="$base" ACTIVEMQ_CONF="$base/conf" ACTIVEMQ_DATA="$base/data" ACTIVEMQ_TMP="$base/tmp" \
+    ACTIVEMQ_PIDFILE="$base/activemq.pid" ACTIVEMQ_USER=root \
+    setsid nohup activemq console "xbean:file:$base/conf/activemq.xml" > "$base/console.log" 2>&1 < /dev/null &
+  local i
+  for ((i = 0; i < 10; i++)); do [ -s "$base/activemq.pid" ] && break; sleep 0.2; done
+}
+
+activemq_wait() {
+  local base="$LAB/activemq" i
+  for ((i = 0; i < 600; i++)); do
+    if bash -c "echo > /dev/tcp/127.0.0.1/$STOMP_PORT" 2>/dev/null && bash -c "echo > /dev/tcp/$BR_IP/$STOMP_PORT" 2>/dev/null; then
+      info "ActiveMQ ready (pid $(cat "$base/activemq.pid" 2>/dev/null), log $base/data/activemq.log)"
+      return 0
+    fi
+    if [ -s "$base/activemq.pid" ] && ! kill -0 "$(cat "$base/activemq.pid")" 2>/dev/null; then
+      die "ActiveMQ died: $(tail -20 "$base/data/activemq.log" 2>/dev/null || tail -20 "$base/console.log")"
+    fi
+    sleep 0.2
+  done
+  die "ActiveMQ did not open STOMP port $STOMP_PORT within 120 s (see $base/data/activemq.log)"
+}
+
+# ---------------------------------------------------------------------------------------------- inventory
+write_inventory() {
+  step "inventory .lab/inventory/hosts.yml and config .lab/config.yml"
+  mkdir -p "$LAB/inventory/group_vars/proxies" "$LAB/var"
+  {
+    echo "# The lab's inventory (written by test/lab/lab.sh; removed by npm run lab:down)."
+    echo "# Proxies are network namespaces reached over real SSH with the lab key; host keys are checked"
+    echo "# against .lab/ssh/known_hosts. The broker is the root namespace (local connection)."
+    echo "all:"
+    echo "  vars:"
+    echo "    ansible_user: root"
+    echo "    ansible_ssh_private_key_file: $LAB/ssh/id_ed25519"
+    echo "    ansible_ssh_common_args: >-"
+    echo "      -o UserKnownHostsFile=$LAB/ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+    echo "    ansible_host_key_checking: true"
+    echo "    ansible_python_interpreter: /usr/bin/python3"
+    echo "    rproxy_cloud_domain: $CLOUD_DOMAIN"
+    echo "  children:"
+    echo "    brokers:"
+    echo "      hosts:"
+    echo "        broker:"
+    echo "          ansible_connection: local"
+    echo "          ansible_host: $BR_IP"
+    echo "    proxies:"
+    echo "      hosts:"
+    local h
+    for h in "${PROXIES[@]}"; do
+      echo "        $h:"
+      echo "          ansible_host: $(proxy_ip "$h")"
+    done
+    echo "      vars:"
+    echo "        keepalived_vrrp_interface: eth0"
+    echo "        keepalived_vrrp_vips:"
+    local v
+    for v in "${VIPS[@]}"; do echo "          - $v"; done
+  } > "$LAB/inventory/hosts.yml"
+  {
+    echo "# The lab's paas-rproxy configuration (written by test/lab/lab.sh):"
+    echo "#   PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- routes"
+    echo "cloud_domain: $CLOUD_DOMAIN"
+    echo "inventory_dir: ./inventory"
+    echo "state_dir: ./var"
+    echo "stomp:"
+    echo "  brokers: [{host: 127.0.0.1, port: $STOMP_PORT}]"
+    echo "  login: $STOMP_LOGIN"
+    echo "  passcode: $STOMP_PASSCODE"
+  } > "$LAB/config.yml"
+}
+
+write_ready() {
+  {
+    echo "paas-rproxy lab: up since $(date -u +%FT%TZ) (test/lab/lab.sh)"
+    echo "inventory: $LAB/inventory   (hosts.yml; routes vars go to group_vars/proxies/)"
+    echo "config:    $LAB/config.yml  (PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- routes)"
+    echo "ansible:   ansible-playbook -i $LAB/inventory $REPO/ansible/site.yml"
+    echo "ssh:       ssh -F $LAB/ssh/config rp1   (or: bash test/lab/lab.sh ssh rp1 CMD)"
+    echo "           key $LAB/ssh/id_ed25519, known_hosts $LAB/ssh/known_hosts"
+    local h
+    for h in "${PROXIES[@]}"; do
+      echo "proxy:     $h $(proxy_ip "$h") (netns $h, eth0; /etc/nginx = /etc/netns/$h/nginx, /etc/keepalived = /etc/netns/$h/keepalived; service nginx|keepalived start)"
+    done
+    echo "vips:      ${VIPS[*]}"
+    echo "gears:     netns $GEARS_NS, $NET.$GEAR_FIRST-$GEAR_LAST ports $GEAR_PORTS (test/lab/gear.mjs)"
+    echo "client:    ip netns exec $CLIENT_NS curl --resolve shop-acme.$CLOUD_DOMAIN:80:${VIPS[0]} http://shop-acme.$CLOUD_DOMAIN/"
+    echo "stomp:     $BR_IP:$STOMP_PORT and 127.0.0.1:$STOMP_PORT ($STOMP_LOGIN/$STOMP_PASSCODE), base $LAB/activemq"
+  } > "$LAB/READY"
+}
+
+# ---------------------------------------------------------------------------------------------- up/down
+infra_up() {
+  require_root
+  if [ -f "$LAB/READY" ] && infra_healthy; then
+    step "infrastructure already up (.lab/READY)"
+    return 0
+  fi
+  require_netns
+  if [ -n "$(lab_ns_list)" ] || ip link show "$BR" >/dev/null 2>&1 || [ -d "$LAB" ]; then
+    step "leftovers of an earlier lab found: cleaning up first"
+    down
+  fi
+  mkdir -p "$LAB"
+  date +%s.%N > "$LAB/started-at"
+  # ActiveMQ takes ~20 s: start it first (it only needs the bridge address), wait for it last
+  net_up
+  activemq_config
+  activemq_start
+  ssh_setup
+  local h
+  for h in "${PROXIES[@]}"; do proxy_up "$h"; done
+  for h in "${PROXIES[@]}"; do proxy_wait_ssh "$h"; done
+  gears_up
+  write_inventory
+  activemq_wait
+  write_ready
+  step "infrastructure up: $(cat "$LAB/READY" | head -1)"
+}
+
+infra_healthy() {
+  local h
+  ip link show "$BR" >/dev/null 2>&1 || return 1
+  for h in "${PROXIES[@]}" "$GEARS_NS" "$CLIENT_NS"; do ip netns list | grep -qx "$h\( .*\)\?" || return 1; done
+  for h in "${PROXIES[@]}"; do kill -0 "$(cat "$LAB/hosts/$h/sshd.pid" 2>/dev/null)" 2>/dev/null || return 1; done
+  kill -0 "$(cat "$LAB/gears.pid" 2>/dev/null)" 2>/dev/null || return 1
+  kill -0 "$(cat "$LAB/activemq/activemq.pid" 2>/dev/null)" 2>/dev/null || return 1
+  return 0
+}
+
+descendants() { # PID -> its children, grandchildren, ...
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null || true); do echo "$c"; descendants "$c"; done
+}
+
+kill_pids() { # PID... : with their descendants; TERM, wait up to 3 s, then KILL
+  local p alive=() i all=()
+  for p in "$@"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && all+=("$p" $(descendants "$p")); done
+  for p in "${all[@]}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { kill -TERM "$p" 2>/dev/null || true; alive+=("$p"); }; done
+  [ ${#alive[@]} -eq 0 ] && return 0
+  for ((i = 0; i < 30; i++)); do
+    local any=0
+    for p in "${alive[@]}"; do kill -0 "$p" 2>/dev/null && any=1; done
+    [ $any = 0 ] && return 0
+    sleep 0.1
+  done
+  for p in "${alive[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+down() {
+  require_root
+  step "lab down"
+  local f pids=()
+  # 1. processes recorded in pid files (sshd per host, gears, ActiveMQ, listener, ...)
+  if [ -d "$LAB" ]; then
+    while IFS= read -r -d '' f; do
+      local p; p=$(tr -dc '0-9' < "$f" 2>/dev/null || true)
+      [ -n "$p" ] && pids+=("$p")
+    done < <(find "$LAB" -name '*.pid' -type f -print0 2>/dev/null)
+  fi
+  # ActiveMQ after a crash that lost its pid file: the java process whose command line names our base
+  local p
+  for p in $(pgrep -f -- "-Dactivemq.conf=\"?$LAB/activemq/conf" 2>/dev/null || true); do pids+=("$p"); done
+  # 2. everything still living in the lab's namespaces (nginx, keepalived, sessions, gears)
+  local ns
+  for ns in $(lab_ns_list); do
+    for p in $(ip netns pids "$ns" 2>/dev/null || true); do pids+=("$p"); done
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    info "stopping ${#pids[@]} processes"
+    kill_pids "${pids[@]}"
+  fi
+  for ns in $(lab_ns_list); do
+    for p in $(ip netns pids "$ns" 2>/dev/null || true); do kill -KILL "$p" 2>/dev/null || true; done
+  done
+  # 3. namespaces, bridge, per-host /etc
+  for ns in $(lab_ns_list); do
+    info "netns $ns"
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
+  done
+  if ip link show "$BR" >/dev/null 2>&1; then info "bridge $BR"; ip link del "$BR"; fi
+  local l
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^rpl-' || true); do
+    ip link del "$l" 2>/dev/null || true
+  done
+  # 4. lab runtime (inventory, state, keys, logs)
+  if [ -d "$LAB" ]; then info "removing $LAB"; rm -rf "$LAB"; fi
+  step "lab is down"
+}
+
+status() {
+  echo "netns:  $(lab_ns_list | tr '\n' ' ')"
+  ip link show "$BR" >/dev/null 2>&1 && echo "bridge: $BR up" || echo "bridge: none"
+  [ -f "$LAB/READY" ] && cat "$LAB/READY" || echo "no .lab/READY"
+  local h
+  for h in $(lab_ns_list); do
+    echo "$h: $(ip -n "$h" -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}' | tr '\n' ' ')  processes: $(ip netns pids "$h" | wc -l)"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------- main
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  up)
+    if [ "${1:-}" = "--infra" ]; then
+      infra_up
+    else
+      # the full lab: see lab-up.sh (deps, build, site.yml, demo)
+      source "$LAB_SCRIPT_DIR/lab-full.sh"
+      full_up "$@"
+    fi
+    ;;
+  down) down ;;
+  status) status ;;
+  ssh)
+    [ $# -ge 1 ] || die "usage: lab.sh ssh HOST [CMD...]"
+    h=$1; shift
+    # shellcheck disable=SC2046
+    exec ssh $(ssh_opts) "root@$(proxy_ip "$h")" "$@"
+    ;;
+  demo)
+    source "$LAB_SCRIPT_DIR/lab-full.sh"
+    demo "$@"
+    ;;
+  *)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2
+    ;;
+esac
