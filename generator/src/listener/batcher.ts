@@ -1,0 +1,85 @@
+// Batches deliveries that arrive together into one apply (one lock, one vars write), then acks each message
+// only after the apply resolved (the effect is durable). Applies are serialized. Never NACKs: when an apply
+// fails for a passing reason (I/O, lock timeout), the batch is retried after a pause and nothing is acked.
+import type { Delivery } from './stomp.js';
+import { backoffDelay } from '../runner/backoff.js';
+
+export interface DocOutcome { action: string; app: string; result: 'applied' | 'unchanged' | 'rejected'; code?: string; reason?: string }
+export interface MessageOutcome { messageId: string; docs: DocOutcome[] }
+export interface BatchOutcome { messages: MessageOutcome[]; changedApps: string[] }
+
+export interface IntakePort {
+  /** parse + validate + reduce + durable write, one call for the whole batch; rejections recorded by the store */
+  apply(batch: readonly Delivery[]): Promise<BatchOutcome>;
+}
+
+export interface BatcherOptions { quietMs: number; maxBatch: number; maxDelayMs: number }
+
+type Log = (event: string, fields: Record<string, unknown>) => void;
+
+export class Batcher {
+  private queue: Delivery[] = [];
+  private firstAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private busy: Promise<void> | null = null;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(private readonly port: IntakePort, private readonly opts: BatcherOptions, private readonly log: Log,
+    private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome) => void) {}
+
+  push(d: Delivery): void {
+    if (this.stopped) return; // not acked: redelivered to the next consumer
+    if (this.queue.length === 0) this.firstAt = Date.now();
+    this.queue.push(d);
+    this.schedule();
+  }
+
+  get queued(): number { return this.queue.length; }
+
+  private schedule(): void {
+    if (this.busy || this.queue.length === 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    const wait = this.queue.length >= this.opts.maxBatch ? 0 : Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxDelayMs - Date.now()));
+    this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    if (this.busy || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.opts.maxBatch);
+    if (this.queue.length) this.firstAt = Date.now();
+    this.busy = this.process(batch).finally(() => { this.busy = null; if (!this.stopped) this.schedule(); });
+  }
+
+  private async process(batch: Delivery[]): Promise<void> {
+    let outcome: BatchOutcome;
+    const t0 = performance.now();
+    try {
+      outcome = await this.port.apply(batch);
+      this.failures = 0;
+    } catch (e) {
+      // a passing fault: keep the messages unacked and try again (never NACK: the DLQ would eat them)
+      this.failures++;
+      const delay = backoffDelay(this.failures, 500, 30000, Math.random);
+      this.log('apply_error', { error: e instanceof Error ? e.message : String(e), code: (e as { code?: string }).code, messages: batch.length, retry_in_ms: delay });
+      this.queue.unshift(...batch);
+      this.firstAt = Date.now();
+      await new Promise((r) => setTimeout(r, delay));
+      return;
+    }
+    const ms = Math.round(performance.now() - t0);
+    this.onApplied(batch, outcome);
+    const acks = await Promise.all(batch.map((d) => d.ack()));
+    const notAcked = acks.filter((a) => !a).length;
+    this.log('batch', { messages: batch.length, changed_apps: outcome.changedApps.length, apply_ms: ms, acked: acks.length - notAcked, ...(notAcked ? { not_acked_connection_gone: notAcked } : {}) });
+  }
+
+  /** stop taking messages; finish the apply in flight (and its acks); drop the rest unacked (redelivered). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.busy) await this.busy;
+    this.queue = [];
+  }
+}

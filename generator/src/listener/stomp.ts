@@ -1,0 +1,160 @@
+// STOMP intake with stompit: a broker list tried in turn, our own outer reconnect loop forever with backoff
+// (stompit gives up after an ERROR frame on CONNECT), heart-beats, an error handler on every client,
+// client-individual acks sent only by the caller after the effect is durable, and never a NACK.
+import stompit from 'stompit';
+import { backoffDelay } from '../runner/backoff.js';
+
+export interface BrokerAddress { host: string; port: number; ssl?: boolean }
+
+export interface StompSettings {
+  brokers: BrokerAddress[];
+  login: string;
+  passcode: string;
+  destination: string; // /queue/… (default) or /topic/… (then a durable subscription named client_id)
+  clientId: string;
+  heartbeatMs: number;
+  prefetch: number;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  connectTimeoutMs: number;
+}
+
+export interface Delivery {
+  messageId: string;
+  body: string;
+  headers: Record<string, string>;
+  receivedAt: number; // ms since epoch, when the body was read
+  /** acks on the connection that delivered it; resolves false when that connection is gone (the broker redelivers) */
+  ack(): Promise<boolean>;
+}
+
+type Log = (event: string, fields: Record<string, unknown>) => void;
+
+interface StompClient {
+  on(ev: string, fn: (...a: any[]) => void): void;
+  subscribe(headers: Record<string, unknown>, cb: (err: Error | null, msg: any) => void): unknown;
+  ack(message: unknown, headers?: unknown, sendOptions?: unknown, cb?: (err?: Error | null) => void): void;
+  disconnect(cb?: (err?: Error | null) => void): void;
+  destroy(e?: Error): void;
+}
+
+export function subscribeHeaders(s: StompSettings): Record<string, string> {
+  const h: Record<string, string> = {
+    destination: s.destination,
+    ack: 'client-individual',
+    'activemq.prefetchSize': String(Math.max(1, s.prefetch)),
+  };
+  if (s.destination.startsWith('/topic/')) h['activemq.subscriptionName'] = s.clientId; // durable: equal to client-id
+  else h['activemq.exclusive'] = 'true'; // one active listener; a standby takes over when it dies
+  return h;
+}
+
+export function connectHeaders(s: StompSettings, b: BrokerAddress): Record<string, string> {
+  const h: Record<string, string> = {
+    host: '/',
+    login: s.login,
+    passcode: s.passcode,
+    'heart-beat': `${s.heartbeatMs},${s.heartbeatMs}`,
+  };
+  // client-id only works inside the CONNECT headers; needed for the durable topic subscription
+  if (s.destination.startsWith('/topic/')) h['client-id'] = s.clientId;
+  void b;
+  return h;
+}
+
+export class StompIntake {
+  private client: StompClient | null = null;
+  private alive = false;
+  private stopped = false;
+  private attempt = 0;
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private connectedAt = 0;
+  connectedBroker: string | null = null;
+
+  constructor(private readonly s: StompSettings, private readonly onMessage: (d: Delivery) => void, private readonly log: Log,
+    private readonly onState: (connected: boolean, broker: string | null) => void = () => undefined) {}
+
+  start(): void { this.connect(); }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const broker = this.s.brokers[this.next % this.s.brokers.length] as BrokerAddress;
+    this.next++;
+    const name = `${broker.host}:${broker.port}`;
+    let client: StompClient;
+    let settled = false;
+    const fail = (err: Error | undefined, phase: string) => {
+      if (settled) return;
+      settled = true;
+      const wasAlive = this.client === client && this.alive;
+      if (this.client === client) { this.alive = false; this.client = null; this.connectedBroker = null; this.onState(false, null); }
+      try { client.destroy(); } catch { /* already dead */ }
+      // a connection that lived a while resets the backoff
+      if (wasAlive && Date.now() - this.connectedAt > 30000) this.attempt = 0;
+      this.attempt++;
+      const delay = backoffDelay(this.attempt, this.s.reconnectInitialMs, this.s.reconnectMaxMs, Math.random);
+      this.log('broker_disconnected', { broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt });
+      if (!this.stopped) this.timer = setTimeout(() => this.connect(), delay);
+    };
+    try {
+      client = stompit.connect({
+        host: broker.host, port: broker.port, ssl: broker.ssl ?? false, timeout: this.s.connectTimeoutMs,
+        connectHeaders: connectHeaders(this.s, broker),
+      } as any, (err: Error | null) => {
+        if (err) { fail(err, 'connect'); return; }
+        if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }
+        this.client = client;
+        this.alive = true;
+        this.connectedAt = Date.now();
+        this.connectedBroker = name;
+        // subscribe again inside every connect callback
+        client.subscribe(subscribeHeaders(this.s), (e: Error | null, message: any) => {
+          if (e) { fail(e, 'subscribe'); return; }
+          this.receive(client, message);
+        });
+        this.log('broker_connected', { broker: name, destination: this.s.destination, attempt: this.attempt });
+        this.onState(true, name);
+      }) as unknown as StompClient;
+    } catch (e) {
+      // synchronous failures (bad options)
+      setImmediate(() => fail(e as Error, 'connect'));
+      return;
+    }
+    // always an error handler: a broker fault never crashes the process
+    client.on('error', (e: Error) => fail(e, this.client === client ? 'session' : 'connect'));
+    client.on('end', () => fail(new Error('connection ended by the broker'), 'session'));
+  }
+
+  private receive(client: StompClient, message: any): void {
+    const headers = { ...(message.headers as Record<string, string>) };
+    const messageId = headers['message-id'] ?? '';
+    // read every body to the end
+    message.readString('utf-8', (err: Error | null, body?: string) => {
+      if (err) { this.log('message_read_error', { message_id: messageId, error: err.message }); return; } // the client is dead: redelivered
+      this.onMessage({
+        messageId, body: body ?? '', headers, receivedAt: Date.now(),
+        ack: () => new Promise<boolean>((resolve) => {
+          if (this.client !== client || !this.alive) { resolve(false); return; }
+          try { client.ack(message, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
+        }),
+      });
+    });
+  }
+
+  get connected(): boolean { return this.alive; }
+
+  /** Stop consuming: DISCONNECT (unacked messages are redelivered to the next consumer). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    const c = this.client;
+    this.client = null;
+    this.alive = false;
+    if (!c) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { try { c.destroy(); } catch { /* ignore */ } resolve(); }, 2000);
+      try { c.disconnect(() => { clearTimeout(t); resolve(); }); } catch { clearTimeout(t); resolve(); }
+    });
+  }
+}
