@@ -2,7 +2,7 @@
 // Lab sample backend ("gear"): listens on every ADDRESS:PORT given and answers each request with its own
 // identity plus what it received, so a test can tell which gear a request reached through the proxies.
 //
-//   node test/lab/gear.mjs --addresses 198.51.100.31-39 --ports 8080,35531-35540
+//   node test/lab/gear.mjs --addresses 198.51.100.31-39 --ports 8080,35531-35580
 //
 // HTTP: first line `gear <addr>:<port>`, then `host: ...`, `path: ...` and the forwarding headers
 // (`Accept: application/json` gives the same as JSON). Header `X-Gear: <addr>:<port>` on every answer.
@@ -37,7 +37,7 @@ const opt = (name, dflt) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
 const addresses = expand(opt('addresses', '198.51.100.31-39'), 'addr');
-const ports = expand(opt('ports', '8080,35531-35540'), 'port');
+const ports = expand(opt('ports', '8080,35531-35580'), 'port');
 
 let listening = 0;
 const total = addresses.length * ports.length;

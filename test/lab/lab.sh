@@ -26,7 +26,7 @@ VIPS=($NET.201 $NET.202)
 GEARS_NS=rpgears
 GEAR_FIRST=31
 GEAR_LAST=39
-GEAR_PORTS=8080,35531-35540
+GEAR_PORTS=8080,35531-35580
 CLIENT_NS=rpclient
 CLIENT_IP=$NET.100
 CLOUD_DOMAIN=apps.example.com
@@ -495,12 +495,17 @@ case "$cmd" in
     if [ "${1:-}" = "--infra" ]; then
       infra_up
     else
-      # the full lab: see lab-up.sh (deps, build, site.yml, demo)
+      # the full lab: see lab-full.sh (deps, build, site.yml, demo)
       source "$LAB_SCRIPT_DIR/lab-full.sh"
       full_up "$@"
     fi
     ;;
   down) down ;;
+  restart-gears)
+    require_root
+    kill_pids "$(cat "$LAB/gears.pid" 2>/dev/null)"
+    gears_up
+    ;;
   status) status ;;
   ssh)
     [ $# -ge 1 ] || die "usage: lab.sh ssh HOST [CMD...]"

@@ -1,0 +1,198 @@
+# shellcheck shell=bash
+# The full lab (`npm run lab` = lab.sh up): sourced by lab.sh, uses its functions and constants.
+#   deps -> npm ci (if needed) -> build -> infrastructure -> site.yml -> demo (publish, show, failover)
+
+cli() { # the product's CLI against the lab
+  PAAS_RPROXY_CONFIG="$LAB/config.yml" node "$REPO/dist/cli/main.js" "$@"
+}
+
+site_playbook() { # extra ansible-playbook args...
+  (cd "$REPO" && ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@")
+}
+
+npm_ready() {
+  step "npm dependencies"
+  if [ ! -d "$REPO/node_modules" ] || [ ! -f "$REPO/node_modules/.package-lock.json" ] \
+    || [ "$REPO/package-lock.json" -nt "$REPO/node_modules/.package-lock.json" ]; then
+    (cd "$REPO" && npm ci --no-audit --no-fund)
+  else
+    info "node_modules up to date"
+  fi
+  step "build (npm run build)"
+  (cd "$REPO" && npm run --silent build)
+}
+
+provision() {
+  [ -f "$REPO/ansible/site.yml" ] || die "ansible/site.yml does not exist yet (roles not landed)"
+  step "provision the proxies and the broker: ansible-playbook -i .lab/inventory ansible/site.yml"
+  local t; t=$(date +%s.%N)
+  site_playbook | sed -n '/PLAY RECAP/,$p' | sed 's/^/          /'
+  [ "${PIPESTATUS[0]}" = 0 ] || die "site.yml failed (run it again for the full output: ansible-playbook -i .lab/inventory ansible/site.yml)"
+  info "site.yml took $(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+}
+
+# ------------------------------------------------------------------------------------------- the demo
+demo_tls() { # self-signed certificate for the TLS alias, generated at lab time
+  mkdir -p "$LAB/demo"
+  local d="$LAB/demo" alias=secure.example.com
+  if [ ! -f "$d/$alias.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$alias/O=paas-rproxy lab" \
+      -addext "subjectAltName=DNS:$alias" -keyout "$d/$alias.key" -out "$d/$alias.crt" 2>/dev/null
+    chmod 600 "$d/$alias.key"
+  fi
+  {
+    cat "$LAB_SCRIPT_DIR/demo.yml"
+    echo "---"
+    echo ":action: :add_alias"
+    echo ":app_name: shop"
+    echo ":namespace: acme"
+    echo ":alias: $alias"
+    echo "---"
+    echo ":action: :add_ssl"
+    echo ":app_name: shop"
+    echo ":namespace: acme"
+    echo ":alias: $alias"
+    echo ":ssl: |"
+    sed 's/^/  /' "$d/$alias.crt"
+    echo ":private_key: |"
+    sed 's/^/  /' "$d/$alias.key"
+    echo ":pass_phrase: ''"
+  } > "$d/stream.yml"
+}
+
+# Publishing the demo stream. Today: the CLI applies it to the state and syncs the proxies. The listener
+# issue replaces this with a publish through ActiveMQ (keep it a separate function).
+demo_publish() { # STREAM-FILE
+  local stream=$1
+  step "publish the demo stream ($(grep -c '^:action:' "$stream") SPI events)"
+  if cli apply --help 2>/dev/null | grep -q -- '--sync'; then
+    info "paas-rproxy apply --sync $stream"
+    cli apply --sync "$stream" | sed 's/^/          /'
+    [ "${PIPESTATUS[0]}" = 0 ] || die "paas-rproxy apply --sync failed"
+  else
+    info "paas-rproxy apply $stream"
+    cli apply "$stream" | sed 's/^/          /'
+    [ "${PIPESTATUS[0]}" = 0 ] || die "paas-rproxy apply failed"
+    info "ansible-playbook ... --tags nginx_rproxy_routes --limit proxies"
+    site_playbook --tags nginx_rproxy_routes --limit proxies | sed -n '/PLAY RECAP/,$p' | sed 's/^/          /'
+    [ "${PIPESTATUS[0]}" = 0 ] || die "the routing playbook run failed"
+  fi
+}
+
+client_curl() { # curl args... (from the client netns)
+  ip netns exec "$CLIENT_NS" curl -s -m 3 "$@"
+}
+
+first_line() { # HOST VIP [PATH] -> status and the first line of the answer
+  local host=$1 vip=$2 path=${3:-/}
+  client_curl -w '\n%{http_code}' --resolve "$host:80:$vip" "http://$host$path" | awk 'NR==1{l=$0} {c=$0} END{printf "%s  %s", c, l}'
+}
+
+wait_live() { # HOST VIP SECONDS: until HOST answers 200 through VIP
+  local host=$1 vip=$2 n=$(( ${3:-10} * 10 )) i
+  for ((i = 0; i < n; i++)); do
+    [ "$(client_curl -o /dev/null -w '%{http_code}' --resolve "$host:80:$vip" "http://$host/")" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+vip_holder() { # VIP -> proxy holding it (or "none")
+  local v=$1 h
+  for h in $(lab_ns_list | grep -E '^rp[0-9]+$'); do
+    ip -n "$h" -o -4 addr show dev eth0 2>/dev/null | grep -q " $v/" && { echo "$h"; return; }
+  done
+  echo none
+}
+
+demo_show() {
+  local d=apps.example.com vip host
+  step "from the client netns $CLIENT_NS: requests through both VIPs"
+  for vip in "${VIPS[@]}"; do
+    info "VIP $vip is held by $(vip_holder "$vip")"
+    wait_live "shop-acme.$d" "$vip" 15 || die "shop-acme.$d does not answer through $vip"
+  done
+  for vip in "${VIPS[@]}"; do
+    for host in "shop-acme.$d" "shop-acme.$d" "shop-acme.$d" www.example.com "blog-acme.$d" "blog-acme.$d" \
+      blog.example.org "api-globex.$d" "idle-globex.$d" "unknown-nobody.$d"; do
+      printf '          %-16s %-30s -> %s\n' "$vip" "$host" "$(first_line "$host" "$vip")"
+    done
+    local crt="$LAB/demo/secure.example.com.crt"
+    printf '          %-16s %-30s -> %s\n' "$vip" "https://secure.example.com" \
+      "$(client_curl --cacert "$crt" -w '  %{http_code} (verified against the lab certificate)' --resolve "secure.example.com:443:$vip" https://secure.example.com/ | head -1)"
+  done
+}
+
+demo_failover() {
+  local d=apps.example.com
+  local vip=""
+  local v
+  for v in "${VIPS[@]}"; do [ "$(vip_holder "$v")" = rp1 ] && vip=$v; done
+  [ -n "$vip" ] || { info "rp1 masters no VIP right now; skipping the failover demo"; return 0; }
+  step "failover: kill rp1's nginx (rp1 holds $vip), requests from $CLIENT_NS keep going"
+  ip netns exec "$CLIENT_NS" node "$LAB_SCRIPT_DIR/reqloop.mjs" --url "http://shop-acme.$d/" --connect "$vip" \
+    --interval-ms 50 --duration-ms 15000 --timeout-ms 1000 --retries 20 --retry-delay-ms 100 > "$LAB/demo/failover.json" &
+  local loop=$!
+  sleep 1
+  local t; t=$(date +%s%N)
+  lab_ssh rp1 'm=$(cat /run/nginx.pid); kill -KILL $m $(pgrep -P $m)'
+  info "nginx killed on rp1 (SIGKILL, master and workers)"
+  local i holder=rp1
+  for ((i = 0; i < 200; i++)); do
+    holder=$(vip_holder "$vip")
+    [ "$holder" != rp1 ] && [ "$holder" != none ] && break
+    sleep 0.05
+  done
+  local moved_ms=$(( ($(date +%s%N) - t) / 1000000 ))
+  if [ "$holder" = rp2 ]; then
+    info "VIP $vip moved to rp2 after ${moved_ms} ms"
+  else
+    info "VIP $vip did not move within 10 s (held by $holder)"
+  fi
+  echo "$moved_ms" > "$LAB/demo/failover-ms"
+  sleep 2
+  kill -TERM "$loop" 2>/dev/null || true
+  wait "$loop" || true
+  node -e '
+    const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(`          requests: ${s.sent} sent, ${s.ok} succeeded, ${s.failed} failed; ${s.attemptsFailed} attempts were retried` +
+      (s.firstFailureMs !== null ? ` (between ${s.firstFailureMs} and ${s.lastFailureMs} ms)` : ""));
+    console.log(`          gears reached: ${Object.entries(s.gears).map(([g, n]) => g + " x" + n).join(", ")}`);
+  ' "$LAB/demo/failover.json"
+  step "restore rp1's nginx"
+  lab_ssh rp1 'service nginx start' | sed 's/^/          /'
+  for ((i = 0; i < 100; i++)); do [ "$(vip_holder "$vip")" = rp1 ] && break; sleep 0.1; done
+  info "VIP $vip is held by $(vip_holder "$vip") now; the other VIP(s): $(for v in "${VIPS[@]}"; do [ "$v" = "$vip" ] || printf '%s on %s ' "$v" "$(vip_holder "$v")"; done)"
+}
+
+usage() {
+  step "the lab is running"
+  cat <<EOF
+          drive it with the CLI:   PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- routes
+                                   PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- apply FILE.yml
+          from the client:         ip netns exec $CLIENT_NS curl --resolve shop-acme.apps.example.com:80:${VIPS[0]} http://shop-acme.apps.example.com/
+          on a proxy:              bash test/lab/lab.sh ssh rp1   (ssh -F .lab/ssh/config rp1)
+          Ansible:                 ansible-playbook -i .lab/inventory ansible/site.yml
+          what is where:           cat .lab/READY;  bash test/lab/lab.sh status
+          remove it:               npm run lab:down
+EOF
+}
+
+demo() {
+  demo_tls
+  demo_publish "$LAB/demo/stream.yml"
+  demo_show
+  demo_failover
+}
+
+full_up() {
+  require_root
+  step "Debian packages (test/lab/deps.sh)"
+  bash "$LAB_SCRIPT_DIR/deps.sh"
+  npm_ready
+  infra_up
+  provision
+  demo
+  usage
+  info "lab up in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+}
