@@ -181,3 +181,14 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
   if (opts.inventory !== undefined) cfg.inventory_dir = isAbsolute(opts.inventory) ? opts.inventory : resolve(opts.inventory);
   return cfg;
 }
+
+/** The global CLI options every command gets (declared once in cli/main.ts). */
+export interface GlobalArgs {
+  config?: string | undefined;
+  inventory?: string | undefined;
+}
+
+/** Config for a CLI command: --config / $PAAS_RPROXY_CONFIG / defaults, then --inventory. */
+export function configFromArgv(argv: GlobalArgs, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  return loadConfig({ file: argv.config, inventory: argv.inventory, env });
+}

@@ -11,7 +11,7 @@ const quote = (v: unknown): string => {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
   return JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
 };
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? 'a string' : `${typeof v} ${JSON.stringify(v)}`);
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? 'a string' : `a ${typeof v}`); // never the value: it may be a secret
 
 export function string(field: string, v: unknown): string {
   if (typeof v !== 'string') throw new FieldError(`${field} must be a string, got ${typeName(v)}`);

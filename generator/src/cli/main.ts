@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/** The `paas-rproxy` CLI: global options, the commands of every part, and exit codes per contracts.md. */
+import yargs, { type Argv, type CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { GlobalArgs } from '../config.js';
+import { EXIT, RproxyError, exitCodeFor } from '../errors.js';
+import { command as apply } from './apply.js';
+import { command as routes } from './routes.js';
+
+// Each part registers its command here (contracts.md): sync, listen, status, vrrp-layout join this list.
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes];
+
+export function buildCli(args: string[]): Argv<GlobalArgs> {
+  let y = yargs(args)
+    .scriptName('paas-rproxy')
+    .usage('$0 <command> [options]\n\nHighly available reverse-proxy tier driven by the OpenShift Routing SPI.')
+    .option('config', {
+      type: 'string', global: true, requiresArg: true,
+      describe: 'config file (YAML); default: $PAAS_RPROXY_CONFIG, else built-in defaults',
+    })
+    .option('inventory', { type: 'string', global: true, requiresArg: true, describe: 'Ansible inventory directory (overrides inventory_dir)' }) as Argv<GlobalArgs>;
+  for (const c of COMMANDS) y = y.command(c);
+  return y
+    .demandCommand(1, 'Name a command (see --help).')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilog('Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 input rejected, 4 playbook run failed.')
+    .fail((msg, err) => {
+      // Usage errors (msg set) → exit 2; errors from handlers are rethrown for main() to map.
+      if (err) throw err;
+      throw new RproxyError('ERR_USAGE', `${msg}\nRun "paas-rproxy --help" for usage.`);
+    });
+}
+
+export async function main(args = hideBin(process.argv)): Promise<void> {
+  try {
+    await buildCli(args).parseAsync();
+  } catch (e) {
+    const code = exitCodeFor(e);
+    const msg = e instanceof RproxyError ? `paas-rproxy: ${e.message}` : `paas-rproxy: unexpected error: ${(e as Error)?.stack ?? String(e)}`;
+    process.stderr.write(msg + '\n');
+    process.exitCode = code === EXIT.OK ? EXIT.UNEXPECTED : code;
+  }
+}
+
+await main();

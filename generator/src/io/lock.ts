@@ -1,0 +1,93 @@
+/**
+ * Cross-process lock: an O_EXCL lock file holding "pid host time". A lock whose pid is dead on this host is
+ * stale and taken over. Callers in one process are also queued in memory, so they never wait on their own pid.
+ */
+import { open, readFile, unlink, mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { hostname } from 'node:os';
+import { RproxyError } from '../errors.js';
+
+export interface LockOptions {
+  /** how long to wait for another holder (default 30 s) */
+  timeoutMs?: number;
+  /** poll interval while waiting (default 25 ms, grows to 250 ms) */
+  pollMs?: number;
+}
+
+const inProcess = new Map<string, Promise<unknown>>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Returns the holder's description when the lock is held by a live process, or null after removing a stale one. */
+async function inspect(path: string): Promise<string | null> {
+  const content = await readFile(path, 'utf8').catch(() => null);
+  if (content === null) return null; // vanished meanwhile: try again
+  const [pidText, host] = content.split(' ');
+  const pid = Number(pidText);
+  // An empty file is a holder that crashed between create and write, or one writing right now: stale only if old.
+  const emptyAndOld = content === '' && Date.now() - ((await stat(path).catch(() => null))?.mtimeMs ?? Date.now()) > 5000;
+  const stale = emptyAndOld || (host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid));
+  if (stale) {
+    // Remove it only if it is still the same stale content (another waiter may have replaced it already).
+    const again = await readFile(path, 'utf8').catch(() => null);
+    if (again === content) await unlink(path).catch(() => undefined);
+    return null;
+  }
+  return content.trim() || 'a process that is starting';
+}
+
+async function acquire(path: string, opts: LockOptions): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  let wait = opts.pollMs ?? 25;
+  await mkdir(dirname(path), { recursive: true });
+  for (;;) {
+    try {
+      const h = await open(path, 'wx', 0o644);
+      try {
+        await h.writeFile(`${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = await inspect(path);
+    if (holder === null) continue;
+    if (Date.now() >= deadline) {
+      throw new RproxyError('ERR_STATE_LOCKED', `the state is locked by ${holder} (lock file ${path}); waited ${timeoutMs} ms. If no paas-rproxy process is running, remove the file.`);
+    }
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 250);
+  }
+}
+
+/** Runs fn while holding the lock at `path`; the lock is released whatever fn does. */
+export async function withLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  const prev = inProcess.get(path) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const chained = prev.then(() => mine);
+  inProcess.set(path, chained);
+  await prev.catch(() => undefined);
+  try {
+    await acquire(path, opts);
+    try {
+      return await fn();
+    } finally {
+      await unlink(path).catch(() => undefined);
+    }
+  } finally {
+    release();
+    if (inProcess.get(path) === chained) inProcess.delete(path);
+  }
+}

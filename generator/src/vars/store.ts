@@ -1,0 +1,166 @@
+/**
+ * StateStore: the one way to change the routing state. Parses outside the lock (pure, CPU only), then under
+ * the cross-process lock: re-reads the files if another process changed them, reduces, writes atomically,
+ * appends rejections to the rejects log, and only then resolves — so a caller may ack once it resolves.
+ */
+import { stat } from 'node:fs/promises';
+import type { Config } from '../config.js';
+import { withLock, type LockOptions } from '../io/lock.js';
+import { parseSpiStream } from '../spi/parse.js';
+import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
+import { cloneState, type ReduceContext, type State } from '../state/types.js';
+import { commit, reduce } from '../state/reduce.js';
+import { readState } from './load.js';
+import { writeState } from './write.js';
+import { lockPath, varsFilePath } from './paths.js';
+import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
+
+export interface Rejection extends SpiRejection {
+  /** position of the document in the stream (0-based) */
+  index: number;
+  action?: string;
+  app?: string;
+}
+
+export type DocResult = { index: number; status: 'applied' | 'unchanged'; app: string } | ({ status: 'rejected' } & Rejection);
+
+export interface ApplyResult {
+  applied: number;
+  unchanged: number;
+  rejected: Rejection[];
+  /** app ids whose entry changed (sorted) */
+  changedApps: string[];
+  /** one entry per document, in order */
+  results: DocResult[];
+  /** whether the vars file was rewritten */
+  wroteVars: boolean;
+}
+
+export interface ApplyMeta {
+  /** where the input came from (file name, "stdin", "stomp") — recorded with rejections */
+  source?: string;
+  /** STOMP message-id — recorded with rejections */
+  messageId?: string;
+}
+
+type Stamp = string | null;
+async function fileStamp(path: string): Promise<Stamp> {
+  const s = await stat(path, { bigint: true }).catch(() => null);
+  return s ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : null;
+}
+
+export class StateStore {
+  readonly config: Config;
+  private current: State;
+  private text: string | null;
+  private stamp: Stamp;
+  private readonly ctx: ReduceContext;
+  private readonly lockOptions: LockOptions;
+
+  private constructor(config: Config, state: State, text: string | null, stamp: Stamp, lockOptions: LockOptions) {
+    this.config = config;
+    this.current = state;
+    this.text = text;
+    this.stamp = stamp;
+    this.ctx = { cloudDomain: config.cloud_domain, routedTypes: new Set(config.routed_types) };
+    this.lockOptions = lockOptions;
+  }
+
+  /** Loads the state from the files (under the lock, so it never sees a half-written TLS update). */
+  static async open(config: Config, lockOptions: LockOptions = {}): Promise<StateStore> {
+    return withLock(lockPath(config), async () => {
+      const stamp = await fileStamp(varsFilePath(config));
+      const { state, text } = await readState(config);
+      return new StateStore(config, state, text, stamp, lockOptions);
+    }, lockOptions);
+  }
+
+  /** The current state. Treat it as read-only: it is replaced (never mutated) by each apply. */
+  get state(): State {
+    return this.current;
+  }
+
+  /** Re-reads the files if another process changed them since we last read or wrote them. */
+  async refresh(): Promise<void> {
+    await withLock(lockPath(this.config), () => this.refreshLocked(), this.lockOptions);
+  }
+
+  private async refreshLocked(): Promise<void> {
+    const stamp = await fileStamp(varsFilePath(this.config));
+    if (stamp === this.stamp) return;
+    const { state, text } = await readState(this.config);
+    this.current = state;
+    this.text = text;
+    this.stamp = stamp;
+  }
+
+  /** Parses a YAML stream (one or many SPI documents) and applies it. */
+  async applyText(yamlStream: string, meta: ApplyMeta = {}): Promise<ApplyResult> {
+    return this.applyEvents(parseSpiStream(yamlStream, { maxBodyBytes: this.config.max_body_bytes }), meta);
+  }
+
+  /** Applies parsed documents (or already-validated events) in order; one write for the whole batch. */
+  async applyEvents(items: ReadonlyArray<ParsedDoc | SpiEvent>, meta: ApplyMeta = {}): Promise<ApplyResult> {
+    const docs: ParsedDoc[] = items.map((it, i) => ('ok' in it ? it : { index: i, text: '', ok: true, event: it }));
+    return withLock(lockPath(this.config), async () => {
+      await this.refreshLocked();
+      const prev = this.current;
+      const next = cloneState(prev);
+      const results: DocResult[] = [];
+      const records: RejectRecord[] = [];
+      const changed = new Set<string>();
+      for (const d of docs) {
+        if (!d.ok) {
+          const rej: Rejection = { index: d.index, ...d.rejection, ...(d.action !== undefined && { action: d.action }) };
+          results.push({ status: 'rejected', ...rej });
+          records.push(this.record(rej, d.text, meta));
+          continue;
+        }
+        const out = reduce(next, d.event, this.ctx);
+        if (out.status === 'rejected') {
+          const rej: Rejection = { index: d.index, ...out.rejection, action: d.event.action, app: out.appId };
+          results.push({ status: 'rejected', ...rej });
+          records.push(this.record(rej, d.text, meta));
+          continue;
+        }
+        commit(next, out);
+        if (out.status === 'applied') changed.add(out.appId);
+        results.push({ index: d.index, status: out.status, app: out.appId });
+      }
+      // An app changed and changed back within the batch is not a change.
+      const changedApps = [...changed].filter((id) => prev.apps.get(id) !== next.apps.get(id)).sort();
+      let wroteVars = false;
+      if (changedApps.length > 0) {
+        let w;
+        try {
+          w = await writeState(this.config, prev, next, this.text);
+        } catch (e) {
+          this.stamp = 'unknown'; // the disk may be half-way: re-read it next time
+          throw e;
+        }
+        wroteVars = w.wroteVars;
+        this.text = w.text;
+        this.stamp = await fileStamp(varsFilePath(this.config));
+      }
+      this.current = next;
+      await appendRejects(this.config, records);
+      const rejected = results.filter((r): r is Extract<DocResult, { status: 'rejected' }> => r.status === 'rejected')
+        .map(({ status: _s, ...r }) => r);
+      return {
+        applied: results.filter((r) => r.status === 'applied').length,
+        unchanged: results.filter((r) => r.status === 'unchanged').length,
+        rejected, changedApps, results, wroteVars,
+      };
+    }, this.lockOptions);
+  }
+
+  private record(rej: Rejection, text: string, meta: ApplyMeta): RejectRecord {
+    return rejectRecord({
+      code: rej.code, reason: rej.reason, text,
+      ...(rej.action !== undefined && { action: rej.action }),
+      ...(rej.app !== undefined && { app: rej.app }),
+      ...(meta.source !== undefined && { source: meta.source }),
+      ...(meta.messageId !== undefined && { message_id: meta.messageId }),
+    });
+  }
+}

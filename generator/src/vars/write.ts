@@ -1,0 +1,70 @@
+/**
+ * Writes a new state to disk: TLS files first (so the vars never point at missing material), then the vars
+ * file (atomic, only when its bytes change), then stale TLS files are removed. Only apps whose object changed
+ * are visited for TLS work.
+ */
+import { unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config.js';
+import type { AppState, State } from '../state/types.js';
+import { ensureDir, fsyncDir, removePath, writeFileAtomic } from '../io/atomic.js';
+import { renderVars } from './emit.js';
+import { tlsRelPath, tlsRoot, varsFilePath } from './paths.js';
+
+export interface WriteResult {
+  text: string;
+  wroteVars: boolean;
+  tlsFilesWritten: number;
+}
+
+export async function writeState(config: Config, prev: State, next: State, prevText: string | null): Promise<WriteResult> {
+  const dirsToSync = new Set<string>();
+  let tlsFilesWritten = 0;
+  const abs = (rel: string) => join(config.inventory_dir, rel);
+
+  for (const app of next.apps.values()) {
+    const old = prev.apps.get(app.id);
+    if (old === app || app.tls.length === 0) continue;
+    for (const t of app.tls) {
+      const o = old?.tls.find((x) => x.alias === t.alias);
+      if (o && o.cert === t.cert && o.key === t.key) continue;
+      const dir = join(tlsRoot(config), app.id);
+      await ensureDir(config.inventory_dir); // created with the default mode, only the TLS tree is 0700
+      await ensureDir(tlsRoot(config), 0o700);
+      await ensureDir(dir, 0o700);
+      await writeFileAtomic(abs(tlsRelPath(app.id, t.alias, 'crt')), t.cert, { mode: 0o600, noDirSync: true });
+      await writeFileAtomic(abs(tlsRelPath(app.id, t.alias, 'key')), t.key, { mode: 0o600, noDirSync: true });
+      tlsFilesWritten += 2;
+      dirsToSync.add(dir);
+    }
+  }
+  for (const d of dirsToSync) await fsyncDir(d);
+
+  const text = renderVars(next.apps.values(), config.cloud_domain);
+  let wroteVars = false;
+  if (text !== prevText) {
+    const file = varsFilePath(config);
+    await ensureDir(dirname(file));
+    await writeFileAtomic(file, text);
+    wroteVars = true;
+  }
+
+  // Stale TLS material: whole apps gone, or aliases whose certificate went away.
+  const removed = new Set<string>();
+  for (const old of prev.apps.values()) {
+    const app: AppState | undefined = next.apps.get(old.id);
+    if (app === old || old.tls.length === 0) continue;
+    if (!app) {
+      await removePath(join(tlsRoot(config), old.id));
+      removed.add(tlsRoot(config));
+      continue;
+    }
+    for (const t of old.tls) {
+      if (app.tls.some((x) => x.alias === t.alias)) continue;
+      for (const ext of ['crt', 'key'] as const) await unlink(abs(tlsRelPath(old.id, t.alias, ext))).catch(() => undefined);
+      removed.add(join(tlsRoot(config), old.id));
+    }
+  }
+  for (const d of removed) await fsyncDir(d).catch(() => undefined);
+  return { text, wroteVars, tlsFilesWritten };
+}
