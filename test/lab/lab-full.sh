@@ -28,6 +28,7 @@ provision() {
   local t; t=$(date +%s.%N)
   site_playbook | sed -n '/PLAY RECAP/,$p' | sed 's/^/          /'
   [ "${PIPESTATUS[0]}" = 0 ] || die "site.yml failed (run it again for the full output: ansible-playbook -i .lab/inventory ansible/site.yml)"
+  date -u +%FT%TZ > "$LAB/provisioned"
   info "site.yml took $(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
 }
 

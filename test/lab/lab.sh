@@ -9,6 +9,8 @@
 # Usage: lab.sh up [--infra]   bring the lab up (--infra: hosts, gears, ActiveMQ, inventory only)
 #        lab.sh down           remove everything (safe after a crash, safe twice)
 #        lab.sh status         what is running
+#        lab.sh check          exit 0 when the infrastructure is up (and "provisioned" when site.yml ran)
+#        lab.sh test-up        for the integration tests: reuse a running lab, else build, infra, site.yml
 #        lab.sh ssh HOST [CMD] ssh into a lab host as Ansible does
 #        lab.sh demo           (re)run the demo on a running lab
 set -euo pipefail
@@ -490,7 +492,35 @@ status() {
 # ---------------------------------------------------------------------------------------------- main
 cmd=${1:-}
 shift || true
+# one lab operation at a time (npm run lab, the tests' bring-up and lab:down all take this lock)
 case "$cmd" in
+  up|down|test-up|restart-gears|host)
+    exec 9>/tmp/paas-rproxy-lab.lock
+    flock -w 900 9 || die "another lab operation holds /tmp/paas-rproxy-lab.lock"
+    ;;
+esac
+case "$cmd" in
+  check)
+    if [ -f "$LAB/READY" ] && infra_healthy; then
+      if [ -f "$LAB/provisioned" ]; then echo "up provisioned"; else echo "up"; fi
+      exit 0
+    fi
+    echo down; exit 1
+    ;;
+  test-up)
+    source "$LAB_SCRIPT_DIR/lab-full.sh"
+    if [ -f "$LAB/READY" ] && infra_healthy && [ -f "$LAB/provisioned" ]; then
+      echo "lab: reusing the running lab ($(head -1 "$LAB/READY"))"
+      echo "LAB_REUSED"
+      exit 0
+    fi
+    require_root
+    bash "$LAB_SCRIPT_DIR/deps.sh"
+    npm_ready
+    infra_up
+    provision
+    echo "LAB_BROUGHT_UP $(cat "$LAB/started-at")"
+    ;;
   up)
     if [ "${1:-}" = "--infra" ]; then
       infra_up

@@ -1,0 +1,433 @@
+// The integration tests' view of the lab (test/lab/lab.sh): bring it up once if it is not up (and take it
+// down after the test run only when the tests brought it up), and drive it like an operator would:
+// requests from the client netns, ssh to the proxies, the product's CLI against .lab/config.yml.
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import readline from 'node:readline';
+
+export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(LAB_DIR, '../..');
+export const LAB = path.join(REPO, '.lab');
+export const LAB_SH = path.join(LAB_DIR, 'lab.sh');
+export const CLOUD_DOMAIN = 'apps.example.com';
+export const VIPS = ['198.51.100.201', '198.51.100.202'] as const;
+export const PROXIES = { rp1: '198.51.100.11', rp2: '198.51.100.12' } as const;
+export type ProxyName = keyof typeof PROXIES;
+export const CLIENT_NS = 'rpclient';
+export const CONFIG = path.join(LAB, 'config.yml');
+export const INVENTORY = path.join(LAB, 'inventory');
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function toRun(r: SpawnSyncReturns<string>): Run {
+  const code = r.status ?? (r.signal ? 128 : 1);
+  return { code, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${r.error.message}` : '') };
+}
+
+/** Runs a command to completion (bounded by timeoutMs). */
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Run {
+  return toRun(
+    spawnSync(cmd, args, {
+      encoding: 'utf8',
+      timeout: opts.timeoutMs ?? 60_000,
+      input: opts.input,
+      env: opts.env ?? process.env,
+      cwd: opts.cwd ?? REPO,
+      maxBuffer: 64 * 1024 * 1024,
+    }),
+  );
+}
+
+/** Runs a command to completion without blocking the event loop (bounded by timeoutMs). */
+export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      stderr += `\ntimed out after ${opts.timeoutMs ?? 60_000} ms`;
+      child.kill('SIGTERM');
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', (e) => (stderr += `\n${e.message}`));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns a truthy value or timeoutMs passes; returns the last value. */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs: number, intervalMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let v = await fn();
+  while (!v && Date.now() < end) {
+    await sleep(intervalMs);
+    v = await fn();
+  }
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------------ lab life
+let broughtUp = false;
+
+/** The pid of the test runner (ava's main process) whose end should take the lab down. */
+function runnerPid(): number {
+  return isMainThread ? process.ppid : process.pid;
+}
+
+/**
+ * Makes sure the lab is up and provisioned (site.yml ran). If it was not, brings it up and starts a
+ * detached reaper that takes it down once the test runner exits (so every test file of one run shares
+ * one lab). RPROXY_LAB_KEEP=1 keeps a lab the tests brought up.
+ */
+export async function ensureLab(): Promise<{ broughtUp: boolean }> {
+  if (process.getuid && process.getuid() !== 0) throw new Error('the lab tests need root (network namespaces)');
+  const r = await runAsync('bash', [LAB_SH, 'test-up'], { timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`lab bring-up failed (exit ${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  const m = /LAB_BROUGHT_UP (\S+)/.exec(r.stdout);
+  if (m && m[1]) {
+    broughtUp = true;
+    if (process.env.RPROXY_LAB_KEEP !== '1') {
+      const reaper = spawn('setsid', ['bash', path.join(LAB_DIR, 'reaper.sh'), String(runnerPid()), m[1]], {
+        detached: true,
+        stdio: 'ignore',
+      });
+      reaper.unref();
+    }
+  }
+  return { broughtUp };
+}
+
+// ------------------------------------------------------------------------------------------------ client side
+export interface HttpResult {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+  gear: string; // first line "gear ADDR:PORT" -> "ADDR:PORT", else ''
+  error: string;
+}
+
+/** One request from the client netns (curl --resolve HOST:PORT:VIP). */
+export function curlVia(
+  vip: string,
+  host: string,
+  urlPath = '/',
+  opts: { https?: boolean; cacert?: string; timeoutS?: number; headers?: string[] } = {},
+): HttpResult {
+  const scheme = opts.https ? 'https' : 'http';
+  const port = opts.https ? 443 : 80;
+  const args = ['netns', 'exec', CLIENT_NS, 'curl', '-s', '-S', '-D', '-', '-m', String(opts.timeoutS ?? 5), '--resolve', `${host}:${port}:${vip}`];
+  if (opts.cacert) args.push('--cacert', opts.cacert);
+  for (const h of opts.headers ?? []) args.push('-H', h);
+  args.push(`${scheme}://${host}${urlPath}`);
+  const r = run('ip', args, { timeoutMs: (opts.timeoutS ?? 5) * 1000 + 5000 });
+  const out = r.stdout.replace(/\r\n/g, '\n');
+  const sep = out.indexOf('\n\n');
+  const head = sep >= 0 ? out.slice(0, sep) : out;
+  const body = sep >= 0 ? out.slice(sep + 2) : '';
+  const lines = head.split('\n');
+  const status = Number(/^HTTP\/\S+ (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const gear = /^gear (\S+)/.exec(body)?.[1] ?? '';
+  return { status, body, headers, gear, error: r.code === 0 ? '' : r.stderr.trim() };
+}
+
+/** Subject of the certificate a VIP presents for an SNI name (openssl s_client from the client netns). */
+export function certSubject(vip: string, servername: string): string {
+  const r = run(
+    'ip',
+    ['netns', 'exec', CLIENT_NS, 'sh', '-c', `openssl s_client -connect ${vip}:443 -servername ${servername} </dev/null 2>/dev/null | openssl x509 -noout -subject`],
+    { timeoutMs: 15_000 },
+  );
+  return r.stdout.trim();
+}
+
+export interface LoopSummary {
+  sent: number;
+  ok: number;
+  failed: number;
+  attemptsFailed: number;
+  statuses: Record<string, number>;
+  gears: Record<string, number>;
+  firstFailureMs: number | null;
+  lastFailureMs: number | null;
+  elapsedMs: number;
+  failures: Array<{ atMs: number; error: string }>;
+}
+
+/** A bounded request loop in the client netns (test/lab/reqloop.mjs); stop() ends it early. */
+export function startRequestLoop(opts: {
+  vip: string;
+  host: string;
+  path?: string;
+  intervalMs?: number;
+  durationMs: number;
+  timeoutMs?: number;
+  retries?: number;
+  retryDelayMs?: number;
+}): { stop: () => Promise<LoopSummary>; done: Promise<LoopSummary> } {
+  const child = spawn(
+    'ip',
+    [
+      'netns', 'exec', CLIENT_NS, 'node', path.join(LAB_DIR, 'reqloop.mjs'),
+      '--url', `http://${opts.host}${opts.path ?? '/'}`,
+      '--connect', opts.vip,
+      '--interval-ms', String(opts.intervalMs ?? 50),
+      '--duration-ms', String(opts.durationMs),
+      '--timeout-ms', String(opts.timeoutMs ?? 1000),
+      '--retries', String(opts.retries ?? 0),
+      '--retry-delay-ms', String(opts.retryDelayMs ?? 100),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const hardStop = setTimeout(() => child.kill('SIGKILL'), opts.durationMs + 60_000);
+  const done = new Promise<LoopSummary>((resolve, reject) => {
+    child.on('close', () => {
+      clearTimeout(hardStop);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as LoopSummary);
+      } catch {
+        reject(new Error(`request loop gave no summary: ${out} ${err}`));
+      }
+    });
+  });
+  return {
+    done,
+    stop: () => {
+      child.kill('SIGTERM');
+      return done;
+    },
+  };
+}
+
+/** A websocket client in the client netns (test/lab/wsclient.mjs), line based. */
+export class WsClient {
+  private child: ChildProcess;
+  private lines: string[] = [];
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  constructor(opts: { vip: string; host: string; path?: string }) {
+    this.child = spawn(
+      'ip',
+      ['netns', 'exec', CLIENT_NS, 'node', path.join(LAB_DIR, 'wsclient.mjs'), '--url', `ws://${opts.host}${opts.path ?? '/'}`, '--connect', opts.vip],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    const rl = readline.createInterface({ input: this.child.stdout! });
+    rl.on('line', (l) => {
+      this.lines.push(l);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    this.child.on('close', () => {
+      this.closed = true;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+
+  /** Waits for the next line (or null on timeout/close). */
+  async next(timeoutMs = 5000): Promise<string | null> {
+    const end = Date.now() + timeoutMs;
+    while (this.lines.length === 0 && !this.closed && Date.now() < end) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, end - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.lines.shift() ?? null;
+  }
+
+  send(line: string): void {
+    this.child.stdin!.write(line + '\n');
+  }
+
+  close(): void {
+    if (!this.closed) {
+      this.child.stdin!.end();
+      setTimeout(() => this.closed || this.child.kill('SIGKILL'), 2000).unref();
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ proxies
+export function sshProxy(host: string, command: string, timeoutMs = 30_000): Run {
+  return run('ssh', ['-F', path.join(LAB, 'ssh', 'config'), '-o', 'BatchMode=yes', `root@${PROXIES[host as ProxyName] ?? host}`, command], { timeoutMs });
+}
+
+/** The proxy netns holding a VIP right now, or 'none'. */
+export function vipHolder(vip: string): string {
+  for (const h of Object.keys(PROXIES)) {
+    const r = run('ip', ['-n', h, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { timeoutMs: 5000 });
+    if (r.stdout.includes(` ${vip}/`)) return h;
+  }
+  return 'none';
+}
+
+/** VIPs held by a proxy. */
+export function vipsOf(host: string): string[] {
+  return VIPS.filter((v) => vipHolder(v) === host);
+}
+
+export function nginxMasterPid(host: string): number {
+  const r = sshProxy(host, 'p=$(cat /run/nginx.pid 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"');
+  return Number(r.stdout.trim() || 0);
+}
+
+/** SIGKILLs nginx (master and its workers) on a proxy: a crash, not a stop. */
+export function killNginx(host: string): Run {
+  return sshProxy(host, 'm=$(cat /run/nginx.pid) && kill -KILL $m $(pgrep -P $m)');
+}
+
+export function startNginx(host: string): Run {
+  return sshProxy(host, 'service nginx start');
+}
+
+// ------------------------------------------------------------------------------------------------ product
+/** The product's CLI with the lab's config. */
+export function cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
+  return runAsync('node', [path.join(REPO, 'dist', 'cli', 'main.js'), ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env });
+}
+
+export async function sitePlaybook(args: string[] = [], timeoutMs = 600_000): Promise<Run & { recap: Record<string, Record<string, number>> }> {
+  const r = await runAsync('ansible-playbook', ['-i', INVENTORY, path.join(REPO, 'ansible', 'site.yml'), ...args], { timeoutMs });
+  return { ...r, recap: parseRecap(r.stdout) };
+}
+
+/** PLAY RECAP -> {host: {ok, changed, unreachable, failed, ...}} */
+export function parseRecap(out: string): Record<string, Record<string, number>> {
+  const recap: Record<string, Record<string, number>> = {};
+  const i = out.lastIndexOf('PLAY RECAP');
+  if (i < 0) return recap;
+  for (const line of out.slice(i).split('\n').slice(1)) {
+    const m = /^(\S+)\s+:\s+(.*)$/.exec(line.trim());
+    if (!m || !m[1] || !m[2]) continue;
+    const counts: Record<string, number> = {};
+    for (const kv of m[2].trim().split(/\s+/)) {
+      const [k, v] = kv.split('=');
+      if (k && v !== undefined) counts[k] = Number(v);
+    }
+    recap[m[1]] = counts;
+  }
+  return recap;
+}
+
+let applySync: boolean | undefined;
+
+/**
+ * Applies a Routing SPI stream and makes it live on the proxies: `paas-rproxy apply --sync` when the CLI
+ * has it, else `apply` followed by the targeted routing run of ansible/site.yml.
+ */
+export async function applyAndSync(stream: string): Promise<Run> {
+  applySync ??= (await cli(['apply', '--help'])).stdout.includes('--sync');
+  const dir = mkdtempSync(path.join(tmpdir(), 'rplab-'));
+  const file = path.join(dir, 'stream.yml');
+  writeFileSync(file, stream);
+  if (applySync) return cli(['apply', '--sync', file]);
+  const a = await cli(['apply', file]);
+  if (a.code !== 0) return a;
+  const p = await sitePlaybook(['--tags', 'nginx_rproxy_routes', '--limit', 'proxies']);
+  return { code: p.code === 0 ? 0 : 4, stdout: a.stdout + p.stdout, stderr: a.stderr + p.stderr };
+}
+
+/** Brings every proxy up to the current state (after a failed run): `paas-rproxy sync` or the routing tag. */
+export async function syncAll(): Promise<Run> {
+  const help = await cli(['sync', '--help']);
+  if (help.code === 0 && !/not implemented/i.test(help.stdout + help.stderr)) {
+    const r = await cli(['sync']);
+    if (!/not implemented/i.test(r.stdout + r.stderr)) return r;
+  }
+  const p = await sitePlaybook(['--tags', 'nginx_rproxy_routes', '--limit', 'proxies']);
+  return { code: p.code === 0 ? 0 : 4, stdout: p.stdout, stderr: p.stderr };
+}
+
+// ------------------------------------------------------------------------------------------------ SPI builders
+// Exactly the shape the broker's routing plug-in publishes (Psych dump of a Ruby Hash with symbol keys).
+const q = (s: string) => (s === '' ? "''" : /^[A-Za-z0-9._-]+$/.test(s) && !/^\d/.test(s) ? s : JSON.stringify(s));
+
+export const spi = {
+  createApp(app: string, ns: string, scalable = true): string {
+    return `---\n:action: :create_application\n:app_name: ${app}\n:namespace: ${ns}\n:scalable: ${scalable}\n:ha: false\n`;
+  },
+  deleteApp(app: string, ns: string): string {
+    return `---\n:action: :delete_application\n:app_name: ${app}\n:namespace: ${ns}\n:scalable: true\n:ha: false\n`;
+  },
+  addEndpoint(
+    app: string,
+    ns: string,
+    address: string,
+    port: number,
+    opts: { types?: string[]; protocols?: string[]; gearId?: string; portName?: string; mappings?: Array<[string, string]> } = {},
+  ): string {
+    const types = opts.types ?? ['web_framework'];
+    const protocols = opts.protocols ?? ['http'];
+    const mappings = opts.mappings ?? [['', '']];
+    return (
+      `---\n:action: :add_public_endpoint\n:app_name: ${app}\n:namespace: ${ns}\n` +
+      `:gear_id: ${opts.gearId ?? `7a1f00c0e4b0${address.split('.').pop()!.padStart(4, '0')}${String(port).padStart(8, '0')}`}\n` +
+      `:public_port_name: ${opts.portName ?? 'web'}\n:public_address: ${address}\n:public_port: ${port}\n` +
+      `:protocols:\n${protocols.map((p) => `- ${p}\n`).join('')}` +
+      `:types:\n${types.map((t) => `- ${t}\n`).join('')}` +
+      (mappings.length ? `:mappings:\n${mappings.map(([f, b]) => `- frontend: ${q(f)}\n  backend: ${q(b)}\n`).join('')}` : ':mappings: []\n')
+    );
+  },
+  removeEndpoint(app: string, ns: string, address: string, port: number, gearId = 'x'): string {
+    return `---\n:action: :remove_public_endpoint\n:app_name: ${app}\n:namespace: ${ns}\n:gear_id: ${gearId}\n:public_address: ${address}\n:public_port: ${port}\n`;
+  },
+  addAlias(app: string, ns: string, alias: string): string {
+    return `---\n:action: :add_alias\n:app_name: ${app}\n:namespace: ${ns}\n:alias: ${alias}\n`;
+  },
+  removeAlias(app: string, ns: string, alias: string): string {
+    return `---\n:action: :remove_alias\n:app_name: ${app}\n:namespace: ${ns}\n:alias: ${alias}\n`;
+  },
+  addSsl(app: string, ns: string, alias: string, certPem: string, keyPem: string, passPhrase = ''): string {
+    const block = (pem: string) => pem.trim().split('\n').map((l) => `  ${l}\n`).join('');
+    return (
+      `---\n:action: :add_ssl\n:app_name: ${app}\n:namespace: ${ns}\n:alias: ${alias}\n` +
+      `:ssl: |\n${block(certPem)}:private_key: |\n${block(keyPem)}:pass_phrase: ${q(passPhrase)}\n`
+    );
+  },
+};
+
+/** A fresh self-signed certificate for a host name: {cert, key, certFile}. */
+export function selfSigned(name: string): { cert: string; key: string; certFile: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rplab-tls-'));
+  const certFile = path.join(dir, `${name}.crt`);
+  const keyFile = path.join(dir, `${name}.key`);
+  const r = run('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}/O=paas-rproxy lab test`,
+    '-addext', `subjectAltName=DNS:${name}`, '-keyout', keyFile, '-out', certFile,
+  ]);
+  if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+  return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile };
+}
+
+export function fqdn(app: string, ns: string): string {
+  return `${app}-${ns}.${CLOUD_DOMAIN}`;
+}
+
+export function labReady(): boolean {
+  return existsSync(path.join(LAB, 'READY'));
+}
