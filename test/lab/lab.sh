@@ -327,13 +327,16 @@ write_inventory() {
     echo "      -o UserKnownHostsFile=$LAB/ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     echo "    ansible_host_key_checking: true"
     echo "    ansible_python_interpreter: /usr/bin/python3"
-    echo "    rproxy_cloud_domain: $CLOUD_DOMAIN"
     echo "  children:"
     echo "    brokers:"
     echo "      hosts:"
     echo "        broker:"
     echo "          ansible_connection: local"
     echo "          ansible_host: $BR_IP"
+    echo "          # the lab's ActiveMQ is not a service: its own base under .lab/activemq"
+    echo "          activemq_routinginfo_config_file: $LAB/activemq/conf/activemq.xml"
+    echo "          activemq_routinginfo_service_name: ''"
+    echo "          activemq_routinginfo_restart_command: bash $LAB_SCRIPT_DIR/lab.sh restart-activemq"
     echo "    proxies:"
     echo "      hosts:"
     local h
@@ -342,6 +345,7 @@ write_inventory() {
       echo "          ansible_host: $(proxy_ip "$h")"
     done
     echo "      vars:"
+    echo "        nginx_rproxy_cloud_domain: $CLOUD_DOMAIN"
     echo "        keepalived_vrrp_interface: eth0"
     echo "        keepalived_vrrp_vips:"
     local v
@@ -423,12 +427,12 @@ descendants() { # PID -> its children, grandchildren, ...
   for c in $(pgrep -P "$1" 2>/dev/null || true); do echo "$c"; descendants "$c"; done
 }
 
-kill_pids() { # PID... : with their descendants; TERM, wait up to 3 s, then KILL
+kill_pids() { # PID... : with their descendants; TERM, wait up to KILL_WAIT_S (3) s, then KILL
   local p alive=() i all=()
   for p in "$@"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && all+=("$p" $(descendants "$p")); done
   for p in "${all[@]}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { kill -TERM "$p" 2>/dev/null || true; alive+=("$p"); }; done
   [ ${#alive[@]} -eq 0 ] && return 0
-  for ((i = 0; i < 30; i++)); do
+  for ((i = 0; i < ${KILL_WAIT_S:-3} * 10; i++)); do
     local any=0
     for p in "${alive[@]}"; do kill -0 "$p" 2>/dev/null && any=1; done
     [ $any = 0 ] && return 0
@@ -531,6 +535,16 @@ case "$cmd" in
     fi
     ;;
   down) down ;;
+  write-inventory) require_root; write_inventory ;;
+  restart-activemq)
+    # used by the activemq_routinginfo role's handler in the lab (no lock: site.yml may run under lab.sh up)
+    require_root
+    [ -d "$LAB/activemq/conf" ] || die "no lab ActiveMQ (.lab/activemq)"
+    step "restart ActiveMQ"
+    KILL_WAIT_S=30 kill_pids "$(cat "$LAB/activemq/activemq.pid" 2>/dev/null)" $(pgrep -f -- "-Dactivemq.conf=\"?$LAB/activemq/conf" 2>/dev/null || true)
+    activemq_start
+    activemq_wait
+    ;;
   restart-gears)
     require_root
     kill_pids "$(cat "$LAB/gears.pid" 2>/dev/null)"
