@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
+import { RproxyError } from '../errors.js';
 import { computeVrrpLayout, VrrpLayoutError, type VrrpLayoutInput } from '../layout/vrrp.js';
 
 interface Args {
@@ -65,11 +66,8 @@ export const command: CommandModule<object, Args> = {
       const layout = computeVrrpLayout(readInput(args));
       process.stdout.write(JSON.stringify(layout, null, args.pretty ? 2 : undefined) + '\n');
     } catch (e) {
-      if (e instanceof VrrpLayoutError) {
-        process.stderr.write(`vrrp-layout: ${e.message} (${e.code})\n`);
-        process.exitCode = 2;
-        return;
-      }
+      // usage/config error (exit 2) with the layout's own code in the message
+      if (e instanceof VrrpLayoutError) throw new RproxyError('ERR_INPUT', `vrrp-layout: ${e.message} (${e.code})`);
       throw e;
     }
   },
