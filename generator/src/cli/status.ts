@@ -1,11 +1,73 @@
-import type { CommandModule } from 'yargs';
+/** `paas-rproxy status [--json]`: apps, pending events, last runs, recent rejections (from the state and the status file). */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { configFromArgv, type GlobalArgs } from '../config.js';
+import { loadState } from '../vars/load.js';
+import { readStatus, recentRejections } from '../status/file.js';
+import { digestsOf, proxiesOf } from '../runner/core.js';
+import { readApplied } from '../runner/applied.js';
+import { pendingApps } from '../runner/pending.js';
 
-// Placeholder so main.ts compiles; the listener helper replaces it with the real command.
-export const command: CommandModule<object, object> = {
+export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number }
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+export const command: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status',
-  describe: 'status (not implemented yet)',
-  handler: () => {
-    process.stderr.write('status: not implemented yet\n');
-    process.exitCode = 1;
+  describe: 'Show apps, pending events and apps per proxy, the last playbook runs and recent rejections',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+      .option('runs', { type: 'number', default: 5, describe: 'how many recent runs to show' })
+      .option('rejections', { type: 'number', default: 5, describe: 'how many recent rejections to show' }) as Argv<StatusArgs>,
+  handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
+    const config = await configFromArgv(argv);
+    const state = await loadState(config);
+    const digests = digestsOf(state);
+    const file = await readStatus(config.state_dir);
+    const proxies = await proxiesOf(config).catch(() => [] as string[]);
+    const perProxy: Record<string, { pendingApps: string[]; known: boolean; lastSuccess: string | null; backoff: unknown }> = {};
+    for (const h of proxies) {
+      const applied = await readApplied(config.state_dir, h);
+      perProxy[h] = {
+        pendingApps: applied ? pendingApps(digests, applied) : Object.keys(digests).sort(),
+        known: applied !== null,
+        lastSuccess: file?.lastSuccessByHost[h] ?? null,
+        backoff: file?.backoff[h] ?? null,
+      };
+    }
+    const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
+    const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
+    const out = {
+      apps: state.apps.size,
+      listener: file?.listener ? { ...file.listener, running: listenerRunning } : null,
+      pendingEvents: listenerRunning ? file?.pendingEvents ?? 0 : null,
+      proxies: perProxy,
+      runs: (file?.runs ?? []).slice(-(argv.runs ?? 5)),
+      rejections,
+    };
+    if (argv.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return; }
+    const L: string[] = [];
+    L.push(`apps: ${out.apps}`);
+    if (out.listener) {
+      const l = out.listener;
+      L.push(`listener: ${l.running ? `running (pid ${l.pid}, since ${l.startedAt})` : 'not running'}; broker ${l.connected && l.running ? `connected to ${l.broker}` : 'not connected'}; ${l.destination}; ${l.messages} message(s), last ${l.lastMessageAt ?? 'never'}`);
+      if (l.running) L.push(`pending events (written, not yet live on every proxy): ${out.pendingEvents}`);
+    } else L.push('listener: never ran with this state_dir');
+    L.push('proxies:');
+    for (const [h, p] of Object.entries(perProxy)) {
+      const pend = p.known ? (p.pendingApps.length ? `${p.pendingApps.length} app(s) pending: ${p.pendingApps.slice(0, 8).join(' ')}${p.pendingApps.length > 8 ? ' …' : ''}` : 'up to date') : 'never synced (a full run is due)';
+      const b = p.backoff as { attempt: number; nextAt: string } | null;
+      L.push(`  ${h}: ${pend}; last successful run ${p.lastSuccess ?? 'unknown'}${b ? `; retry #${b.attempt} at ${b.nextAt}` : ''}`);
+    }
+    L.push(`last runs (${out.runs.length}):`);
+    for (const r of out.runs) {
+      L.push(`  ${r.startedAt} ${r.kind} by ${r.by} on ${r.hosts.join(',')}: ${r.result} in ${(r.durationMs / 1000).toFixed(2)} s, ${r.apps === null ? 'all apps' : `${r.apps} app(s)`}${r.error ? `\n    ${r.error}` : ''}`);
+    }
+    L.push(`recent rejections (${rejections.length}):`);
+    for (const j of rejections) L.push(`  ${String(j.time ?? '')} ${String(j.code ?? '')}: ${String(j.reason ?? '')}${j.message_id ? ` (message ${String(j.message_id)})` : ''}`);
+    process.stdout.write(L.join('\n') + '\n');
   },
 };

@@ -87,6 +87,7 @@ export class StompIntake {
     const fail = (err: Error | undefined, phase: string) => {
       if (settled) return;
       settled = true;
+      if (this.stopped) { try { client.destroy(); } catch { /* ignore */ } return; }
       const wasAlive = this.client === client && this.alive;
       if (this.client === client) { this.alive = false; this.client = null; this.connectedBroker = null; this.onState(false, null); }
       try { client.destroy(); } catch { /* already dead */ }

@@ -1,0 +1,49 @@
+// The listener's IntakePort over the core's StateStore: each message body parsed on its own (a broken one is
+// rejected alone), the whole batch applied with ONE applyEvents call (one lock, one vars write). Messages whose
+// documents fail to parse are applied on their own first, so the rejects log records their STOMP message-id.
+import type { StateStore, DocResult } from '../vars/store.js';
+import { parseSpiStream } from '../spi/parse.js';
+import type { ParsedDoc } from '../spi/types.js';
+import type { Delivery } from './stomp.js';
+import type { BatchOutcome, DocOutcome, IntakePort, MessageOutcome } from './batcher.js';
+
+export function storeIntake(store: StateStore, maxBodyBytes: number): IntakePort {
+  return {
+    async apply(batch: readonly Delivery[]): Promise<BatchOutcome> {
+      const perMessage: ParsedDoc[][] = batch.map((d) => {
+        if (Buffer.byteLength(d.body, 'utf8') > maxBodyBytes) {
+          return [{ index: 0, text: d.body.slice(0, 4096), ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${Buffer.byteLength(d.body, 'utf8')} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` } } as ParsedDoc];
+        }
+        const docs = parseSpiStream(d.body, { maxBodyBytes });
+        return docs.length ? docs : [{ index: 0, text: '', ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' } } as ParsedDoc];
+      });
+      const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));
+      const docAction = (p: ParsedDoc): string => (p.ok ? p.event.action : p.action ?? 'unknown');
+      const toOutcome = (p: ParsedDoc, r: DocResult | undefined): DocOutcome => {
+        if (!r) return { action: docAction(p), app: '', result: 'rejected', code: 'ERR_INTERNAL', reason: 'no result' };
+        if (r.status === 'rejected') return { action: r.action ?? docAction(p), app: r.app ?? '', result: 'rejected', code: r.code, reason: r.reason };
+        return { action: docAction(p), app: r.app, result: r.status };
+      };
+      // 1. parse failures: alone, with the message-id, so the rejects log names it (nothing is written)
+      const good: { msg: number; doc: ParsedDoc }[] = [];
+      for (let m = 0; m < batch.length; m++) {
+        const docs = perMessage[m] as ParsedDoc[];
+        const bad = docs.filter((p) => !p.ok);
+        if (bad.length) {
+          const res = await store.applyEvents(bad.map((p, i) => ({ ...p, index: i })), { source: 'stomp', messageId: (batch[m] as Delivery).messageId });
+          bad.forEach((p, i) => (outcomes[m] as MessageOutcome).docs.push(toOutcome(p, res.results.find((r) => r.index === i))));
+        }
+        for (const p of docs) if (p.ok) good.push({ msg: m, doc: p });
+      }
+      // 2. the valid documents of the whole batch in one apply
+      let changedApps: string[] = [];
+      if (good.length) {
+        const only = batch.length === 1 ? { messageId: (batch[0] as Delivery).messageId } : {};
+        const res = await store.applyEvents(good.map((g, i) => ({ ...g.doc, index: i })), { source: 'stomp', ...only });
+        changedApps = res.changedApps;
+        good.forEach((g, i) => (outcomes[g.msg] as MessageOutcome).docs.push(toOutcome(g.doc, res.results.find((r) => r.index === i))));
+      }
+      return { messages: outcomes, changedApps };
+    },
+  };
+}

@@ -1,0 +1,169 @@
+// The listener process: STOMP intake → batched durable applies (ack after) → coalesced targeted runs,
+// with structured logs, Prometheus metrics and the status file.
+import type { Config } from '../config.js';
+import { StateStore } from '../vars/store.js';
+import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
+import { runnerPorts, runnerSettings } from '../runner/core.js';
+import { Metrics } from '../metrics/metrics.js';
+import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
+import { StompIntake, type Delivery } from './stomp.js';
+import { Batcher, type BatchOutcome } from './batcher.js';
+import { storeIntake } from './intake.js';
+import type { Logger } from './log.js';
+
+export interface ListenerOptions {
+  log: Logger;
+  /** how long SIGTERM waits for a running playbook before abandoning it (it is retried at the next start) */
+  stopGraceMs?: number;
+  prefetch?: number;
+}
+
+interface PendingEvent { seq: number; t0: number; app: string; messageId: string }
+
+export class Listener {
+  private store!: StateStore;
+  private runner!: Runner;
+  private intake!: StompIntake;
+  private batcher!: Batcher;
+  readonly metrics = new Metrics();
+  private server: import('node:http').Server | undefined;
+  private pending: PendingEvent[] = [];
+  private messages = 0;
+  private lastMessageAt: string | null = null;
+  private readonly startedAt = new Date().toISOString();
+  private statusTimer: NodeJS.Timeout | undefined;
+  private statusDirty = true;
+  private newRuns: RunRecord[] = [];
+  private lastPlan: Record<string, string[]> = {};
+  private statusWrite: Promise<void> = Promise.resolve();
+  metricsAddress: string | null = null;
+
+  constructor(private readonly config: Config, private readonly opts: ListenerOptions) {}
+
+  async start(): Promise<void> {
+    const { config, opts } = this;
+    const log = opts.log;
+    this.store = await StateStore.open(config);
+    try {
+      const s = await this.metrics.serve(config.metrics.listen);
+      this.server = s.server;
+      this.metricsAddress = s.address;
+    } catch (e) {
+      log('metrics_error', { listen: config.metrics.listen, error: (e as Error).message });
+    }
+    this.runner = new Runner(runnerSettings(config), runnerPorts(config, this.store), (e, f) => log(e, f), {
+      onRun: (r) => this.onRun(r),
+      onSync: (r) => this.onSync(r),
+      onPlan: (p) => { this.lastPlan = p.perHost; this.statusDirty = true; },
+    });
+    this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes), { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }, (e, f) => log(e, f),
+      (batch, outcome) => this.onApplied(batch, outcome));
+    this.intake = new StompIntake({
+      brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,
+      clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? 1000,
+      reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000,
+    }, (d) => this.batcher.push(d), (e, f) => {
+      if (e === 'broker_disconnected') this.metrics.reconnects.inc();
+      log(e, f);
+    }, (connected) => { this.metrics.connected.set(connected ? 1 : 0); this.statusDirty = true; });
+    log('listener_start', {
+      pid: process.pid, brokers: config.stomp.brokers.map((b) => `${b.host}:${b.port}`), destination: config.stomp.destination,
+      state_dir: config.state_dir, inventory_dir: config.inventory_dir, metrics: this.metricsAddress, apps: this.store.state.apps.size,
+    });
+    this.runner.start(); // catches up whatever is pending since the last successful runs
+    this.intake.start();
+    this.statusTimer = setInterval(() => this.flushStatus(), 1000);
+    this.flushStatus();
+  }
+
+  private onApplied(batch: readonly Delivery[], outcome: BatchOutcome): void {
+    const log = this.opts.log;
+    this.messages += batch.length;
+    this.lastMessageAt = new Date().toISOString();
+    const seq = outcome.changedApps.length ? this.runner.notify('event') : this.runner.currentSeq;
+    const changed = new Set(outcome.changedApps);
+    outcome.messages.forEach((m, i) => {
+      const d = batch[i] as Delivery;
+      const ts = Number(d.headers.timestamp);
+      const t0 = Number.isFinite(ts) && ts > 0 && ts <= d.receivedAt + 5000 ? Math.min(ts, d.receivedAt) : d.receivedAt;
+      for (const doc of m.docs) {
+        this.metrics.events.inc({ action: doc.action, result: doc.result });
+        if (doc.result === 'rejected') this.metrics.rejected.inc({ code: doc.code ?? 'unknown' });
+        log(doc.result === 'rejected' ? 'message_rejected' : 'message', {
+          message_id: m.messageId, app: doc.app, action: doc.action, result: doc.result,
+          ...(doc.code ? { code: doc.code, reason: doc.reason } : {}),
+          redelivered: d.headers.redelivered === 'true', ...(m.docs.length > 1 ? { docs: m.docs.length } : {}),
+        });
+        if (doc.result === 'applied' && changed.has(doc.app)) this.pending.push({ seq, t0, app: doc.app, messageId: m.messageId });
+      }
+    });
+    this.metrics.pending.set(this.pending.length);
+    this.statusDirty = true;
+  }
+
+  private onRun(r: RunRecord): void {
+    this.metrics.runs.inc({ kind: r.kind, result: r.result });
+    this.metrics.runDuration.observe({ result: r.result }, r.durationMs / 1000);
+    const end = (Date.parse(r.startedAt) + r.durationMs) / 1000;
+    if (r.result !== 'aborted' && r.kind !== 'vrrp') for (const h of r.perHost) if (h.outcome === 'ok') this.metrics.lastSuccess.set({ proxy: h.host }, end);
+    this.newRuns.push(r);
+    this.statusDirty = true;
+  }
+
+  private onSync(res: SyncResult): void {
+    if (!res.ok) return; // events stay pending until every proxy has them
+    const now = Date.now();
+    const keep: PendingEvent[] = [];
+    for (const p of this.pending) {
+      if (p.seq <= res.snapshotSeq) {
+        this.metrics.latency.observe((now - p.t0) / 1000);
+        this.opts.log('event_live', { message_id: p.messageId, app: p.app, latency_ms: now - p.t0 });
+      } else keep.push(p);
+    }
+    this.pending = keep;
+    this.metrics.pending.set(this.pending.length);
+    this.statusDirty = true;
+  }
+
+  private flushStatus(): void {
+    if (!this.statusDirty) return;
+    this.statusDirty = false;
+    const runs = this.newRuns.splice(0);
+    const snapshot = {
+      connected: this.intake.connected, broker: this.intake.connectedBroker, pending: this.pending.length,
+      plan: this.lastPlan, backoff: this.runner.backoffState(),
+    };
+    this.statusWrite = this.statusWrite.then(() => updateStatus(this.config.state_dir, (s: StatusFile) => {
+      s.listener = {
+        pid: process.pid, startedAt: this.startedAt, connected: snapshot.connected, broker: snapshot.broker,
+        destination: this.config.stomp.destination, lastMessageAt: this.lastMessageAt, messages: this.messages,
+      };
+      s.pendingEvents = snapshot.pending;
+      s.pendingApps = snapshot.plan;
+      s.backoff = snapshot.backoff;
+      for (const r of runs) recordRun(s, r, 'listener');
+    })).catch((e: unknown) => this.opts.log('status_write_error', { error: String(e) }));
+  }
+
+  /** SIGTERM: stop consuming, finish the apply in flight (acks only what is written), finish or abandon the run. */
+  async stop(): Promise<void> {
+    const log = this.opts.log;
+    log('listener_stopping', { pending_events: this.pending.length, run_in_progress: this.runner?.busy ?? false });
+    await this.intake?.stop();
+    await this.batcher?.stop();
+    if (this.runner) {
+      const grace = this.opts.stopGraceMs ?? 15000;
+      let timer: NodeJS.Timeout | undefined;
+      const abandon = new Promise<void>((r) => { timer = setTimeout(() => { log('run_abandoned', { after_ms: grace }); void this.runner.stop({ abandon: true }).then(r); }, grace); });
+      await Promise.race([this.runner.stop({ abandon: false }), abandon]);
+      if (timer) clearTimeout(timer);
+    }
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusDirty = true;
+    this.flushStatus();
+    await this.statusWrite;
+    await updateStatus(this.config.state_dir, (s) => { if (s.listener) s.listener.connected = false; }).catch(() => undefined);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    log('listener_stopped', { pending_events: this.pending.length });
+  }
+}

@@ -1,0 +1,125 @@
+// Wiring of the runner to the core: settings from Config, digests from the state (core's appDigest),
+// proxies from the inventory, and syncNow() for `paas-rproxy sync` and `apply --sync`.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import yaml from 'js-yaml';
+import type { Config } from '../config.js';
+import { RproxyError } from '../errors.js';
+import { appDigest } from '../vars/digest.js';
+import { loadState } from '../vars/load.js';
+import type { StateStore } from '../vars/store.js';
+import type { State } from '../state/types.js';
+import { groupHosts } from './inventory.js';
+import { syncPass, type Log, type RunnerPorts, type RunnerSettings, type SyncResult } from './runner.js';
+import { updateStatus, recordRun } from '../status/file.js';
+
+export function runnerSettings(config: Config): RunnerSettings {
+  return {
+    stateDir: config.state_dir,
+    proxiesGroup: config.proxies_group,
+    playbook: { command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir, extraArgs: config.ansible.extra_args },
+    quietMs: config.runner.quiet_ms,
+    maxWaitMs: config.runner.max_wait_ms,
+    retryInitialMs: config.runner.retry_initial_ms,
+    retryMaxMs: config.runner.retry_max_ms,
+    reconcileIntervalS: config.runner.reconcile_interval_s,
+    lockTimeoutMs: 30 * 60 * 1000, // a run (even a full one) never takes this long; a waiting CLI says who holds it
+  };
+}
+
+export function digestsOf(state: State): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [id, app] of state.apps) out[id] = appDigest(app);
+  return out;
+}
+
+async function inventoryFile(config: Config): Promise<string | null> {
+  for (const n of ['hosts.yml', 'hosts.yaml']) {
+    const f = path.join(config.inventory_dir, n);
+    try { await fs.access(f); return f; } catch { /* next */ }
+  }
+  return null;
+}
+
+/** The proxies group's hosts in inventory order: hosts.yml parsed directly, else `ansible-inventory --list`. */
+export async function proxiesOf(config: Config): Promise<string[]> {
+  const f = await inventoryFile(config);
+  if (f) return groupHosts(yaml.load(await fs.readFile(f, 'utf8')), config.proxies_group);
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('ansible-inventory', ['-i', config.inventory_dir, '--list'], { maxBuffer: 64 << 20 }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
+  });
+  const j = JSON.parse(out) as Record<string, { hosts?: string[]; children?: string[] }>;
+  const seen: string[] = [];
+  const walk = (g: string, depth: number) => {
+    const n = j[g];
+    if (!n || depth > 50) return;
+    for (const h of n.hosts ?? []) if (!seen.includes(h)) seen.push(h);
+    for (const c of n.children ?? []) walk(c, depth + 1);
+  };
+  walk(config.proxies_group, 0);
+  return seen;
+}
+
+export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
+  return {
+    digests: async () => {
+      if (store) { await store.refresh(); return digestsOf(store.state); }
+      return digestsOf(await loadState(config));
+    },
+    proxies: () => proxiesOf(config),
+    inventoryMarker: async () => {
+      const f = await inventoryFile(config);
+      if (!f) return null;
+      return createHash('sha256').update(await fs.readFile(f)).digest('hex');
+    },
+  };
+}
+
+export interface SyncNowOptions {
+  /** structured log sink; default: none */
+  log?: Log;
+  /** full run for every proxy (all apps, stale files removed) instead of what changed */
+  full?: boolean;
+  signal?: AbortSignal;
+  /** who ran it, for the status file ("sync", "apply --sync") */
+  by?: string;
+}
+
+/**
+ * Runs the targeted playbook for what each proxy lacks since its last successful run (routing tag, proxies
+ * only, one run at a time across processes) and records the per-host applied digests. Resolves with the
+ * result when every proxy is up to date; throws RproxyError ERR_PLAYBOOK_FAILED (exit 4) naming the failing
+ * host(s) and task(s) otherwise. For `paas-rproxy sync` and `paas-rproxy apply --sync`.
+ */
+export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
+  const log: Log = opts.log ?? (() => undefined);
+  const by = opts.by ?? 'sync';
+  const res = await syncPass(runnerSettings(config), runnerPorts(config), log, {
+    trigger: by, full: opts.full ?? false, ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  try {
+    await updateStatus(config.state_dir, (s) => {
+      for (const r of res.runs) recordRun(s, r, by);
+      s.pendingApps = res.lagging;
+    });
+  } catch { /* the status file is informative only */ }
+  if (!res.ok) {
+    const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
+    const msg = errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`;
+    throw new RproxyError('ERR_PLAYBOOK_FAILED', msg);
+  }
+  return res;
+}
+
+export function formatSyncResult(res: SyncResult): string {
+  if (res.runs.length === 0) return 'nothing to do: every proxy has the current routes\n';
+  const lines: string[] = [];
+  for (const r of res.runs) {
+    lines.push(`run ${r.kind} on ${r.hosts.join(',')}: ${r.result} in ${(r.durationMs / 1000).toFixed(2)} s (${r.apps ? `${r.apps.length} app(s)` : 'all apps'})`);
+    lines.push(`  command: ${r.command}`);
+    for (const h of r.perHost) lines.push(`  ${h.host}: ${h.outcome}${h.task ? ` in task "${h.task}"` : ''}${h.message ? `: ${h.message}` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
