@@ -13,6 +13,8 @@
 #        lab.sh test-up        for the integration tests: reuse a running lab, else build, infra, site.yml
 #        lab.sh ssh HOST [CMD] ssh into a lab host as Ansible does
 #        lab.sh demo           (re)run the demo on a running lab
+#        lab.sh host rpN       add a bare proxy host (netns + sshd) without touching the inventory
+#        lab.sh host-del rpN   remove such a host (its processes, netns, /etc/netns/rpN, known_hosts line)
 set -euo pipefail
 
 LAB_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -77,6 +79,12 @@ require_netns() {
 }
 
 # ---------------------------------------------------------------------------------------------- network
+flush_neigh() { # ADDRESS: forget its MAC everywhere (a host re-created with the same address has a new one)
+  local a=$1 ns
+  ip neigh flush to "$a" dev "$BR" 2>/dev/null || true
+  for ns in $(lab_ns_list); do ip -n "$ns" neigh flush to "$a" 2>/dev/null || true; done
+}
+
 add_ns() { # NAME ADDRESS... : netns with lo up and eth0 (veth to the bridge) holding the addresses
   local ns=$1; shift
   ip netns add "$ns"
@@ -84,7 +92,7 @@ add_ns() { # NAME ADDRESS... : netns with lo up and eth0 (veth to the bridge) ho
   ip link add "rpl-$ns" type veth peer name eth0 netns "$ns"
   ip link set "rpl-$ns" master "$BR" up
   local a
-  for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; done
+  for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; flush_neigh "$a"; done
   ip -n "$ns" link set eth0 up
 }
 
@@ -155,6 +163,11 @@ proxy_up() { # HOST
   cp -a /etc/keepalived "/etc/netns/$h/keepalived"
   rm -f "/etc/netns/$h/keepalived/keepalived.conf"
   ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$hd/ssh/ssh_host_ed25519_key"
+  if ! grep -qx "Host $h" "$LAB/ssh/config"; then
+    # host entries must come before "Host *" to win: rewrite the file with the new entry first
+    { echo "Host $h"; echo "  HostName $ip"; cat "$LAB/ssh/config"; } > "$LAB/ssh/config.new"
+    mv "$LAB/ssh/config.new" "$LAB/ssh/config"
+  fi
   cat > "$hd/start.sh" <<EOF
 #!/bin/sh
 # runs inside: ip netns exec $h unshare --mount --propagation private
@@ -190,8 +203,10 @@ proxy_wait_ssh() { # HOST
     sleep 0.1
   done
   [ "$i" -lt 100 ] || die "sshd of $h does not answer on $ip:22"
-  local line
-  line=$(ssh-keyscan -T 5 -t ed25519 "$ip" 2>/dev/null | grep -v '^#' | head -1)
+  local line="" k
+  for ((k = 0; k < 5 && ${#line} == 0; k++)); do
+    line=$(ssh-keyscan -T 3 -t ed25519 "$ip" 2>/dev/null | grep -v '^#' | head -1 || true)
+  done
   [ -n "$line" ] || die "ssh-keyscan $ip returned nothing"
   # known_hosts: by name and by address, the host's real key
   echo "$h,$ip ${line#* }" >> "$LAB/ssh/known_hosts"
@@ -498,7 +513,8 @@ cmd=${1:-}
 shift || true
 # one lab operation at a time (npm run lab, the tests' bring-up and lab:down all take this lock)
 case "$cmd" in
-  up|down|test-up|restart-gears|host)
+  up|down|test-up|restart-gears|host|host-del)
+    require_root
     exec 9>/tmp/paas-rproxy-lab.lock
     flock -w 900 9 || die "another lab operation holds /tmp/paas-rproxy-lab.lock"
     ;;
@@ -536,6 +552,32 @@ case "$cmd" in
     ;;
   down) down ;;
   write-inventory) require_root; write_inventory ;;
+  host-del)
+    [ $# -eq 1 ] && [[ $1 =~ ^rp[0-9]+$ ]] || die "usage: lab.sh host-del rpN"
+    h=$1
+    step "remove host $h"
+    pids=($(cat "$LAB/hosts/$h/sshd.pid" 2>/dev/null) $(ip netns pids "$h" 2>/dev/null || true))
+    [ ${#pids[@]} -gt 0 ] && kill_pids "${pids[@]}"
+    ip netns del "$h" 2>/dev/null || true
+    flush_neigh "$(proxy_ip "$h")"
+    rm -rf "/etc/netns/$h" "$LAB/hosts/$h"
+    [ -f "$LAB/ssh/known_hosts" ] && sed -i "/^$h,/d" "$LAB/ssh/known_hosts"
+    [ -f "$LAB/ssh/config" ] && sed -i "/^Host $h\$/,+1d" "$LAB/ssh/config"
+    [ -f "$LAB/READY" ] && sed -i "/^host: *$h /d" "$LAB/READY"
+    ;;
+  host)
+    # a bare extra proxy host for onboarding (issue 5): netns, sshd, host key in known_hosts; the
+    # inventory is NOT touched (onboarding does that)
+    [ $# -eq 1 ] || die "usage: lab.sh host rpN   (e.g. npm run lab:host -- rp3)"
+    h=$1
+    [[ $h =~ ^rp[0-9]+$ ]] || die "host names are rpN (rp3, rp4, ...): the address is 198.51.100.(10+N)"
+    [ -f "$LAB/READY" ] && infra_healthy || die "the lab is not up (npm run lab, or bash test/lab/lab.sh up --infra)"
+    ip netns list | grep -qx "$h\( .*\)\?" && die "$h exists already"
+    proxy_up "$h"
+    proxy_wait_ssh "$h"
+    echo "host:      $h $(proxy_ip "$h") (added by lab.sh host; not in the inventory)" >> "$LAB/READY"
+    step "host $h is up at $(proxy_ip "$h"): PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- onboard $h --address $(proxy_ip "$h")"
+    ;;
   restart-activemq)
     # used by the activemq_routinginfo role's handler in the lab (no lock: site.yml may run under lab.sh up)
     require_root
@@ -562,7 +604,7 @@ case "$cmd" in
     demo "$@"
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2
     ;;
 esac
