@@ -19,9 +19,15 @@ export const command: CommandModule<GlobalArgs, ListenArgs> = {
     const log = jsonLogger(process.stdout);
     const listener = new Listener(config, { log, stopGraceMs: (argv['stop-grace'] ?? 15) * 1000 });
     let stopping: Promise<void> | null = null;
+    let firstSignalAt = 0;
     const done = new Promise<void>((resolve) => {
       const onSignal = (sig: NodeJS.Signals) => {
-        if (stopping) { log('listener_forced_exit', { signal: sig }); process.exit(1); }
+        if (stopping) {
+          // a second signal (not the same one delivered twice to the process group) forces the exit
+          if (Date.now() - firstSignalAt > 1000) { log('listener_forced_exit', { signal: sig }); process.exit(1); }
+          return;
+        }
+        firstSignalAt = Date.now();
         log('signal', { signal: sig });
         stopping = listener.stop().then(resolve, (e: unknown) => { log('listener_error', { error: String(e) }); resolve(); });
       };
