@@ -41,9 +41,9 @@ export const command: CommandModule<GlobalArgs, ApplyArgs> = {
       .epilog('Exit codes: 0 all applied or unchanged; 2 usage/config error; 3 at least one message rejected (see <state_dir>/rejects.jsonl).') as Argv<ApplyArgs>,
   handler: async (argv: ArgumentsCamelCase<ApplyArgs>) => {
     const config = await configFromArgv(argv);
-    const text = await readInput(argv.file);
     const store = await StateStore.open(config);
-    const result = await store.applyText(text, { source: argv.file === '-' ? 'stdin' : argv.file });
+    // No local reference to the input: a large replay's text can be collected once it is parsed.
+    const result = await store.applyText(await readInput(argv.file), { source: argv.file === '-' ? 'stdin' : argv.file });
     if (argv.json) {
       const { results: _r, ...summary } = result;
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

@@ -2,7 +2,7 @@
  * Crash-safe file writes: temp file in the same directory, fsync, rename over the target, fsync the directory.
  * A reader (Ansible, another process) sees the old file or the new one, never a torn one.
  */
-import { open, rename, unlink, mkdir, readFile, rm } from 'node:fs/promises';
+import { open, rename, unlink, mkdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -21,12 +21,14 @@ export interface WriteOptions {
   noDirSync?: boolean;
 }
 
-export async function writeFileAtomic(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
+/** `data` may be a list of string chunks: they are written in ~1 MiB batches, never joined into one string. */
+export async function writeFileAtomic(path: string, data: string | Buffer | readonly string[], opts: WriteOptions = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const h = await open(tmp, 'wx', opts.mode ?? 0o644);
   try {
-    await h.writeFile(data);
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await h.writeFile(data);
+    else await writeChunks(h, data);
     if (opts.mode !== undefined) await h.chmod(opts.mode); // umask must not widen or narrow it
     await h.sync();
   } catch (e) {
@@ -42,6 +44,21 @@ export async function writeFileAtomic(path: string, data: string | Buffer, opts:
     throw e;
   }
   if (!opts.noDirSync) await fsyncDir(dir);
+}
+
+async function writeChunks(h: FileHandle, chunks: readonly string[]): Promise<void> {
+  let batch: string[] = [];
+  let size = 0;
+  for (const c of chunks) {
+    batch.push(c);
+    size += c.length;
+    if (size >= 1 << 20) {
+      await h.write(batch.join(''));
+      batch = [];
+      size = 0;
+    }
+  }
+  if (batch.length > 0) await h.write(batch.join(''));
 }
 
 /** Writes only when the content differs; returns whether it wrote. */

@@ -54,7 +54,20 @@ export function tokenList(field: string, v: unknown): string[] {
     if (!LIST_TOKEN.test(s)) throw new FieldError(`${field} entry ${quote(s)} must be a lowercase name (letters, digits, "_", ".", "+", "-")`);
     return s;
   });
-  return [...new Set(out)].sort();
+  return intern([...new Set(out)].sort());
+}
+
+/**
+ * Shares equal small lists (protocols, types, mappings) between endpoints: 10,000 apps use a handful of distinct
+ * ones. Lists are treated as immutable everywhere. Bounded, so hostile variety cannot grow it without limit.
+ */
+const internPool = new Map<string, readonly unknown[]>();
+function intern<T>(list: T[]): T[] {
+  const key = JSON.stringify(list);
+  const hit = internPool.get(key);
+  if (hit) return hit as T[];
+  if (internPool.size < 4096 && key.length < 4096) internPool.set(key, Object.freeze(list));
+  return list;
 }
 
 export function ipAddress(v: unknown): string {
@@ -114,9 +127,9 @@ export function mappings(v: unknown): Mapping[] {
     return { frontend: path('frontend'), backend: path('backend') };
   });
   const seen = new Set<string>();
-  return out
+  return intern(out
     .filter((m) => (seen.has(m.frontend + '\0' + m.backend) ? false : (seen.add(m.frontend + '\0' + m.backend), true)))
-    .sort((a, b) => (a.frontend < b.frontend ? -1 : a.frontend > b.frontend ? 1 : a.backend < b.backend ? -1 : a.backend > b.backend ? 1 : 0));
+    .sort((a, b) => (a.frontend < b.frontend ? -1 : a.frontend > b.frontend ? 1 : a.backend < b.backend ? -1 : a.backend > b.backend ? 1 : 0)));
 }
 
 /** Psych symbol keys arrive as ":name"; plain keys are accepted too, but never both spellings of one field. */

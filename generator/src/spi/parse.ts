@@ -1,7 +1,7 @@
 /**
  * SPI intake (pure): a YAML stream as Psych writes it → one ParsedDoc per document, each standing alone.
  */
-import { splitYamlStream } from './split.js';
+import { iterateYamlDocuments } from './split.js';
 import { loadSpiDocument } from './load.js';
 import * as f from './fields.js';
 import { FieldError } from './fields.js';
@@ -112,5 +112,11 @@ export function parseSpiDocument(text: string, index: number, opts: ParseOptions
 
 /** Parses a stream of one or more documents; a broken document is rejected alone, the others still parse. */
 export function parseSpiStream(text: string, opts: ParseOptions): ParsedDoc[] {
-  return splitYamlStream(text).map((doc, i) => parseSpiDocument(doc, i, opts));
+  return [...iterateSpiStream(text, opts)];
+}
+
+/** The same, lazily: one document at a time (replays of large streams keep little in memory). */
+export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<ParsedDoc> {
+  let i = 0;
+  for (const doc of iterateYamlDocuments(text)) yield parseSpiDocument(doc, i++, opts);
 }

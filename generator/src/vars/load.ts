@@ -3,6 +3,7 @@
  * Every value is checked again with the SPI rules, so a hand-edited file cannot smuggle anything through.
  */
 import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import type { Config } from '../config.js';
@@ -78,14 +79,14 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
   return { id, app_name, namespace, scalable: f.boolean('scalable', raw.scalable), ha: f.boolean('ha', raw.ha), aliases, endpoints, tls };
 }
 
-/** Reads the state of `config`'s inventory; a missing vars file is the empty state. Returns the text too. */
-export async function readState(config: Config): Promise<{ state: State; text: string | null }> {
+/** Reads the state of `config`'s inventory; a missing vars file is the empty state. Also the file's sha256. */
+export async function readState(config: Config): Promise<{ state: State; digest: string | null }> {
   const file = varsFilePath(config);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyState(), text: null };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyState(), digest: null };
     throw new RproxyError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
   }
   const readTls = async (rel: string): Promise<string> => {
@@ -96,7 +97,7 @@ export async function readState(config: Config): Promise<{ state: State; text: s
       throw new RproxyError('ERR_STATE_CORRUPT', `${file} refers to ${rel}, which cannot be read (${(e as NodeJS.ErrnoException).code}). Remove the tls entry or restore the file.`);
     }
   };
-  return { state: await parseVars(text, file, readTls), text };
+  return { state: await parseVars(text, file, readTls), digest: createHash('sha256').update(text).digest('hex') };
 }
 
 export async function loadState(config: Config): Promise<State> {

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { withLock, type LockOptions } from '../io/lock.js';
-import { parseSpiStream } from '../spi/parse.js';
+import { iterateSpiStream } from '../spi/parse.js';
 import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
 import { cloneState, type ReduceContext, type State } from '../state/types.js';
 import { commit, reduce } from '../state/reduce.js';
@@ -52,15 +52,16 @@ async function fileStamp(path: string): Promise<Stamp> {
 export class StateStore {
   readonly config: Config;
   private current: State;
-  private text: string | null;
+  /** sha256 of the vars file on disk as we last read or wrote it */
+  private digest: string | null;
   private stamp: Stamp;
   private readonly ctx: ReduceContext;
   private readonly lockOptions: LockOptions;
 
-  private constructor(config: Config, state: State, text: string | null, stamp: Stamp, lockOptions: LockOptions) {
+  private constructor(config: Config, state: State, digest: string | null, stamp: Stamp, lockOptions: LockOptions) {
     this.config = config;
     this.current = state;
-    this.text = text;
+    this.digest = digest;
     this.stamp = stamp;
     this.ctx = { cloudDomain: config.cloud_domain, routedTypes: new Set(config.routed_types) };
     this.lockOptions = lockOptions;
@@ -70,8 +71,8 @@ export class StateStore {
   static async open(config: Config, lockOptions: LockOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
       const stamp = await fileStamp(varsFilePath(config));
-      const { state, text } = await readState(config);
-      return new StateStore(config, state, text, stamp, lockOptions);
+      const { state, digest } = await readState(config);
+      return new StateStore(config, state, digest, stamp, lockOptions);
     }, lockOptions);
   }
 
@@ -88,20 +89,29 @@ export class StateStore {
   private async refreshLocked(): Promise<void> {
     const stamp = await fileStamp(varsFilePath(this.config));
     if (stamp === this.stamp) return;
-    const { state, text } = await readState(this.config);
+    const { state, digest } = await readState(this.config);
     this.current = state;
-    this.text = text;
+    this.digest = digest;
     this.stamp = stamp;
   }
 
-  /** Parses a YAML stream (one or many SPI documents) and applies it. */
+  /**
+   * Parses a YAML stream (one or many SPI documents) and applies it. Documents are parsed one at a time while
+   * applying, so a replay of 100,000 events never holds them all.
+   */
   async applyText(yamlStream: string, meta: ApplyMeta = {}): Promise<ApplyResult> {
-    return this.applyEvents(parseSpiStream(yamlStream, { maxBodyBytes: this.config.max_body_bytes }), meta);
+    return this.applyEvents(iterateSpiStream(yamlStream, { maxBodyBytes: this.config.max_body_bytes }), meta);
   }
 
   /** Applies parsed documents (or already-validated events) in order; one write for the whole batch. */
-  async applyEvents(items: ReadonlyArray<ParsedDoc | SpiEvent>, meta: ApplyMeta = {}): Promise<ApplyResult> {
-    const docs: ParsedDoc[] = items.map((it, i) => ('ok' in it ? it : { index: i, text: '', ok: true, event: it }));
+  async applyEvents(items: Iterable<ParsedDoc | SpiEvent>, meta: ApplyMeta = {}): Promise<ApplyResult> {
+    let i = 0;
+    const docs = (function* (): Generator<ParsedDoc> {
+      for (const it of items) {
+        yield 'ok' in it ? it : { index: i, text: '', ok: true, event: it };
+        i++;
+      }
+    })();
     return withLock(lockPath(this.config), async () => {
       await this.refreshLocked();
       const prev = this.current;
@@ -133,13 +143,13 @@ export class StateStore {
       if (changedApps.length > 0) {
         let w;
         try {
-          w = await writeState(this.config, prev, next, this.text);
+          w = await writeState(this.config, prev, next, this.digest);
         } catch (e) {
           this.stamp = 'unknown'; // the disk may be half-way: re-read it next time
           throw e;
         }
         wroteVars = w.wroteVars;
-        this.text = w.text;
+        this.digest = w.digest;
         this.stamp = await fileStamp(varsFilePath(this.config));
       }
       this.current = next;

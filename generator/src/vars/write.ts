@@ -8,16 +8,18 @@ import { dirname, join } from 'node:path';
 import type { Config } from '../config.js';
 import type { AppState, State } from '../state/types.js';
 import { ensureDir, fsyncDir, removePath, writeFileAtomic } from '../io/atomic.js';
-import { renderVars } from './emit.js';
+import { digestChunks, renderVarsChunks } from './emit.js';
 import { tlsRelPath, tlsRoot, varsFilePath } from './paths.js';
 
 export interface WriteResult {
-  text: string;
+  /** sha256 of the vars file now on disk */
+  digest: string;
   wroteVars: boolean;
   tlsFilesWritten: number;
 }
 
-export async function writeState(config: Config, prev: State, next: State, prevText: string | null): Promise<WriteResult> {
+/** `prevDigest`: sha256 of the vars file on disk (null when there is none). */
+export async function writeState(config: Config, prev: State, next: State, prevDigest: string | null): Promise<WriteResult> {
   const dirsToSync = new Set<string>();
   let tlsFilesWritten = 0;
   const abs = (rel: string) => join(config.inventory_dir, rel);
@@ -40,12 +42,13 @@ export async function writeState(config: Config, prev: State, next: State, prevT
   }
   for (const d of dirsToSync) await fsyncDir(d);
 
-  const text = renderVars(next.apps.values(), config.cloud_domain);
+  const chunks = renderVarsChunks(next.apps.values(), config.cloud_domain);
+  const digest = digestChunks(chunks);
   let wroteVars = false;
-  if (text !== prevText) {
+  if (digest !== prevDigest) {
     const file = varsFilePath(config);
     await ensureDir(dirname(file));
-    await writeFileAtomic(file, text);
+    await writeFileAtomic(file, chunks);
     wroteVars = true;
   }
 
@@ -66,5 +69,5 @@ export async function writeState(config: Config, prev: State, next: State, prevT
     }
   }
   for (const d of removed) await fsyncDir(d).catch(() => undefined);
-  return { text, wroteVars, tlsFilesWritten };
+  return { digest, wroteVars, tlsFilesWritten };
 }
