@@ -2,7 +2,7 @@
 // while a bounded request loop from the client keeps succeeding.
 import test from 'ava';
 import {
-  VIPS, PROXIES, ensureLab, applyAndSync, curlVia, spi, fqdn, waitFor, sleep, vipHolder, vipsOf, killNginx,
+  VIPS, PROXIES, ensureLab, releaseLab, applyAndSync, curlVia, spi, fqdn, waitFor, sleep, vipHolder, vipsOf, killNginx,
   startNginx, sshProxy, startRequestLoop, nginxMasterPid,
 } from '../lab/labenv.js';
 
@@ -106,3 +106,5 @@ test.serial('stopping keepalived on a proxy moves its VIPs to the other proxy', 
   t.log(`after restart: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
   for (const v of VIPS) t.is(curlVia(v, HOST).status, 200);
 });
+
+test.after.always('release the lab', () => releaseLab());

@@ -1,7 +1,7 @@
 // Routing through the lab's VIPs, from the client netns, with the real CLI, real ansible and real proxies.
 import test from 'ava';
 import {
-  VIPS, CLOUD_DOMAIN, ensureLab, applyAndSync, curlVia, certSubject, selfSigned, spi, fqdn, waitFor, sleep,
+  VIPS, CLOUD_DOMAIN, ensureLab, releaseLab, applyAndSync, curlVia, certSubject, selfSigned, spi, fqdn, waitFor, sleep,
   WsClient, sshProxy, nginxMasterPid, vipHolder,
 } from '../lab/labenv.js';
 
@@ -171,3 +171,5 @@ test.serial('websocket upgrade passes, and an open websocket survives a reload',
     ws.close();
   }
 });
+
+test.after.always('release the lab', () => releaseLab());

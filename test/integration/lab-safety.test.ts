@@ -1,7 +1,7 @@
 // A configuration nginx rejects never goes live; site.yml is idempotent.
 import test from 'ava';
 import {
-  VIPS, PROXIES, ensureLab, applyAndSync, syncAll, curlVia, spi, fqdn, waitFor, sshProxy, nginxMasterPid, sitePlaybook,
+  VIPS, PROXIES, ensureLab, releaseLab, applyAndSync, syncAll, curlVia, spi, fqdn, waitFor, sshProxy, nginxMasterPid, sitePlaybook,
 } from '../lab/labenv.js';
 
 const NS = 'labs';
@@ -79,3 +79,5 @@ test.serial('site.yml is idempotent: a second run changes nothing', async (t) =>
     t.is(counts.unreachable, 0);
   }
 });
+
+test.after.always('release the lab', () => releaseLab());

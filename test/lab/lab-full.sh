@@ -7,7 +7,7 @@ cli() { # the product's CLI against the lab
 }
 
 site_playbook() { # extra ansible-playbook args...
-  (cd "$REPO" && ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@")
+  (cd "$REPO" && ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg" ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@")
 }
 
 npm_ready() {

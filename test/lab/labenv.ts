@@ -94,6 +94,7 @@ function runnerPid(): number {
  */
 export async function ensureLab(): Promise<{ broughtUp: boolean }> {
   if (process.getuid && process.getuid() !== 0) throw new Error('the lab tests need root (network namespaces)');
+  await acquireTestLock();
   const r = await runAsync('bash', [LAB_SH, 'test-up'], { timeoutMs: 900_000 });
   if (r.code !== 0) throw new Error(`lab bring-up failed (exit ${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
   const m = /LAB_BROUGHT_UP (\S+)/.exec(r.stdout);
@@ -108,6 +109,32 @@ export async function ensureLab(): Promise<{ broughtUp: boolean }> {
     }
   }
   return { broughtUp };
+}
+
+let testLock: ChildProcess | undefined;
+
+/**
+ * One lab test file at a time, whoever runs them (ava without --serial runs files concurrently; other
+ * suites use the lab too): an exclusive flock held by a child process until releaseLab() or exit.
+ */
+async function acquireTestLock(): Promise<void> {
+  if (testLock) return;
+  const child = spawn('flock', ['-x', '/tmp/paas-rproxy-lab-tests.lock', '-c', 'echo locked; exec cat > /dev/null'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`flock exited ${code}`)));
+  });
+  child.stdout!.destroy();
+  testLock = child;
+}
+
+/** Releases the test lock (call from test.after.always); the lab itself stays up for the next file. */
+export function releaseLab(): void {
+  testLock?.stdin?.end();
+  testLock = undefined;
 }
 
 // ------------------------------------------------------------------------------------------------ client side
@@ -272,13 +299,29 @@ export class WsClient {
 }
 
 // ------------------------------------------------------------------------------------------------ proxies
+/** The lab address of a proxy host name (rpN -> 198.51.100.(10+N)). */
+export function proxyAddress(host: string): string {
+  const m = /^rp(\d+)$/.exec(host);
+  if (!m) throw new Error(`not a lab proxy name: ${host}`);
+  return `198.51.100.${10 + Number(m[1])}`;
+}
+
 export function sshProxy(host: string, command: string, timeoutMs = 30_000): Run {
-  return run('ssh', ['-F', path.join(LAB, 'ssh', 'config'), '-o', 'BatchMode=yes', `root@${PROXIES[host as ProxyName] ?? host}`, command], { timeoutMs });
+  return run('ssh', ['-F', path.join(LAB, 'ssh', 'config'), '-o', 'BatchMode=yes', `root@${proxyAddress(host)}`, command], { timeoutMs });
+}
+
+/** The proxy netns of the lab (rp1, rp2, and hosts added with `lab.sh host rpN`). */
+export function proxyNetns(): string[] {
+  return run('ip', ['netns', 'list'], { timeoutMs: 5000 })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => /^rp\d+$/.test(n))
+    .sort();
 }
 
 /** The proxy netns holding a VIP right now, or 'none'. */
 export function vipHolder(vip: string): string {
-  for (const h of Object.keys(PROXIES)) {
+  for (const h of proxyNetns()) {
     const r = run('ip', ['-n', h, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { timeoutMs: 5000 });
     if (r.stdout.includes(` ${vip}/`)) return h;
   }
@@ -312,7 +355,8 @@ export function cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<
 }
 
 export async function sitePlaybook(args: string[] = [], timeoutMs = 600_000): Promise<Run & { recap: Record<string, Record<string, number>> }> {
-  const r = await runAsync('ansible-playbook', ['-i', INVENTORY, path.join(REPO, 'ansible', 'site.yml'), ...args], { timeoutMs });
+  const env = { ...process.env, ANSIBLE_CONFIG: path.join(REPO, 'ansible', 'ansible.cfg') };
+  const r = await runAsync('ansible-playbook', ['-i', INVENTORY, path.join(REPO, 'ansible', 'site.yml'), ...args], { timeoutMs, env });
   return { ...r, recap: parseRecap(r.stdout) };
 }
 
