@@ -96,6 +96,7 @@ export function hostName(field: string, v: unknown): string {
   if (s.length > 253) throw no('longer than 253 characters');
   if (s.includes('*')) throw no('wildcards are not accepted');
   if (s.includes('..')) throw no('empty label ".."');
+  if (!/^[a-z0-9.-]+$/.test(s)) throw new FieldError(`${field} ${quote(raw)} is not a DNS host name`);
   const labels = s.split('.');
   if (labels.length < 2) throw no('needs at least two labels');
   for (const l of labels) {

@@ -119,4 +119,6 @@ export function parseSpiStream(text: string, opts: ParseOptions): ParsedDoc[] {
 export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<ParsedDoc> {
   let i = 0;
   for (const doc of iterateYamlDocuments(text)) yield parseSpiDocument(doc, i++, opts);
+  // An empty message is still a message: reject it so it is recorded, never silently dropped.
+  if (i === 0) yield { index: 0, text, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'message is empty (no YAML document)' } };
 }
