@@ -11,6 +11,7 @@ import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
 import { cloneState, type ReduceContext, type State } from '../state/types.js';
 import { commit, reduce } from '../state/reduce.js';
 import { readState } from './load.js';
+import { appDigest } from './digest.js';
 import { writeState } from './write.js';
 import { lockPath, varsFilePath } from './paths.js';
 import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
@@ -137,8 +138,14 @@ export class StateStore {
         if (out.status === 'applied') changed.add(out.appId);
         results.push({ index: d.index, status: out.status, app: out.appId });
       }
-      // An app changed and changed back within the batch is not a change.
-      const changedApps = [...changed].filter((id) => prev.apps.get(id) !== next.apps.get(id)).sort();
+      // An app changed and changed back within the batch is not a change: keep the old object (no TLS work).
+      const changedApps: string[] = [];
+      for (const id of [...changed].sort()) {
+        const before = prev.apps.get(id);
+        const after = next.apps.get(id);
+        if (before && after && before !== after && appDigest(before) === appDigest(after)) next.apps.set(id, before);
+        else if (before !== after) changedApps.push(id);
+      }
       let wroteVars = false;
       if (changedApps.length > 0) {
         let w;
