@@ -2,7 +2,7 @@
 import test from 'ava';
 import {
   VIPS, CLOUD_DOMAIN, ensureLab, releaseLab, applyAndSync, curlVia, certSubject, selfSigned, spi, fqdn, waitFor, sleep,
-  WsClient, sshProxy, nginxMasterPid, vipHolder,
+  WsClient, sshProxy, nginxMasterPid, vipHolder, failureLines,
 } from '../lab/labenv.js';
 
 const NS = 'labt';
@@ -10,7 +10,7 @@ const created = new Set<string>();
 
 async function apply(t: { log: (...a: unknown[]) => void }, stream: string) {
   const r = await applyAndSync(stream);
-  if (r.code !== 0) t.log(r.stdout.slice(-3000), r.stderr.slice(-3000));
+  if (r.code !== 0) t.log(`apply/sync exit ${r.code}:\n${failureLines(r)}`);
   return r;
 }
 

@@ -1,13 +1,19 @@
 // A configuration nginx rejects never goes live; site.yml is idempotent.
 import test from 'ava';
 import {
-  VIPS, PROXIES, ensureLab, releaseLab, applyAndSync, syncAll, curlVia, spi, fqdn, waitFor, sshProxy, nginxMasterPid, sitePlaybook,
+  VIPS, PROXIES, ensureLab, releaseLab, applyAndSync as applyRaw, failureLines, syncAll, curlVia, spi, fqdn, waitFor, sshProxy, nginxMasterPid, sitePlaybook,
 } from '../lab/labenv.js';
 
 const NS = 'labs';
 const PLANTED = '/etc/nginx/conf.d/zz-rplab-broken.conf';
 const hosts = Object.keys(PROXIES);
 const created = new Set<string>();
+
+async function applyAndSync(stream: string) {
+  const r = await applyRaw(stream);
+  if (r.code !== 0) console.error(`apply/sync exit ${r.code}:\n${failureLines(r)}`);
+  return r;
+}
 
 /** Checksums of every file under /etc/nginx except the planted one. */
 function nginxFiles(host: string): string {
@@ -61,16 +67,16 @@ test.serial('a configuration nginx rejects never goes live: previous files and t
   // the operator removes the bad file; the next sync brings the proxies up to date
   for (const h of hosts) sshProxy(h, `rm -f ${PLANTED}`);
   const s = await syncAll();
-  t.is(s.code, 0, s.stdout.slice(-2000) + s.stderr.slice(-2000));
+  t.is(s.code, 0, failureLines(s));
   t.true(await waitFor(() => VIPS.every((v) => curlVia(v, fqdn('broken', NS)).gear === '198.51.100.32:35545'), 10_000, 200));
 });
 
 test.serial('site.yml is idempotent: a second run changes nothing', async (t) => {
   t.timeout(900_000);
   const first = await sitePlaybook();
-  t.is(first.code, 0, first.stdout.slice(-3000));
+  t.is(first.code, 0, failureLines(first));
   const second = await sitePlaybook();
-  t.is(second.code, 0, second.stdout.slice(-3000));
+  t.is(second.code, 0, failureLines(second));
   t.log(JSON.stringify(second.recap));
   t.true(Object.keys(second.recap).length >= hosts.length);
   for (const [host, counts] of Object.entries(second.recap)) {

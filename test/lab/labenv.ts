@@ -385,7 +385,7 @@ let applySync: boolean | undefined;
  * has it, else `apply` followed by the targeted routing run of ansible/site.yml.
  */
 export async function applyAndSync(stream: string): Promise<Run> {
-  applySync ??= (await cli(['apply', '--help'])).stdout.includes('--sync');
+  applySync ??= /--sync\b/.test((await cli(['apply', '--help'])).stdout);
   const dir = mkdtempSync(path.join(tmpdir(), 'rplab-'));
   const file = path.join(dir, 'stream.yml');
   writeFileSync(file, stream);
@@ -396,13 +396,18 @@ export async function applyAndSync(stream: string): Promise<Run> {
   return { code: p.code === 0 ? 0 : 4, stdout: a.stdout + p.stdout, stderr: a.stderr + p.stderr };
 }
 
+/** The lines of a failed run worth reading in a test log (fatal/failed/error lines and the recap). */
+export function failureLines(r: Run): string {
+  const all = (r.stdout + '\n' + r.stderr).split('\n');
+  const recap = all.findIndex((l) => l.startsWith('PLAY RECAP'));
+  const bad = all.filter((l) => /fatal:|FAILED|ERROR|[Ee]rror:|rejected|paas-rproxy:/.test(l)).slice(0, 20);
+  return [...bad, ...(recap >= 0 ? all.slice(recap, recap + 8) : [])].join('\n');
+}
+
 /** Brings every proxy up to the current state (after a failed run): `paas-rproxy sync` or the routing tag. */
 export async function syncAll(): Promise<Run> {
-  const help = await cli(['sync', '--help']);
-  if (help.code === 0 && !/not implemented/i.test(help.stdout + help.stderr)) {
-    const r = await cli(['sync']);
-    if (!/not implemented/i.test(r.stdout + r.stderr)) return r;
-  }
+  const help = (await cli(['--help'])).stdout;
+  if (/^\s*paas-rproxy sync\b/m.test(help) && !/sync.*not implemented/i.test(help)) return cli(['sync']);
   const p = await sitePlaybook(['--tags', 'nginx_rproxy_routes', '--limit', 'proxies']);
   return { code: p.code === 0 ? 0 : 4, stdout: p.stdout, stderr: p.stderr };
 }
