@@ -46,10 +46,13 @@ test.serial('a route appears through both VIPs, carries the forwarding headers, 
   t.timeout(300_000);
   const app = 'appear';
   created.add(`${app}/${NS}`);
+  const t0 = Date.now();
   const r = await apply(t, spi.createApp(app, NS) + spi.addEndpoint(app, NS, '198.51.100.37', 35541));
+  const applied = Date.now() - t0;
   t.is(r.code, 0);
   const host = fqdn(app, NS);
   t.true(await liveEverywhere(host, 200), 'route live through both VIPs');
+  t.log(`apply + targeted run: ${applied} ms; live through both VIPs ${Date.now() - t0} ms after the start`);
   for (const v of VIPS) {
     const res = curlVia(v, host, '/some/path?x=1');
     t.is(res.status, 200);
