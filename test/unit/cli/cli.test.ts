@@ -1,0 +1,140 @@
+/** The built binary (dist/cli/main.js): commands, help, exit codes, config selection. */
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO, SAMPLES_PATH, samplesDocs, tmpConfig, psych } from '../../fixtures/helpers.js';
+
+const BIN = join(REPO, 'dist/cli/main.js');
+
+test.before(() => {
+  // `npm run test:unit` builds first; build here only when run alone on a fresh checkout.
+  if (!existsSync(BIN)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' });
+});
+
+interface Run { code: number; stdout: string; stderr: string }
+function cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO, env: { ...process.env, PAAS_RPROXY_CONFIG: '', ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+async function setup(): Promise<{ dir: string; config: string; inventory: string }> {
+  const cfg = await tmpConfig();
+  const config = join(cfg.dir, 'config.yml');
+  await writeFile(config, 'inventory_dir: ./inventory\nstate_dir: ./var\n');
+  return { dir: cfg.dir, config, inventory: cfg.inventory_dir };
+}
+
+test('the binary has a node shebang and is what package.json names', async (t) => {
+  t.true((await readFile(BIN, 'utf8')).startsWith('#!/usr/bin/env node\n'));
+  t.is(JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).bin['paas-rproxy'], 'dist/cli/main.js');
+});
+
+test('--help everywhere exits 0; no command or an unknown one is a usage error (2)', async (t) => {
+  for (const args of [['--help'], ['apply', '--help'], ['routes', '--help'], ['-h']]) {
+    const r = await cli(args);
+    t.is(r.code, 0, args.join(' '));
+    t.regex(r.stdout, /--config/);
+    t.regex(r.stdout, /--inventory/);
+  }
+  t.regex((await cli(['--help'])).stdout, /apply \[file\][\s\S]*routes/);
+  const none = await cli([]);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /Name a command/);
+  const unknown = await cli(['frobnicate']);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /Unknown argument: frobnicate/);
+  t.is((await cli(['routes', '--no-such-flag'])).code, 2);
+});
+
+test('apply FILE: counts, apps changed, exit 0; applying again changes nothing', async (t) => {
+  const s = await setup();
+  const upToSsl = join(s.dir, 'part.yml');
+  await writeFile(upToSsl, samplesDocs().slice(0, 11).join(''));
+  const r = await cli(['apply', upToSsl, '--config', s.config]);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'applied 5, unchanged 6, rejected 0\napps changed: shop-acme\n');
+  const again = await cli(['apply', upToSsl, '--config', s.config]);
+  t.is(again.stdout, 'applied 0, unchanged 11, rejected 0\napps changed: (none)\n');
+  const full = await cli(['apply', SAMPLES_PATH, '--config', s.config]);
+  t.is(full.code, 0);
+  t.is(full.stdout, 'applied 4, unchanged 12, rejected 0\napps changed: shop-acme\n', 'the rest of the samples removes the app');
+});
+
+test('apply - reads stdin; --json prints the result; a rejection exits 3 with the reason on stderr', async (t) => {
+  const s = await setup();
+  const bad = psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: "'a b'" });
+  const good = psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: 'ok.example.org' });
+  const r = await cli(['apply', '-', '--config', s.config], { input: good + bad });
+  t.is(r.code, 3);
+  t.is(r.stdout, 'applied 1, unchanged 0, rejected 1\napps changed: shop-acme\n');
+  t.is(r.stderr, 'rejected document #2: add_alias: alias "a b" is not a DNS host name\n');
+  const log = (await readFile(join(s.dir, 'var/rejects.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  t.is(log.length, 1);
+  t.is(log[0].source, 'stdin');
+  const j = await cli(['apply', '--json', '--config', s.config], { input: good });
+  t.is(j.code, 0);
+  t.deepEqual(JSON.parse(j.stdout), { applied: 0, unchanged: 1, rejected: [], changedApps: [], wroteVars: false });
+});
+
+test('routes: table and --json sorted by fqdn', async (t) => {
+  const s = await setup();
+  const empty = await cli(['routes', '--config', s.config]);
+  t.is(empty.code, 0);
+  t.is(empty.stdout, 'no applications\n');
+  t.deepEqual(JSON.parse((await cli(['routes', '--json', '--config', s.config])).stdout), []);
+  await cli(['apply', '-', '--config', s.config], {
+    input: samplesDocs().slice(0, 11).join('') + psych({ action: ':create_application', app_name: 'blog', namespace: 'acme', scalable: 'false', ha: 'false' }),
+  });
+  const j = await cli(['routes', '--json', '--config', s.config]);
+  t.is(j.code, 0);
+  t.deepEqual(JSON.parse(j.stdout), [
+    { app: 'blog', namespace: 'acme', fqdn: 'blog-acme.apps.example.com', aliases: [], backends: [], websocket: false, tls: [] },
+    {
+      app: 'shop', namespace: 'acme', fqdn: 'shop-acme.apps.example.com', aliases: ['www.example.com'],
+      backends: ['198.51.100.31:35531', '198.51.100.32:35536'], websocket: true, tls: ['www.example.com'],
+    },
+  ]);
+  const table = await cli(['routes', '--config', s.config]);
+  t.regex(table.stdout, /^blog-acme\.apps\.example\.com\n {2}backends: \(none: answers 503\)\nshop-acme\.apps\.example\.com {2}\(websocket, tls: www\.example\.com\)\n/);
+});
+
+test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config key exits 2 naming it', async (t) => {
+  const s = await setup();
+  const part = join(s.dir, 'part.yml');
+  await writeFile(part, samplesDocs().slice(0, 11).join(''));
+  const r = await cli(['apply', part], { env: { PAAS_RPROXY_CONFIG: s.config } });
+  t.is(r.code, 0, r.stderr);
+  t.true((await stat(join(s.inventory, 'group_vars/proxies/rproxy_routes.yml'))).isFile());
+  const other = join(s.dir, 'other-inventory');
+  const o = await cli(['apply', part, '--inventory', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
+  t.is(o.code, 0);
+  t.true((await stat(join(other, 'group_vars/proxies/rproxy_routes.yml'))).isFile());
+  await writeFile(s.config, 'inventory_dir: ./inventory\nrunner:\n  quiet: 1\n');
+  const bad = await cli(['routes', '--config', s.config]);
+  t.is(bad.code, 2);
+  t.is(bad.stderr, 'paas-rproxy: config: unknown key "runner.quiet" (see config.example.yml for the valid keys)\n');
+  const missing = await cli(['routes', '--config', join(s.dir, 'nope.yml')]);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /cannot read .*nope\.yml: ENOENT/);
+  const noFile = await cli(['apply', join(s.dir, 'nope.yml'), '--config', s.config.replace('config.yml', 'c2.yml')]);
+  t.is(noFile.code, 2);
+});
+
+test('parallel CLI applies (separate processes) are serialized by the lock: nothing lost', async (t) => {
+  const s = await setup();
+  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+    cli(['apply', '-', '--config', s.config], { input: psych({ action: ':add_alias', app_name: `app${i}`, namespace: 'acme', alias: `a${i}.example.org` }) })));
+  t.true(runs.every((r) => r.code === 0), runs.map((r) => r.stderr).join(''));
+  const j = JSON.parse((await cli(['routes', '--json', '--config', s.config])).stdout) as unknown[];
+  t.is(j.length, 6);
+});

@@ -1,0 +1,95 @@
+import test from 'ava';
+import { mkdtemp, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { defaultConfig, loadConfig, parseConfig, packageRoot } from '../../../generator/src/config.js';
+import { exitCodeFor, isRproxyError, RproxyError } from '../../../generator/src/errors.js';
+import { REPO } from '../../fixtures/helpers.js';
+
+const tmp = () => mkdtemp(join(tmpdir(), 'rproxy-cfg-'));
+
+test('defaults: contract values, absolute paths, playbook from the package root', (t) => {
+  const c = defaultConfig();
+  t.is(c.cloud_domain, 'apps.example.com');
+  t.deepEqual(c.routed_types, ['web_framework']);
+  t.is(c.inventory_dir, resolve('inventory'));
+  t.is(c.state_dir, resolve('var'));
+  t.is(c.max_body_bytes, 1048576);
+  t.is(c.ansible.playbook, join(packageRoot(), 'ansible/site.yml'));
+  t.is(packageRoot(), REPO);
+  t.deepEqual(c.stomp.brokers, [{ host: '127.0.0.1', port: 61613 }]);
+  t.is(c.runner.quiet_ms, 250);
+  t.is(c.metrics.listen, '127.0.0.1:9464');
+});
+
+test('config.example.yml parses and documents exactly the defaults', async (t) => {
+  const text = await readFile(join(REPO, 'config.example.yml'), 'utf8');
+  const c = parseConfig(text, process.cwd(), 'example');
+  t.deepEqual({ ...c, source: null }, defaultConfig());
+});
+
+test('relative paths resolve against the config file directory', async (t) => {
+  const dir = await tmp();
+  await writeFile(join(dir, 'c.yml'), 'inventory_dir: ../inv\nstate_dir: data\nansible:\n  playbook: pb/site.yml\n');
+  const c = await loadConfig({ file: join(dir, 'c.yml'), env: {} });
+  t.is(c.inventory_dir, resolve(dir, '../inv'));
+  t.is(c.state_dir, join(dir, 'data'));
+  t.is(c.ansible.playbook, join(dir, 'pb/site.yml'));
+  t.is(c.source, join(dir, 'c.yml'));
+  t.is(c.ansible.command, 'ansible-playbook', 'other keys keep their defaults');
+});
+
+test('unknown keys anywhere are ERR_CONFIG_UNKNOWN_KEY naming the key path (exit 2)', (t) => {
+  for (const [text, path] of [
+    ['cloud_domian: x.example.com\n', 'cloud_domian'],
+    ['runner:\n  quiet_msx: 1\n', 'runner.quiet_msx'],
+    ['stomp:\n  brokers:\n    - host: a\n      port: 1\n      tls: true\n', 'stomp.brokers[0].tls'],
+    ['metrics:\n  listen: 1.2.3.4:1\n  path: /m\n', 'metrics.path'],
+  ] as const) {
+    const e = t.throws(() => parseConfig(text, '/'));
+    t.true(isRproxyError(e, 'ERR_CONFIG_UNKNOWN_KEY'));
+    t.is(e!.message, `config: unknown key "${path}" (see config.example.yml for the valid keys)`);
+    t.is(exitCodeFor(e), 2);
+  }
+});
+
+test('wrong types and values are ERR_CONFIG_INVALID naming the key', (t) => {
+  for (const [text, re] of [
+    ['max_body_bytes: lots\n', /max_body_bytes must be an integer/],
+    ['routed_types: web_framework\n', /routed_types must be a non-empty list of names/],
+    ['cloud_domain: Apps.Example.com\n', /cloud_domain must be a lowercase DNS domain/],
+    ['runner: 5\n', /runner must be a mapping/],
+    ['stomp:\n  brokers:\n    - host: a\n      port: 70000\n', /stomp\.brokers\[0\]\.port must be an integer 1\.\.65535/],
+    ['metrics:\n  listen: nowhere\n', /metrics\.listen must be HOST:PORT/],
+    ['- a\n', /the file must be a YAML mapping/],
+    ['a: [\n', /not valid YAML/],
+  ] as const) {
+    const e = t.throws(() => parseConfig(text, '/'));
+    t.true(isRproxyError(e, 'ERR_CONFIG_INVALID'), text);
+    t.regex(e!.message, re);
+  }
+  t.deepEqual(parseConfig('', '/').cloud_domain, 'apps.example.com', 'an empty file is the defaults');
+  t.deepEqual(parseConfig('runner:\n', '/').runner.quiet_ms, 250, 'an empty section keeps its defaults');
+});
+
+test('selection: --config, else PAAS_RPROXY_CONFIG, else defaults; --inventory and credential env override', async (t) => {
+  const dir = await tmp();
+  await writeFile(join(dir, 'a.yml'), 'cloud_domain: a.example.com\n');
+  await writeFile(join(dir, 'b.yml'), 'cloud_domain: b.example.com\n');
+  t.is((await loadConfig({ file: join(dir, 'a.yml'), env: { PAAS_RPROXY_CONFIG: join(dir, 'b.yml') } })).cloud_domain, 'a.example.com');
+  t.is((await loadConfig({ env: { PAAS_RPROXY_CONFIG: join(dir, 'b.yml') } })).cloud_domain, 'b.example.com');
+  t.is((await loadConfig({ env: {} })).source, null);
+  const c = await loadConfig({ env: { PAAS_RPROXY_STOMP_LOGIN: 'u', PAAS_RPROXY_STOMP_PASSCODE: 'p' }, inventory: 'rel/inv' });
+  t.deepEqual([c.stomp.login, c.stomp.passcode, c.inventory_dir], ['u', 'p', resolve('rel/inv')]);
+  const e = await t.throwsAsync(loadConfig({ file: join(dir, 'missing.yml'), env: {} }));
+  t.true(isRproxyError(e, 'ERR_CONFIG_NOT_FOUND'));
+  t.regex(e!.message, /cannot read .*missing\.yml: ENOENT/);
+});
+
+test('exit codes per contract', (t) => {
+  t.is(exitCodeFor(new RproxyError('ERR_USAGE', 'x')), 2);
+  t.is(exitCodeFor(new RproxyError('ERR_SPI_INVALID', 'x')), 3);
+  t.is(exitCodeFor(new RproxyError('ERR_PLAYBOOK_FAILED', 'x')), 4);
+  t.is(exitCodeFor(new RproxyError('ERR_STATE_LOCKED', 'x')), 1);
+  t.is(exitCodeFor(new Error('x')), 1);
+});
