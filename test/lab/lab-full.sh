@@ -22,12 +22,25 @@ npm_ready() {
   (cd "$REPO" && npm run --silent build)
 }
 
+show_run() { # LOG: the PLAY RECAP of a playbook log, and what failed
+  grep -E '^(fatal|failed):|ERROR!' "$1" | cut -c1-600 | sed 's/^/          /' || true
+  sed -n '/PLAY RECAP/,$p' "$1" | grep -v '^$' | sed 's/^/          /' || true
+}
+
+playbook_logged() { # NAME ARGS... : site.yml with ARGS, output to .lab/logs/NAME.log; prints the recap
+  mkdir -p "$LAB/logs"
+  local name=$1; shift
+  local log="$LAB/logs/$name.log" rc=0
+  site_playbook "$@" > "$log" 2>&1 || rc=$?
+  show_run "$log"
+  [ $rc = 0 ] || die "ansible-playbook failed (exit $rc); full output: $log"
+}
+
 provision() {
   [ -f "$REPO/ansible/site.yml" ] || die "ansible/site.yml does not exist yet (roles not landed)"
   step "provision the proxies and the broker: ansible-playbook -i .lab/inventory ansible/site.yml"
   local t; t=$(date +%s.%N)
-  site_playbook | sed -n '/PLAY RECAP/,$p' | sed 's/^/          /'
-  [ "${PIPESTATUS[0]}" = 0 ] || die "site.yml failed (run it again for the full output: ansible-playbook -i .lab/inventory ansible/site.yml)"
+  playbook_logged site
   date -u +%FT%TZ > "$LAB/provisioned"
   info "site.yml took $(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
 }
@@ -66,17 +79,20 @@ demo_tls() { # self-signed certificate for the TLS alias, generated at lab time
 demo_publish() { # STREAM-FILE
   local stream=$1
   step "publish the demo stream ($(grep -c '^:action:' "$stream") SPI events)"
+  mkdir -p "$LAB/logs"
+  local out="$LAB/logs/demo-apply.log" rc=0
   if cli apply --help 2>/dev/null | grep -q -- '--sync'; then
-    info "paas-rproxy apply --sync $stream"
-    cli apply --sync "$stream" | sed 's/^/          /'
-    [ "${PIPESTATUS[0]}" = 0 ] || die "paas-rproxy apply --sync failed"
+    info "PAAS_RPROXY_CONFIG=.lab/config.yml paas-rproxy apply --sync $stream"
+    cli apply --sync "$stream" > "$out" 2>&1 || rc=$?
+    grep -v '^$' "$out" | tail -20 | sed 's/^/          /'
+    [ $rc = 0 ] || die "paas-rproxy apply --sync failed (exit $rc); output: $out"
   else
-    info "paas-rproxy apply $stream"
-    cli apply "$stream" | sed 's/^/          /'
-    [ "${PIPESTATUS[0]}" = 0 ] || die "paas-rproxy apply failed"
-    info "ansible-playbook ... --tags nginx_rproxy_routes --limit proxies"
-    site_playbook --tags nginx_rproxy_routes --limit proxies | sed -n '/PLAY RECAP/,$p' | sed 's/^/          /'
-    [ "${PIPESTATUS[0]}" = 0 ] || die "the routing playbook run failed"
+    info "PAAS_RPROXY_CONFIG=.lab/config.yml paas-rproxy apply $stream"
+    cli apply "$stream" > "$out" 2>&1 || rc=$?
+    sed 's/^/          /' "$out"
+    [ $rc = 0 ] || die "paas-rproxy apply failed (exit $rc)"
+    info "ansible-playbook -i .lab/inventory ansible/site.yml --tags nginx_rproxy_routes --limit proxies"
+    playbook_logged demo-routes --tags nginx_rproxy_routes --limit proxies
   fi
 }
 
