@@ -11,6 +11,11 @@ import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent } from './ty
 export interface ParseOptions {
   /** size cap of one document (one SPI message), checked before parsing */
   maxBodyBytes: number;
+  /**
+   * Optional cap of the whole text (a STOMP body), checked before splitting: over it, the text is one
+   * ERR_SPI_TOO_LARGE rejection. Replays of files leave it unset (only each document is capped).
+   */
+  maxTextBytes?: number;
 }
 
 type Fields = Record<string, unknown>;
@@ -117,6 +122,13 @@ export function parseSpiStream(text: string, opts: ParseOptions): ParsedDoc[] {
 
 /** The same, lazily: one document at a time (replays of large streams keep little in memory). */
 export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<ParsedDoc> {
+  if (opts.maxTextBytes !== undefined && text.length > opts.maxTextBytes) { // length ≤ bytes: cheap pre-check
+    const size = Buffer.byteLength(text, 'utf8');
+    if (size > opts.maxTextBytes) {
+      yield { index: 0, text: text.slice(0, 4096), ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message of ${size} bytes is over the ${opts.maxTextBytes}-byte limit` } };
+      return;
+    }
+  }
   let i = 0;
   for (const doc of iterateYamlDocuments(text)) yield parseSpiDocument(doc, i++, opts);
   // An empty message is still a message: reject it so it is recorded, never silently dropped.

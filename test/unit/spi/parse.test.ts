@@ -123,3 +123,14 @@ test('add_ssl: a chain is kept leaf first, text around the PEM blocks dropped; a
   t.truthy(ok(sslDoc(tls('b.crt'), tls('b.key'), "''").replace(":pass_phrase: ''\n", '')));
   t.truthy(ok(sslDoc(tls('b.crt'), tls('b.key'), '')));
 });
+
+test('maxTextBytes caps a whole body (several documents) before splitting; without it each document is capped', (t) => {
+  const doc = psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: 'a.example.org' });
+  const body = doc.repeat(20);
+  t.true(parseSpiStream(body, { maxBodyBytes: 200 }).every((d) => d.ok));
+  const capped = parseSpiStream(body, { maxBodyBytes: 200, maxTextBytes: 1000 });
+  t.is(capped.length, 1);
+  t.false(capped[0]!.ok);
+  if (!capped[0]!.ok) t.regex(capped[0]!.rejection.reason, /^message of \d+ bytes is over the 1000-byte limit$/);
+  t.is(parseSpiStream('', { maxBodyBytes: 200 })[0]?.ok, false, 'an empty body is a rejection, not nothing');
+});
