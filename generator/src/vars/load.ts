@@ -11,7 +11,8 @@ import { RproxyError } from '../errors.js';
 import * as f from '../spi/fields.js';
 import { appId, compareEndpoints, emptyState, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
 import { indexAliases } from '../state/reduce.js';
-import { varsFilePath } from './paths.js';
+import { lockPath, varsFilePath } from './paths.js';
+import { withLock, type LockOptions } from '../io/lock.js';
 import { SCHEMA_VERSION } from './emit.js';
 
 const UnsafeStr = new yaml.Type('!unsafe', { kind: 'scalar', construct: (d: string) => d });
@@ -100,6 +101,10 @@ export async function readState(config: Config): Promise<{ state: State; digest:
   return { state: await parseVars(text, file, readTls), digest: createHash('sha256').update(text).digest('hex') };
 }
 
-export async function loadState(config: Config): Promise<State> {
-  return (await readState(config)).state;
+/**
+ * The state as on disk, read under the state lock so it is a consistent snapshot (a writer replaces TLS files
+ * and the vars file in steps). Never call it while holding the state lock yourself: use readState there.
+ */
+export async function loadState(config: Config, lockOptions: LockOptions = {}): Promise<State> {
+  return withLock(lockPath(config), async () => (await readState(config)).state, lockOptions);
 }
