@@ -523,8 +523,16 @@ shift || true
 case "$cmd" in
   up|down|test-up|restart-gears|host|host-del)
     require_root
-    exec 9>/tmp/paas-rproxy-lab.lock
-    flock -w 900 9 || die "another lab operation holds /tmp/paas-rproxy-lab.lock"
+    # flock -o: the lock is held by flock itself and never inherited by the daemons started here
+    # (sshd, gears, ActiveMQ, ssh ControlPersist masters, the listener), so it ends with this script
+    if [ -n "${RPLAB_LOCKED:-}" ]; then
+      unset RPLAB_LOCKED
+    else
+      rc=0
+      RPLAB_LOCKED=1 flock -o -w 900 -E 75 /tmp/paas-rproxy-lab.lock bash "$0" "$cmd" "$@" || rc=$?
+      [ $rc = 75 ] && die "another lab operation held /tmp/paas-rproxy-lab.lock for 15 minutes"
+      exit $rc
+    fi
     ;;
 esac
 case "$cmd" in
