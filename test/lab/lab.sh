@@ -478,6 +478,11 @@ down() {
   # ActiveMQ after a crash that lost its pid file: the java process whose command line names our base
   local p
   for p in $(pgrep -f -- "-Dactivemq.conf=\"?$LAB/activemq/conf" 2>/dev/null || true); do pids+=("$p"); done
+  # ssh clients of the root namespace connected to lab hosts (Ansible's ControlPersist masters would
+  # otherwise outlive the hosts and hang the next lab's first connections)
+  for p in $(ss -Htnp dst "$NET.0/24" 2>/dev/null | grep -o '("ssh",pid=[0-9]*' | grep -o '[0-9]*$' | sort -u); do
+    pids+=("$p")
+  done
   # 2. everything still living in the lab's namespaces (nginx, keepalived, sessions, gears)
   local ns
   for ns in $(lab_ns_list); do
