@@ -31,7 +31,9 @@ export function namespace(v: unknown): string {
   return s;
 }
 
+/** Ruby's nil is false for the app flags (an old app may carry `ha: nil`); anything else must be a boolean. */
 export function boolean(field: string, v: unknown): boolean {
+  if (v === null) return false;
   if (typeof v !== 'boolean') throw new FieldError(`${field} must be true or false, got ${typeName(v)}`);
   return v;
 }

@@ -35,19 +35,21 @@ const ACTION_FIELDS: Record<SpiAction, string[]> = {
 };
 /** pass_phrase: Ruby sends nil/'' for an unencrypted key; deprecated: informational text of add_gear/delete_gear. */
 const OPTIONAL = new Set(['pass_phrase', 'deprecated']);
+/** A deletion must never be lost over flags it does not need. */
+const OPTIONAL_FOR: Partial<Record<SpiAction, Set<string>>> = { delete_application: new Set(['scalable', 'ha']) };
 const ACTIONS = new Set<string>(SPI_ACTIONS);
 
 /** Validates one loaded document; throws FieldError with the text after "<action>: ". */
 function toEvent(action: SpiAction, d: Fields): SpiEvent {
   const allowed = ACTION_FIELDS[action];
   for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new FieldError(`unknown field "${k}"`);
-  for (const k of allowed) if (!(k in d) && !OPTIONAL.has(k)) throw new FieldError(`missing field ${k}`);
+  for (const k of allowed) if (!(k in d) && !OPTIONAL.has(k) && !OPTIONAL_FOR[action]?.has(k)) throw new FieldError(`missing field ${k}`);
   const app = { app_name: f.appName(d.app_name), namespace: f.namespace(d.namespace) };
   if ('deprecated' in d) f.string('deprecated', d.deprecated);
   switch (action) {
     case 'create_application':
     case 'delete_application':
-      return { action, ...app, scalable: f.boolean('scalable', d.scalable), ha: f.boolean('ha', d.ha) };
+      return { action, ...app, scalable: f.boolean('scalable', d.scalable ?? null), ha: f.boolean('ha', d.ha ?? null) };
     case 'add_public_endpoint':
     case 'add_gear':
       return {

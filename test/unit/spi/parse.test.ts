@@ -134,3 +134,9 @@ test('maxTextBytes caps a whole body (several documents) before splitting; witho
   if (!capped[0]!.ok) t.regex(capped[0]!.rejection.reason, /^message of \d+ bytes is over the 1000-byte limit$/);
   t.is(parseSpiStream('', { maxBodyBytes: 200 })[0]?.ok, false, 'an empty body is a rejection, not nothing');
 });
+
+test('app flags: nil means false; delete_application needs no flags; create_application does', (t) => {
+  t.deepEqual(ok(psych({ action: ':create_application', app_name: 'shop', namespace: 'acme', scalable: 'true', ha: '' })), { action: 'create_application', ...app, scalable: true, ha: false });
+  t.deepEqual(ok(psych({ action: ':delete_application', app_name: 'shop', namespace: 'acme' })), { action: 'delete_application', ...app, scalable: false, ha: false });
+  t.is(reason(psych({ action: ':create_application', app_name: 'shop', namespace: 'acme', scalable: 'true' })), 'create_application: missing field ha');
+});
