@@ -6,9 +6,12 @@ import type { GlobalArgs } from '../config.js';
 import { EXIT, RproxyError, exitCodeFor } from '../errors.js';
 import { command as apply } from './apply.js';
 import { command as routes } from './routes.js';
+import { command as sync } from './sync.js';
+import { command as listen } from './listen.js';
+import { command as status } from './status.js';
+import { command as vrrpLayout } from './vrrp-layout.js';
 
-// Each part registers its command here (contracts.md): sync, listen, status, vrrp-layout join this list.
-const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes];
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout];
 
 export function buildCli(args: string[]): Argv<GlobalArgs> {
   let y = yargs(args)
