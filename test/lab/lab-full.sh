@@ -6,8 +6,9 @@ cli() { # the product's CLI against the lab
   PAAS_RPROXY_CONFIG="$LAB/config.yml" node "$REPO/dist/cli/main.js" "$@"
 }
 
-site_playbook() { # extra ansible-playbook args...
-  (cd "$REPO" && ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg" ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@")
+site_playbook() { # extra ansible-playbook args... (RPLAB_ANSIBLE_ARGS: more args, e.g. "-v")
+  # shellcheck disable=SC2086
+  (cd "$REPO" && ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg" ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@" ${RPLAB_ANSIBLE_ARGS:-})
 }
 
 npm_ready() {
