@@ -20,8 +20,8 @@ APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
 UPSTREAM_RE = re.compile(r'^[a-z0-9][a-z0-9-]*$')
 HOST_RE = re.compile(r'^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$')
 BACKEND_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$')
-PATH_RE = re.compile(r'^(/[A-Za-z0-9._~%+@:/-]*)?$')
-REL_FILE_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_./*-]*$')
+PATH_RE = re.compile(r'^(/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023})?$')  # same set as the core's intake rule
+REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*$')
 
 TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2')
 
