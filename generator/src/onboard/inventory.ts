@@ -112,9 +112,9 @@ function ensureGroup(doc: Document.Parsed, group: string): YAMLMap {
   const all = root.get('all', true);
   let parent: YAMLMap = root;
   if (isMap(all)) {
-    let children = all.get('children', true);
-    if (!isMap(children)) { children = new YAMLMap(); all.set('children', children); }
-    parent = children as YAMLMap;
+    const children: unknown = all.get('children', true);
+    if (isMap(children)) parent = children;
+    else { parent = new YAMLMap(); all.set('children', parent); }
   }
   const node = new YAMLMap();
   parent.set(group, node);
@@ -195,17 +195,19 @@ export function addHostToGroup(text: string, group: string, host: string, opts: 
   }
   // no block hosts mapping to extend (group missing, "hosts:" empty or in flow style): edit the document
   const g = ensureGroup(doc, group);
-  let h = g.get('hosts', true);
-  if (!isMap(h)) {
+  const found: unknown = g.get('hosts', true);
+  let h: YAMLMap;
+  if (isMap(found)) h = found;
+  else {
     h = new YAMLMap();
     if (g.has('hosts')) g.set('hosts', h);
     else g.items.unshift(doc.createPair('hosts', h) as Pair<unknown, unknown>);
   }
-  if ((h as YAMLMap).items.length === 0) (h as YAMLMap).flow = false;
+  if (h.items.length === 0) h.flow = false;
   const vars = opts.vars && Object.keys(opts.vars).length > 0 ? doc.createNode(opts.vars) : null;
   const key = new Scalar(host);
   if (opts.comment) key.commentBefore = opts.comment.split('\n').map((l) => ` ${l}`).join('\n');
-  (h as YAMLMap).items.push(doc.createPair(key, vars) as Pair<unknown, unknown>);
+  h.items.push(doc.createPair(key, vars) as Pair<unknown, unknown>);
   return doc.toString(TO_STRING);
 }
 
@@ -270,9 +272,11 @@ export function removeHostFromGroup(text: string, group: string, host: string, f
 export function setGroupVar(text: string, group: string, key: string, value: unknown, file = 'hosts.yml'): string {
   const doc = parse(text, file);
   const g = ensureGroup(doc, group);
-  let vars = g.get('vars', true);
-  if (!isMap(vars)) { vars = new YAMLMap(); g.set('vars', vars); }
-  (vars as YAMLMap).set(key, doc.createNode(value));
+  const found: unknown = g.get('vars', true);
+  let vars: YAMLMap;
+  if (isMap(found)) vars = found;
+  else { vars = new YAMLMap(); g.set('vars', vars); }
+  vars.set(key, doc.createNode(value));
   return doc.toString(TO_STRING);
 }
 
