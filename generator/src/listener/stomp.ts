@@ -91,8 +91,8 @@ export class StompIntake {
       const wasAlive = this.client === client && this.alive;
       if (this.client === client) { this.alive = false; this.client = null; this.connectedBroker = null; this.onState(false, null); }
       try { client.destroy(); } catch { /* already dead */ }
-      // a connection that lived a while resets the backoff
-      if (wasAlive && Date.now() - this.connectedAt > 30000) this.attempt = 0;
+      // consecutive failures back off; a session that was established starts again from the first delay
+      if (wasAlive) this.attempt = 0;
       this.attempt++;
       const delay = backoffDelay(this.attempt, this.s.reconnectInitialMs, this.s.reconnectMaxMs, Math.random);
       this.log('broker_disconnected', { broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt });
@@ -102,6 +102,9 @@ export class StompIntake {
       client = stompit.connect({
         host: broker.host, port: broker.port, ssl: broker.ssl ?? false, timeout: this.s.connectTimeoutMs,
         connectHeaders: connectHeaders(this.s, broker),
+        // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
+        // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence
+        heartbeatDelayMargin: Math.round(this.s.heartbeatMs * 1.5),
       } as any, (err: Error | null) => {
         if (err) { fail(err, 'connect'); return; }
         if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }

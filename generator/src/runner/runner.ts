@@ -209,6 +209,7 @@ export class Runner {
   private async pass(seq: number, trig: string): Promise<void> {
     const now = Date.now();
     const exclude = new Set<string>();
+    this.backoff.delete('*'); // a retry after a runner error: this pass is it
     for (const [h, b] of this.backoff) if (b.nextAt > now) exclude.add(h);
     if (this.vrrpDue) {
       this.vrrpDue = false;
@@ -219,9 +220,17 @@ export class Runner {
       trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks,
     });
     const failedHosts = Object.keys(res.lagging).filter((h) => !exclude.has(h));
-    for (const h of Object.keys(res.plan.perHost)) if (!(h in res.lagging)) this.backoff.delete(h);
+    for (const h of [...this.backoff.keys()]) if (!(h in res.lagging)) this.backoff.delete(h); // caught up, or gone from the inventory
     if (res.runs.some((r) => r.result === 'aborted')) return;
     if (failedHosts.length) this.scheduleRetry(failedHosts);
+    else this.armRetryTimer();
+  }
+
+  /** a retry timer for the earliest host still waiting in backoff (hosts skipped by this pass keep theirs) */
+  private armRetryTimer(): void {
+    if (this.stopped || this.retryTimer || this.backoff.size === 0) return;
+    const next = Math.min(...[...this.backoff.values()].map((b) => b.nextAt));
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, Math.max(0, next - Date.now()) + 5);
   }
 
   private async vrrpRun(trig: string): Promise<void> {
@@ -248,7 +257,9 @@ export class Runner {
       this.log('retry_scheduled', { host: h, attempt, delay_ms: delay });
     }
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (Number.isFinite(soonest)) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, soonest + 5);
+    this.retryTimer = undefined;
+    void soonest;
+    this.armRetryTimer();
   }
 
   /** hosts currently waiting for a retry, with their attempt number and when */
