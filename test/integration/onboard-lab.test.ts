@@ -1,0 +1,226 @@
+// Onboarding and offboarding in the lab (serial, bounded): 3 VIPs over rp1+rp2, then
+//  - a failed preflight (rp3's sshd down) changes nothing and names the check;
+//  - rp3 joins under a steady request load through every VIP: zero failed requests, rp3 masters its share
+//    and serves every route;
+//  - rp3 leaves under the same load: zero failed requests, rp1+rp2 hold every VIP.
+// Figures (onboarding duration, requests sent/failed) are printed with t.log and written to
+// .lab/onboard-figures.json.
+import test from 'ava';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import {
+  ensureLab, releaseLab, runAsync, run, sitePlaybook, applyAndSync, spi, fqdn, vipHolder, waitFor, sleep,
+  startRequestLoop, failureLines, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
+} from '../lab/labenv.js';
+import { setGroupVar, groupHosts } from '../../generator/src/onboard/inventory.js';
+import { plannedMasters } from '../../generator/src/onboard/vips.js';
+
+const HOSTS_YML = path.join(INVENTORY, 'hosts.yml');
+const VIPS3 = ['198.51.100.201', '198.51.100.202', '198.51.100.203'];
+const RP3 = { name: 'rp3', address: '198.51.100.13' };
+const NS = 'onb';
+// one app per VIP for the load, plus an alias and an app without backends (503) for the route check
+const APPS = [
+  { app: 'onbone', port: 35571, alias: 'www.onboard-one.example.org' },
+  { app: 'onbtwo', port: 35572, alias: null },
+  { app: 'onbthree', port: 35573, alias: null },
+];
+const EMPTY_APP = 'onbempty';
+const GEAR = '198.51.100.33';
+const figures: Record<string, unknown> = {};
+let originalInventory = '';
+
+const DRIVER = path.join(REPO, 'test', 'unit', 'onboard', '_cli.ts');
+/** The onboard/offboard commands (through the command modules main.ts registers). */
+function productCli(args: string[], timeoutMs = 600_000) {
+  const env = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
+  return runAsync('node', ['--import', 'tsx', DRIVER, ...args], { timeoutMs, env });
+}
+
+const md5 = (f: string) => (existsSync(f) ? createHash('md5').update(readFileSync(f)).digest('hex') : 'absent');
+function proxyConfDigests(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of ['rp1', 'rp2']) {
+    out[`${h} keepalived`] = md5(`/etc/netns/${h}/keepalived/keepalived.conf`);
+    out[`${h} nginx`] = run('bash', ['-c', `cd /etc/netns/${h}/nginx && find . -type f | sort | xargs md5sum | md5sum`]).stdout.trim();
+  }
+  return out;
+}
+
+function holders(): Record<string, string> {
+  return Object.fromEntries(VIPS3.map((v) => [v, vipHolder(v)]));
+}
+
+async function waitHolders(want: Record<string, string>, timeoutMs = 30_000): Promise<Record<string, string>> {
+  let last = holders();
+  await waitFor(() => { last = holders(); return VIPS3.every((v) => last[v] === want[v]); }, timeoutMs, 250);
+  return last;
+}
+
+function lab(args: string[], timeoutMs = 300_000) {
+  return runAsync('bash', [LAB_SH, ...args], { timeoutMs });
+}
+
+async function freshRp3(): Promise<void> {
+  if (run('ip', ['netns', 'list']).stdout.split('\n').some((l) => l.split(' ')[0] === RP3.name)) {
+    const d = await lab(['host-del', RP3.name]);
+    if (d.code !== 0) throw new Error(`lab.sh host-del rp3: ${d.stdout}${d.stderr}`);
+  }
+  const r = await lab(['host', RP3.name]);
+  if (r.code !== 0) throw new Error(`lab.sh host rp3: ${r.stdout}${r.stderr}`);
+}
+
+function loads(durationMs: number): Array<{ vip: string; loop: ReturnType<typeof startRequestLoop> }> {
+  return VIPS3.map((vip, i) => ({
+    vip,
+    loop: startRequestLoop({ vip, host: fqdn(APPS[i]!.app, NS), intervalMs: 20, durationMs, timeoutMs: 3000, retries: 0 }),
+  }));
+}
+
+async function stopLoads(ls: ReturnType<typeof loads>): Promise<Record<string, LoopSummary>> {
+  const out: Record<string, LoopSummary> = {};
+  for (const l of ls) out[l.vip] = await l.loop.stop();
+  return out;
+}
+
+function totals(s: Record<string, LoopSummary>): { sent: number; failed: number; attemptsFailed: number } {
+  const v = Object.values(s);
+  return { sent: v.reduce((a, x) => a + x.sent, 0), failed: v.reduce((a, x) => a + x.failed, 0), attemptsFailed: v.reduce((a, x) => a + x.attemptsFailed, 0) };
+}
+
+test.before(async (t) => {
+  await ensureLab();
+  originalInventory = readFileSync(HOSTS_YML, 'utf8');
+  if (groupHosts(originalInventory, 'proxies').includes(RP3.name)) throw new Error('rp3 is already in the lab inventory (left over?)');
+  // routes: one app per VIP load, an alias, and an app with no backend
+  let stream = '';
+  for (const a of APPS) {
+    stream += spi.createApp(a.app, NS) + spi.addEndpoint(a.app, NS, GEAR, a.port);
+    if (a.alias) stream += spi.addAlias(a.app, NS, a.alias);
+  }
+  stream += spi.createApp(EMPTY_APP, NS);
+  const ap = await applyAndSync(stream);
+  if (ap.code !== 0) throw new Error(`apply --sync: ${failureLines(ap)}`);
+  // 3 VIPs over rp1+rp2 (test-local inventory vars; restored after)
+  writeFileSync(HOSTS_YML, setGroupVar(originalInventory, 'proxies', 'keepalived_vrrp_vips', VIPS3));
+  const v = await sitePlaybook(['--tags', 'keepalived_vrrp', '--limit', 'proxies']);
+  if (v.code !== 0) throw new Error(`vrrp run for 3 VIPs: ${failureLines(v)}`);
+  const want = plannedMasters(['rp1', 'rp2'], VIPS3);
+  const got = await waitHolders(want);
+  t.log(`3 VIPs over rp1+rp2: ${JSON.stringify(got)}`);
+  if (VIPS3.some((x) => got[x] !== want[x])) throw new Error(`VIPs not as planned: ${JSON.stringify(got)} want ${JSON.stringify(want)}`);
+  await freshRp3();
+});
+
+test.after.always(async (t) => {
+  try {
+    // rp3 out (whatever state it is in), inventory and 2-VIP layout back, test apps removed
+    if (groupHosts(readFileSync(HOSTS_YML, 'utf8'), 'proxies').includes(RP3.name)) {
+      const r = await productCli(['offboard', RP3.name, '--force']);
+      t.log(`cleanup offboard: ${r.code}`);
+    }
+    if (originalInventory) writeFileSync(HOSTS_YML, originalInventory);
+    await lab(['host-del', RP3.name]);
+    const v = await sitePlaybook(['--tags', 'keepalived_vrrp', '--limit', 'proxies']);
+    t.log(`restore 2-VIP layout: exit ${v.code}`);
+    let stream = '';
+    for (const a of APPS) stream += spi.deleteApp(a.app, NS);
+    stream += spi.deleteApp(EMPTY_APP, NS);
+    await applyAndSync(stream);
+    writeFileSync(path.join(LAB, 'onboard-figures.json'), JSON.stringify(figures, null, 2) + '\n');
+  } finally {
+    releaseLab();
+  }
+});
+
+test.serial('a failed preflight (rp3 sshd down) changes nothing and names the failing check', async (t) => {
+  const pid = Number(readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim());
+  process.kill(pid, 'SIGTERM');
+  await waitFor(() => run('ip', ['netns', 'exec', RP3.name, 'bash', '-c', `echo > /dev/tcp/${RP3.address}/22`]).code !== 0, 5000);
+  const inv = readFileSync(HOSTS_YML, 'utf8');
+  const confs = proxyConfDigests();
+  const before = holders();
+  const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
+  t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
+  t.is(r.code, 2, 'exit 2: preflight failed');
+  t.regex(r.stderr, /preflight of rp3 failed \(ssh\)/);
+  t.regex(r.stderr, /FAIL ssh\s+sshd does not answer at 198\.51\.100\.13:22/);
+  t.regex(r.stderr, /start sshd on the host/);
+  t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
+  t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 nginx and keepalived files untouched');
+  t.deepEqual(holders(), before, 'VIPs untouched');
+  t.false(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')));
+  await freshRp3(); // sshd back (a re-created bare host)
+});
+
+test.serial('rp3 joins under load through every VIP: zero failed requests, it masters its share and serves every route', async (t) => {
+  const want3 = plannedMasters(['rp1', 'rp2', 'rp3'], VIPS3);
+  const ls = loads(600_000);
+  await sleep(1500); // the load is steady before anything changes
+  const t0 = Date.now();
+  const r = await productCli(['onboard', RP3.name, '--address', RP3.address]);
+  const onboardMs = Date.now() - t0;
+  await sleep(1500);
+  const s = await stopLoads(ls);
+  t.log(r.stdout.trim());
+  if (r.code !== 0) t.log(r.stderr);
+  t.is(r.code, 0, 'onboard succeeded');
+  const tot = totals(s);
+  figures.grow = { onboardMs, steps: /onboarded in .*$/m.exec(r.stdout)?.[0] ?? '', ...tot, perVip: Object.fromEntries(Object.entries(s).map(([v, x]) => [v, { sent: x.sent, failed: x.failed, gears: x.gears }])) };
+  t.log(`grow: onboarding took ${(onboardMs / 1000).toFixed(1)} s; requests sent ${tot.sent}, failed ${tot.failed} (failed attempts ${tot.attemptsFailed})`);
+  for (const [vip, x] of Object.entries(s)) {
+    t.true(x.sent > 50, `${vip}: load ran`);
+    t.is(x.failed, 0, `${vip}: ${JSON.stringify(x.failures)}`);
+  }
+  // rp3 masters its share
+  const got = await waitHolders(want3, 10_000);
+  t.deepEqual(got, want3);
+  t.true(Object.values(got).includes('rp3'), 'rp3 masters at least one VIP');
+  // the inventory: rp3 appended, every other line as it was
+  const inv = readFileSync(HOSTS_YML, 'utf8');
+  t.deepEqual(groupHosts(inv, 'proxies'), ['rp1', 'rp2', 'rp3']);
+  // rp3 serves every route on its own address and through the VIP it masters
+  const rp3Vip = VIPS3.find((v) => want3[v] === 'rp3')!;
+  for (const a of APPS) {
+    for (const name of [fqdn(a.app, NS), ...(a.alias ? [a.alias] : [])]) {
+      const direct = run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', `Host: ${name}`, `http://${RP3.address}/`]).stdout;
+      t.is(direct, '200', `${name} on rp3's address`);
+      const via = run('ip', ['netns', 'exec', 'rpclient', 'curl', '-s', '-m', '5', '--resolve', `${name}:80:${rp3Vip}`, `http://${name}/`]).stdout;
+      t.true(via.startsWith(`gear ${GEAR}:${a.port}`), `${name} via ${rp3Vip} (rp3): ${via.slice(0, 60)}`);
+    }
+  }
+  const empty = run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', `Host: ${fqdn(EMPTY_APP, NS)}`, `http://${RP3.address}/`]).stdout;
+  t.is(empty, '503', 'an app without backends answers 503 on rp3');
+  t.true(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')), 'rp3 has applied digests (the runner keeps it up to date)');
+});
+
+test.serial('rp3 leaves under load: zero failed requests, rp1+rp2 hold every VIP, the inventory is as before', async (t) => {
+  const want2 = plannedMasters(['rp1', 'rp2'], VIPS3);
+  const invBefore = setGroupVar(originalInventory, 'proxies', 'keepalived_vrrp_vips', VIPS3);
+  const ls = loads(600_000);
+  await sleep(1500);
+  const t0 = Date.now();
+  const r = await productCli(['offboard', RP3.name]);
+  const offboardMs = Date.now() - t0;
+  await sleep(1500);
+  const s = await stopLoads(ls);
+  t.log(r.stdout.trim());
+  if (r.code !== 0) t.log(r.stderr);
+  t.is(r.code, 0, 'offboard succeeded');
+  const tot = totals(s);
+  figures.shrink = { offboardMs, ...tot, perVip: Object.fromEntries(Object.entries(s).map(([v, x]) => [v, { sent: x.sent, failed: x.failed }])) };
+  t.log(`shrink: offboarding took ${(offboardMs / 1000).toFixed(1)} s; requests sent ${tot.sent}, failed ${tot.failed} (failed attempts ${tot.attemptsFailed})`);
+  for (const [vip, x] of Object.entries(s)) {
+    t.true(x.sent > 50, `${vip}: load ran`);
+    t.is(x.failed, 0, `${vip}: ${JSON.stringify(x.failures)}`);
+  }
+  t.deepEqual(holders(), want2, 'rp1+rp2 hold every VIP as planned');
+  t.is(readFileSync(HOSTS_YML, 'utf8'), invBefore, 'inventory back to what it was, byte for byte');
+  // rp3's services are stopped
+  const procs = run('ip', ['netns', 'pids', RP3.name]).stdout.trim().split('\n').filter(Boolean)
+    .map((p) => run('cat', [`/proc/${p}/comm`]).stdout.trim());
+  t.false(procs.includes('nginx'), `nginx stopped on rp3 (${procs.join(',')})`);
+  t.false(procs.includes('keepalived'), 'keepalived stopped on rp3');
+  t.false(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')));
+});
