@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import {
   ensureLab, releaseLab, runAsync, run, sitePlaybook, applyAndSync, spi, fqdn, vipHolder, waitFor, sleep,
-  startRequestLoop, failureLines, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
+  startRequestLoop, failureLines, cli, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
 } from '../lab/labenv.js';
 import { setGroupVar, groupHosts } from '../../generator/src/onboard/inventory.js';
 import { plannedMasters } from '../../generator/src/onboard/vips.js';
@@ -32,8 +32,11 @@ const figures: Record<string, unknown> = {};
 let originalInventory = '';
 
 const DRIVER = path.join(REPO, 'test', 'unit', 'onboard', '_cli.ts');
-/** The onboard/offboard commands (through the command modules main.ts registers). */
-function productCli(args: string[], timeoutMs = 600_000) {
+let registered: boolean | undefined;
+/** The onboard/offboard commands: the built CLI once main.ts registers them, else their command modules. */
+async function productCli(args: string[], timeoutMs = 600_000) {
+  registered ??= (await cli(['onboard', '--help'], { timeoutMs: 30_000 })).code === 0;
+  if (registered) return cli(args, { timeoutMs });
   const env = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
   return runAsync('node', ['--import', 'tsx', DRIVER, ...args], { timeoutMs, env });
 }
@@ -62,7 +65,16 @@ function lab(args: string[], timeoutMs = 300_000) {
   return runAsync('bash', [LAB_SH, ...args], { timeoutMs });
 }
 
+/** Ends root-namespace ssh clients (Ansible's ControlPersist masters) still connected to rp3's address:
+ * a re-created rp3 has a new sshd, and a stale master would hang the next run. Only those pids. */
+function endSshClientsTo(address: string): void {
+  const out = run('ss', ['-Htnp', 'dst', address]).stdout;
+  const pids = [...out.matchAll(/\("ssh",pid=(\d+)/g)].map((m) => Number(m[1]));
+  for (const pid of new Set(pids)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+}
+
 async function freshRp3(): Promise<void> {
+  endSshClientsTo(RP3.address);
   if (run('ip', ['netns', 'list']).stdout.split('\n').some((l) => l.split(' ')[0] === RP3.name)) {
     const d = await lab(['host-del', RP3.name]);
     if (d.code !== 0) throw new Error(`lab.sh host-del rp3: ${d.stdout}${d.stderr}`);
@@ -90,6 +102,7 @@ function totals(s: Record<string, LoopSummary>): { sent: number; failed: number;
 }
 
 test.before(async (t) => {
+  t.timeout(900_000);
   await ensureLab();
   originalInventory = readFileSync(HOSTS_YML, 'utf8');
   if (groupHosts(originalInventory, 'proxies').includes(RP3.name)) throw new Error('rp3 is already in the lab inventory (left over?)');
@@ -114,6 +127,7 @@ test.before(async (t) => {
 });
 
 test.after.always(async (t) => {
+  t.timeout(600_000);
   try {
     // rp3 out (whatever state it is in), inventory and 2-VIP layout back, test apps removed
     if (groupHosts(readFileSync(HOSTS_YML, 'utf8'), 'proxies').includes(RP3.name)) {
@@ -122,6 +136,7 @@ test.after.always(async (t) => {
     }
     if (originalInventory) writeFileSync(HOSTS_YML, originalInventory);
     await lab(['host-del', RP3.name]);
+    endSshClientsTo(RP3.address);
     const v = await sitePlaybook(['--tags', 'keepalived_vrrp', '--limit', 'proxies']);
     t.log(`restore 2-VIP layout: exit ${v.code}`);
     let stream = '';
@@ -135,6 +150,7 @@ test.after.always(async (t) => {
 });
 
 test.serial('a failed preflight (rp3 sshd down) changes nothing and names the failing check', async (t) => {
+  t.timeout(300_000);
   const pid = Number(readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim());
   process.kill(pid, 'SIGTERM');
   await waitFor(() => run('ip', ['netns', 'exec', RP3.name, 'bash', '-c', `echo > /dev/tcp/${RP3.address}/22`]).code !== 0, 5000);
@@ -155,6 +171,7 @@ test.serial('a failed preflight (rp3 sshd down) changes nothing and names the fa
 });
 
 test.serial('rp3 joins under load through every VIP: zero failed requests, it masters its share and serves every route', async (t) => {
+  t.timeout(600_000);
   const want3 = plannedMasters(['rp1', 'rp2', 'rp3'], VIPS3);
   const ls = loads(600_000);
   await sleep(1500); // the load is steady before anything changes
@@ -196,6 +213,7 @@ test.serial('rp3 joins under load through every VIP: zero failed requests, it ma
 });
 
 test.serial('rp3 leaves under load: zero failed requests, rp1+rp2 hold every VIP, the inventory is as before', async (t) => {
+  t.timeout(600_000);
   const want2 = plannedMasters(['rp1', 'rp2'], VIPS3);
   const invBefore = setGroupVar(originalInventory, 'proxies', 'keepalived_vrrp_vips', VIPS3);
   const ls = loads(600_000);
