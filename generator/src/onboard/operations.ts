@@ -377,12 +377,13 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
     // 6. stop nginx gracefully (requests in flight finish), keep both from starting at boot
     await step('stop', `stopping nginx on ${host} gracefully`);
     if (session) {
+      // keepalived must not come back at boot with the old layout (it would claim its old VIPs)
       const r = await session.exec([
-        'if [ -d /run/systemd/system ]; then systemctl disable --now nginx keepalived >/dev/null 2>&1 || systemctl stop nginx; else STOP_SCHEDULE=QUIT/30/TERM/5/KILL/5 /etc/init.d/nginx stop >/dev/null; fi',
-        'if command -v update-rc.d >/dev/null 2>&1 && [ ! -d /run/systemd/system ]; then update-rc.d nginx disable >/dev/null 2>&1; update-rc.d keepalived disable >/dev/null 2>&1; fi',
+        'if [ -d /run/systemd/system ]; then systemctl stop nginx; systemctl disable keepalived >/dev/null 2>&1 || true',
+        'else STOP_SCHEDULE=QUIT/30/TERM/5/KILL/5 /etc/init.d/nginx stop >/dev/null; update-rc.d keepalived disable >/dev/null 2>&1 || true; fi',
         'p=$(cat /run/nginx.pid 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "nginx still running" && exit 1; exit 0',
       ].join('\n'), { timeoutMs: 60_000 });
-      await done(r.code === 0 ? 'nginx stopped; nginx and keepalived disabled at boot' : `nginx: ${(r.stdout + r.stderr).trim()}`, r.code === 0);
+      await done(r.code === 0 ? 'nginx stopped (graceful); keepalived disabled at boot' : `nginx: ${(r.stdout + r.stderr).trim()}`, r.code === 0);
     } else await done('skipped (unreachable)');
 
     // 7. the inventory
