@@ -35,7 +35,7 @@ const DRIVER = path.join(REPO, 'test', 'unit', 'onboard', '_cli.ts');
 let registered: boolean | undefined;
 /** The onboard/offboard commands: the built CLI once main.ts registers them, else their command modules. */
 async function productCli(args: string[], timeoutMs = 600_000) {
-  registered ??= (await cli(['onboard', '--help'], { timeoutMs: 30_000 })).code === 0;
+  registered ??= /^\s*paas-rproxy onboard\b/m.test((await cli(['--help'], { timeoutMs: 30_000 })).stdout);
   if (registered) return cli(args, { timeoutMs });
   const env = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
   return runAsync('node', ['--import', 'tsx', DRIVER, ...args], { timeoutMs, env });
@@ -128,6 +128,7 @@ test.before(async (t) => {
 
 test.after.always(async (t) => {
   t.timeout(600_000);
+  writeFileSync(path.join(LAB, 'onboard-figures.json'), JSON.stringify(figures, null, 2) + '\n');
   try {
     // rp3 out (whatever state it is in), inventory and 2-VIP layout back, test apps removed
     if (groupHosts(readFileSync(HOSTS_YML, 'utf8'), 'proxies').includes(RP3.name)) {
@@ -143,7 +144,6 @@ test.after.always(async (t) => {
     for (const a of APPS) stream += spi.deleteApp(a.app, NS);
     stream += spi.deleteApp(EMPTY_APP, NS);
     await applyAndSync(stream);
-    writeFileSync(path.join(LAB, 'onboard-figures.json'), JSON.stringify(figures, null, 2) + '\n');
   } finally {
     releaseLab();
   }
