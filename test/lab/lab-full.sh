@@ -136,8 +136,8 @@ demo_show() {
       printf '          %-16s %-30s -> %s\n' "$vip" "$host" "$(first_line "$host" "$vip")"
     done
     local crt="$LAB/demo/secure.example.com.crt"
-    printf '          %-16s %-30s -> %s\n' "$vip" "https://secure.example.com" \
-      "$(client_curl --cacert "$crt" -w '  %{http_code} (verified against the lab certificate)' --resolve "secure.example.com:443:$vip" https://secure.example.com/ | head -1)"
+    printf '          %-16s %-30s -> %s  (TLS verified against the lab certificate)\n' "$vip" "https://secure.example.com" \
+      "$(client_curl --cacert "$crt" -w '\n%{http_code}' --resolve "secure.example.com:443:$vip" https://secure.example.com/ | awk 'NR==1{l=$0} {c=$0} END{printf "%s  %s", c, l}')"
   done
 }
 
@@ -149,7 +149,7 @@ demo_failover() {
   [ -n "$vip" ] || { info "rp1 masters no VIP right now; skipping the failover demo"; return 0; }
   step "failover: kill rp1's nginx (rp1 holds $vip), requests from $CLIENT_NS keep going"
   ip netns exec "$CLIENT_NS" node "$LAB_SCRIPT_DIR/reqloop.mjs" --url "http://shop-acme.$d/" --connect "$vip" \
-    --interval-ms 50 --duration-ms 15000 --timeout-ms 1000 --retries 20 --retry-delay-ms 100 > "$LAB/demo/failover.json" &
+    --interval-ms 50 --duration-ms 15000 --timeout-ms 1000 --retries 50 --retry-delay-ms 100 > "$LAB/demo/failover.json" &
   local loop=$!
   sleep 1
   local t; t=$(date +%s%N)
