@@ -1,0 +1,77 @@
+import test from 'ava';
+import { Batcher, type IntakePort, type BatchOutcome } from '../../../generator/src/listener/batcher.js';
+import { connectHeaders, subscribeHeaders, type StompSettings, type Delivery } from '../../../generator/src/listener/stomp.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function delivery(id: string, log: string[]): Delivery {
+  return { messageId: id, body: `---\n:action: :create_application\n`, headers: { 'message-id': id }, receivedAt: Date.now(), ack: async () => { log.push(`ack ${id}`); return true; } };
+}
+
+test('batcher: messages arriving together are applied in one call, acked only after it resolved', async (t) => {
+  const log: string[] = [];
+  const port: IntakePort = {
+    async apply(batch) {
+      log.push(`apply ${batch.map((d) => d.messageId).join(',')}`);
+      await sleep(30);
+      log.push('written');
+      return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] } satisfies BatchOutcome;
+    },
+  };
+  const b = new Batcher(port, { quietMs: 10, maxBatch: 100, maxDelayMs: 50 }, () => undefined, () => log.push('applied'));
+  for (const id of ['m1', 'm2', 'm3']) b.push(delivery(id, log));
+  await sleep(120);
+  t.deepEqual(log, ['apply m1,m2,m3', 'written', 'applied', 'ack m1', 'ack m2', 'ack m3']);
+  await b.stop();
+});
+
+test('batcher: a failing apply acks nothing, never nacks, and retries the same messages', async (t) => {
+  const log: string[] = [];
+  let fail = 1;
+  const port: IntakePort = {
+    async apply(batch) {
+      log.push(`apply ${batch.map((d) => d.messageId).join(',')}`);
+      if (fail-- > 0) throw Object.assign(new Error('disk full'), { code: 'ERR_IO' });
+      return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] };
+    },
+  };
+  const events: string[] = [];
+  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20 }, (e) => events.push(e), () => undefined);
+  b.push(delivery('m1', log));
+  await sleep(1500);
+  t.deepEqual(log, ['apply m1', 'apply m1', 'ack m1']);
+  t.true(events.includes('apply_error'));
+  await b.stop();
+});
+
+test('batcher: stop waits for the apply in flight and its acks; later messages stay unacked', async (t) => {
+  const log: string[] = [];
+  const port: IntakePort = {
+    async apply(batch) { await sleep(50); log.push(`written ${batch.length}`); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
+  };
+  const b = new Batcher(port, { quietMs: 1, maxBatch: 1, maxDelayMs: 1 }, () => undefined, () => undefined);
+  b.push(delivery('m1', log));
+  await sleep(10);
+  b.push(delivery('m2', log));
+  await b.stop();
+  b.push(delivery('m3', log));
+  await sleep(100);
+  t.deepEqual(log, ['written 1', 'ack m1']);
+});
+
+const base: StompSettings = {
+  brokers: [{ host: 'b1', port: 61613 }], login: 'routinginfo', passcode: 'pw', destination: '/queue/paas-rproxy.routinginfo',
+  clientId: 'paas-rproxy', heartbeatMs: 10000, prefetch: 500, reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000,
+};
+
+test('stomp: queue consumer is exclusive, client-individual, no client-id', (t) => {
+  t.deepEqual(subscribeHeaders(base), { destination: '/queue/paas-rproxy.routinginfo', ack: 'client-individual', 'activemq.prefetchSize': '500', 'activemq.exclusive': 'true' });
+  t.deepEqual(connectHeaders(base, base.brokers[0]!), { host: '/', login: 'routinginfo', passcode: 'pw', 'heart-beat': '10000,10000' });
+});
+
+test('stomp: a topic destination is a durable subscription (client-id in CONNECT, subscriptionName = client-id)', (t) => {
+  const s = { ...base, destination: '/topic/routinginfo' };
+  t.is(connectHeaders(s, s.brokers[0]!)['client-id'], 'paas-rproxy');
+  t.is(subscribeHeaders(s)['activemq.subscriptionName'], 'paas-rproxy');
+  t.is(subscribeHeaders(s).ack, 'client-individual');
+});

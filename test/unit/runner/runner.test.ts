@@ -1,0 +1,131 @@
+// The runner edge against a fake ansible-playbook (a script printing the default callback's output):
+// exact commands, per-host applied digests, coalescing, per-host retry with backoff, no overlapping runs.
+import test from 'ava';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { syncPass, Runner, type RunnerSettings, type RunnerPorts } from '../../../generator/src/runner/runner.js';
+import { readApplied, writeApplied } from '../../../generator/src/runner/applied.js';
+
+const FAKE = `#!/usr/bin/env bash
+# fake ansible-playbook: --limit h1,h2 ; a host is unreachable while $DIR/down-<host> exists
+dir="$(dirname "$0")"
+limit="" ; prev=""
+for a in "$@"; do [ "$prev" = "--limit" ] && limit="$a"; prev="$a"; done
+start=$(date +%s%N)
+printf '%s\\n' "$*" >> "$dir/calls.log"
+sleep "\${FAKE_SLEEP:-0}"
+echo; echo "PLAY [proxies] *****"; echo; echo "TASK [nginx_rproxy : Apply application routes] *****"
+rc=0
+IFS=, read -ra hosts <<< "$limit"
+for h in "\${hosts[@]}"; do
+  if [ -e "$dir/down-$h" ]; then echo "fatal: [$h]: UNREACHABLE! => {\\"changed\\": false, \\"msg\\": \\"ssh: connect to host $h port 22: Connection refused\\", \\"unreachable\\": true}"; rc=4
+  else echo "changed: [$h]"; fi
+done
+echo; echo "PLAY RECAP *****"
+for h in "\${hosts[@]}"; do
+  if [ -e "$dir/down-$h" ]; then echo "$h : ok=0 changed=0 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"
+  else echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"; fi
+done
+echo "$start $(date +%s%N)" >> "$dir/spans.log"
+exit $rc
+`;
+
+function setup(): { dir: string; s: RunnerSettings; ports: RunnerPorts & { current: Record<string, string> }; calls: () => string[] } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'runner-test-'));
+  writeFileSync(path.join(dir, 'ansible-playbook'), FAKE);
+  chmodSync(path.join(dir, 'ansible-playbook'), 0o755);
+  const s: RunnerSettings = {
+    stateDir: path.join(dir, 'state'), proxiesGroup: 'proxies',
+    playbook: { command: path.join(dir, 'ansible-playbook'), playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), extraArgs: [] },
+    quietMs: 30, maxWaitMs: 150, retryInitialMs: 100, retryMaxMs: 400, reconcileIntervalS: 0, lockTimeoutMs: 10000,
+  };
+  const current: Record<string, string> = { 'a-x': '1', 'b-x': '1' };
+  const ports = { current, digests: async () => ({ ...current }), proxies: async () => ['rp1', 'rp2'] };
+  const calls = () => (existsSync(path.join(dir, 'calls.log')) ? readFileSync(path.join(dir, 'calls.log'), 'utf8').trim().split('\n') : []);
+  return { dir, s, ports, calls };
+}
+const noLog = () => undefined;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(fn: () => boolean | Promise<boolean>, ms = 10000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (await fn()) return true; await sleep(20); }
+  return false;
+}
+
+test('sync pass: unknown hosts get a full run, then only what changed, vanished apps included', async (t) => {
+  const { s, ports, calls, dir } = setup();
+  const r1 = await syncPass(s, ports, noLog, { trigger: 't' });
+  t.true(r1.ok);
+  t.is(calls().length, 1);
+  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2`);
+  t.deepEqual(await readApplied(s.stateDir, 'rp1'), { 'a-x': '1', 'b-x': '1' });
+  const r2 = await syncPass(s, ports, noLog, { trigger: 't' });
+  t.is(r2.runs.length, 0, 'nothing pending: no run');
+  ports.current['a-x'] = '2';
+  delete ports.current['b-x'];
+  const r3 = await syncPass(s, ports, noLog, { trigger: 't' });
+  t.is(r3.runs.length, 1);
+  t.is(calls()[1], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"nginx_rproxy_sync_apps":["a-x","b-x"]}`);
+  t.deepEqual(await readApplied(s.stateDir, 'rp2'), { 'a-x': '2' });
+});
+
+test('sync pass: an unreachable host is reported with host and task; the other records its digests', async (t) => {
+  const { s, ports, dir } = setup();
+  writeFileSync(path.join(dir, 'down-rp2'), '');
+  const r = await syncPass(s, ports, noLog, { trigger: 't' });
+  t.false(r.ok);
+  t.deepEqual(Object.keys(r.lagging), ['rp2']);
+  t.regex(r.runs[0]!.error!, /rp2: unreachable in task "nginx_rproxy : Apply application routes": ssh: connect to host rp2 port 22: Connection refused/);
+  t.truthy(await readApplied(s.stateDir, 'rp1'));
+  t.is(await readApplied(s.stateDir, 'rp2'), null);
+});
+
+test('runner: a burst is coalesced into one run', async (t) => {
+  const { s, ports, calls } = setup();
+  await writeApplied(s.stateDir, 'rp1', { ...ports.current });
+  await writeApplied(s.stateDir, 'rp2', { ...ports.current });
+  const runner = new Runner(s, ports, noLog);
+  for (let i = 0; i < 10; i++) { ports.current[`n${i}-x`] = '1'; runner.notify(); await sleep(5); }
+  t.true(await until(() => calls().length >= 1));
+  await sleep(300);
+  t.is(calls().length, 1, 'one run for the burst');
+  t.regex(calls()[0]!, /"n0-x".*"n9-x"/);
+  await runner.stop({ abandon: false });
+});
+
+test('runner: an unreachable host never blocks the other and catches up by itself', async (t) => {
+  const { s, ports, calls, dir } = setup();
+  await writeApplied(s.stateDir, 'rp1', { ...ports.current });
+  await writeApplied(s.stateDir, 'rp2', { ...ports.current });
+  writeFileSync(path.join(dir, 'down-rp2'), '');
+  const runner = new Runner(s, { ...ports, digests: async () => ({ ...ports.current }) }, noLog);
+  ports.current['c-x'] = '1';
+  runner.notify();
+  t.true(await until(async () => (await readApplied(s.stateDir, 'rp1'))?.['c-x'] === '1'), 'rp1 updated');
+  t.true(await until(() => calls().some((c) => / --limit rp2 /.test(c))), 'rp2 retried on its own');
+  // another change while rp2 is in backoff: rp1 gets it without waiting for rp2
+  ports.current['d-x'] = '1';
+  runner.notify();
+  t.true(await until(async () => (await readApplied(s.stateDir, 'rp1'))?.['d-x'] === '1'), 'rp1 updated again');
+  rmSync(path.join(dir, 'down-rp2'));
+  t.true(await until(async () => (await readApplied(s.stateDir, 'rp2'))?.['d-x'] === '1', 5000), 'rp2 caught up without a notify');
+  t.deepEqual(runner.backoffState(), {});
+  await runner.stop({ abandon: false });
+});
+
+test('playbook runs never overlap, across callers', async (t) => {
+  const { s, ports, dir } = setup();
+  process.env.FAKE_SLEEP = '0.3';
+  try {
+    const s2 = { ...s };
+    const [a, b] = await Promise.all([
+      syncPass(s, ports, noLog, { trigger: 'a', full: true }),
+      syncPass(s2, ports, noLog, { trigger: 'b', full: true }),
+    ]);
+    t.true(a.ok && b.ok);
+    const spans = readFileSync(path.join(dir, 'spans.log'), 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]).sort((x, y) => x[0] - y[0]);
+    t.is(spans.length, 2);
+    t.true(spans[1]![0] >= spans[0]![1], 'the second run started after the first ended');
+  } finally { delete process.env.FAKE_SLEEP; }
+});
