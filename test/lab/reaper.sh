@@ -8,6 +8,9 @@ pid=$1 started=$2
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 lab="$(cd "$dir/../.." && pwd)/.lab"
 while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+# wait for any lab test file still running (of another test run that reused this lab), then check again
+exec 8>/tmp/paas-rproxy-lab-tests.lock
+flock -x 8
 if [ "$(cat "$lab/started-at" 2>/dev/null)" = "$started" ]; then
-  bash "$dir/lab.sh" down
+  bash "$dir/lab.sh" down 8>&-
 fi
