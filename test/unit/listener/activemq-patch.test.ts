@@ -64,7 +64,7 @@ test('patches into the operator\'s own elements, idempotently, and removes clean
   t.regex(once, /<forcePersistencyModeBrokerPlugin persistenceFlag="true"\/>/);
   t.regex(once, /<compositeTopic name="routinginfo" forwardOnly="false">/);
   t.regex(once, /<transportConnector name="stomp-routinginfo"/);
-  t.regex(once, /<!-- <plugins> in a comment is not an anchor -->\n    <plugins>\n      <!-- BEGIN paas-rproxy:/);
+  t.regex(once, /<!-- <plugins> in a comment is not an anchor -->\n    <plugins>\n\s+<!-- BEGIN paas-rproxy:/);
 });
 
 test('skips what the operator already has (a STOMP connector on the port, the user)', (t) => {
