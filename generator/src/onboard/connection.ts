@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
@@ -138,15 +139,19 @@ export async function hostVars(config: Config, host: string, extraSources: strin
   }
 }
 
-/** A temporary overlay inventory file (deleted by the returned cleanup). */
-export async function withOverlay<T>(content: string, fn: (file: string) => Promise<T>): Promise<T> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'paas-rproxy-onboard-'));
-  const file = path.join(dir, 'overlay.yml');
+/**
+ * A temporary overlay inventory source, as a hidden file INSIDE the inventory directory: Ansible skips dot
+ * entries when it reads the directory (so other runs never see it), and hosts defined in it get the real
+ * inventory_dir (relative paths in the vars, such as the TLS files, resolve as for every other proxy).
+ * Removed when fn settles.
+ */
+export async function withOverlay<T>(inventoryDir: string, content: string, fn: (file: string) => Promise<T>): Promise<T> {
+  const file = path.join(inventoryDir, `.paas-rproxy-overlay-${process.pid}-${randomBytes(4).toString('hex')}.yml`);
   try {
-    await fs.writeFile(file, content, { mode: 0o600 });
+    await fs.writeFile(file, content, { mode: 0o600, flag: 'wx' });
     return await fn(file);
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rm(file, { force: true });
   }
 }
 
@@ -158,7 +163,7 @@ export async function withOverlay<T>(content: string, fn: (file: string) => Prom
 export async function resolveConnection(config: Config, host: string, opts: { address?: string; group?: string } = {}): Promise<{ conn: Connection; vars: Record<string, unknown> }> {
   const env = { home: os.homedir(), user: os.userInfo().username };
   const vars = opts.address
-    ? await withOverlay(overlayInventory({ [opts.group ?? config.proxies_group]: [{ name: host, vars: { ansible_host: opts.address } }] }),
+    ? await withOverlay(config.inventory_dir, overlayInventory({ [opts.group ?? config.proxies_group]: [{ name: host, vars: { ansible_host: opts.address } }] }),
       (f) => hostVars(config, host, [f]))
     : await hostVars(config, host);
   return { conn: connectionFromVars(host, vars, env), vars };

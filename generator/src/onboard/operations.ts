@@ -195,7 +195,7 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
     const runProvision = (src: string | null) => play(config, command(config, [
       '-i', config.inventory_dir, ...(src ? ['-i', src] : []), config.ansible.playbook, '--limit', host, '--skip-tags', 'keepalived_vrrp',
     ], 'routes-full', [host]), o.by === 'listener' ? 'onboard (listener)' : 'onboard', progress);
-    const prov = overlay ? await withOverlay(overlay, runProvision) : await runProvision(null);
+    const prov = overlay ? await withOverlay(config.inventory_dir, overlay, runProvision) : await runProvision(null);
     if (prov.result !== 'ok') {
       await done(prov.error ?? 'failed', false);
       throw new RproxyError('ERR_PLAYBOOK_FAILED', `provisioning ${host} failed; the inventory and the VIPs are untouched: ${prov.error ?? ''}`);
@@ -336,7 +336,7 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
     // 3. the layout without HOST on the others
     await step('vrrp', `applying the VRRP layout without ${host} to ${others.join(', ')}`);
     const overlay = overlayInventory({ [OFFBOARD_LAYOUT_GROUP]: others.map((name) => ({ name })) });
-    const vr = await withOverlay(overlay, (src) => play(config, command(config, [
+    const vr = await withOverlay(config.inventory_dir, overlay, (src) => play(config, command(config, [
       '-i', config.inventory_dir, '-i', src, config.ansible.playbook, '--tags', 'keepalived_vrrp', '--limit', others.join(','),
       '-e', JSON.stringify({ rproxy_vrrp_group: OFFBOARD_LAYOUT_GROUP }),
     ], 'vrrp', others), o.by === 'listener' ? 'offboard (listener)' : 'offboard', progress));
