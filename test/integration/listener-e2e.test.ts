@@ -84,14 +84,22 @@ test.serial('SIGKILL in the middle of a 500-event burst over 50 apps, restart: n
   const { events, expected } = burst(ns, 50, 10, 'k');
   t.is(events.length, 500);
   const from = listener.lines.length;
-  const pub = publish(events);
-  // kill when about a third of the burst has been applied (acked or not)
-  const mid = await waitFor(() => listener.lines.slice(from).filter((l) => l.event === 'message').length >= 150, 60_000, 5);
+  // the burst takes ~2.5 s (5 ms apart), so the kill lands in its middle
+  const pub = (async () => {
+    const p = await publisher(STOMP_PORT);
+    for (const e of events) { p.send(e); await sleep(5); }
+    await p.close();
+  })();
+  const applied = () => listener.lines.slice(from).filter((l) => l.event === 'message').length;
+  const mid = await waitFor(() => applied() >= 150, 60_000, 5);
   listener.kill('SIGKILL');
   await waitFor(() => listener.exitCode !== null, 10_000, 20);
+  const atKill = applied();
   await pub;
   t.truthy(mid, 'the listener was killed mid-burst');
-  t.log(`killed after ${listener.lines.slice(from).filter((l) => l.event === 'message').length} applied messages`);
+  t.true(atKill < 500, `killed after ${atKill} of 500 applied messages`);
+  t.log(`killed after ${atKill} applied messages`);
+  const restartAt = listener.lines.length;
   listener.start();
   const ok = await waitFor(() => {
     const routes = routesJson(config);
@@ -100,6 +108,8 @@ test.serial('SIGKILL in the middle of a 500-event burst over 50 apps, restart: n
       return r && JSON.stringify(r.backends) === JSON.stringify(e.backends) && JSON.stringify(r.aliases) === JSON.stringify(e.aliases);
     });
   }, 120_000, 500);
+  // quiescent: the redelivered and remaining messages are all processed (no batch for 3 s)
+  await waitFor(() => { const b = listener.lines.slice(restartAt).filter((l) => l.event === 'batch').at(-1); return !b || Date.now() - Date.parse(b.time) > 3000; }, 60_000, 250);
   const routes = routesJson(config);
   for (const [id, e] of expected) {
     const r = routes.find((x) => x.fqdn === fq(id));

@@ -6,10 +6,23 @@ import { parseSpiStream } from '../spi/parse.js';
 import type { ParsedDoc } from '../spi/types.js';
 import type { Delivery } from './stomp.js';
 import type { BatchOutcome, DocOutcome, IntakePort, MessageOutcome } from './batcher.js';
+import type { SeenIds } from './seen.js';
 
-export function storeIntake(store: StateStore, maxBodyBytes: number): IntakePort {
+export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: SeenIds): IntakePort {
   return {
-    async apply(batch: readonly Delivery[]): Promise<BatchOutcome> {
+    async apply(all: readonly Delivery[]): Promise<BatchOutcome> {
+      // redeliveries of messages already applied (crash between the write and the ack): ack, do not re-apply
+      const batch = seen ? all.filter((d) => !seen.has(d.messageId)) : all;
+      const skipped: MessageOutcome[] = all.filter((d) => !batch.includes(d)).map((d) => ({ messageId: d.messageId, docs: [{ action: 'duplicate', app: '', result: 'unchanged' }] }));
+      const res = await applyBatch(batch);
+      await seen?.add(batch.map((d) => d.messageId));
+      const byId = new Map([...res.messages, ...skipped].map((m) => [m.messageId, m]));
+      return { messages: all.map((d) => byId.get(d.messageId) ?? { messageId: d.messageId, docs: [] }), changedApps: res.changedApps };
+    },
+  };
+
+  async function applyBatch(batch: readonly Delivery[]): Promise<BatchOutcome> {
+    {
       const perMessage: ParsedDoc[][] = batch.map((d) => {
         if (Buffer.byteLength(d.body, 'utf8') > maxBodyBytes) {
           return [{ index: 0, text: d.body.slice(0, 4096), ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${Buffer.byteLength(d.body, 'utf8')} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` } } as ParsedDoc];
@@ -44,6 +57,6 @@ export function storeIntake(store: StateStore, maxBodyBytes: number): IntakePort
         good.forEach((g, i) => (outcomes[g.msg] as MessageOutcome).docs.push(toOutcome(g.doc, res.results.find((r) => r.index === i))));
       }
       return { messages: outcomes, changedApps };
-    },
-  };
+    }
+  }
 }

@@ -9,6 +9,7 @@ import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
 import { StompIntake, type Delivery } from './stomp.js';
 import { Batcher, type BatchOutcome } from './batcher.js';
 import { storeIntake } from './intake.js';
+import { SeenIds } from './seen.js';
 import type { Logger } from './log.js';
 
 export interface ListenerOptions {
@@ -56,7 +57,8 @@ export class Listener {
       onSync: (r) => this.onSync(r),
       onPlan: (p) => { this.lastPlan = p.perHost; this.statusDirty = true; },
     });
-    this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes), { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }, (e, f) => log(e, f),
+    const seen = await SeenIds.open(config.state_dir);
+    this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes, seen), { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }, (e, f) => log(e, f),
       (batch, outcome) => this.onApplied(batch, outcome));
     this.intake = new StompIntake({
       brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,

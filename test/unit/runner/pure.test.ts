@@ -82,7 +82,7 @@ test('pending: differing digests plus vanished apps', (t) => {
 });
 
 test('pending: plan over hosts (union, unknown hosts full, up-to-date hosts left out)', (t) => {
-  const plan = planRun({ a: '1', b: '2' }, new Map([
+  const plan = planRun({ a: '1', b: '2' }, new Map<string, Record<string, string> | null>([
     ['rp2', { a: '1', b: '2' }], ['rp1', { a: '0', b: '2', gone: 'x' }], ['rp3', null], ['rp4', { a: '1' }],
   ]));
   t.deepEqual(plan.fullHosts, ['rp3']);
