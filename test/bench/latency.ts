@@ -127,7 +127,8 @@ export function publisher(port: number, host = '127.0.0.1'): Promise<Publisher> 
 
 /** The documents of a YAML stream, byte for byte (each starts at its "---" line): one message each. */
 export function documents(stream: string): string[] {
-  return stream.split(/^(?=---(?:\s|$))/m).filter((d) => d.trim() !== '');
+  // a leading comment block (before the first "---") is not a message
+  return stream.split(/^(?=---(?:\s|$))/m).filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#') && !/^---\s*$/.test(l)));
 }
 
 export interface LogLine { time: string; level: string; event: string; [k: string]: unknown }

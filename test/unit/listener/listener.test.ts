@@ -75,3 +75,20 @@ test('stomp: a topic destination is a durable subscription (client-id in CONNECT
   t.is(subscribeHeaders(s)['activemq.subscriptionName'], 'paas-rproxy');
   t.is(subscribeHeaders(s).ack, 'client-individual');
 });
+
+test('seen ids: persisted, reloaded, never re-added', async (t) => {
+  const { SeenIds } = await import('../../../generator/src/listener/seen.js');
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'seen-'));
+  const a = await SeenIds.open(dir);
+  t.false(a.has('ID:1'));
+  await a.add(['ID:1', 'ID:2', '']);
+  await a.add(['ID:2', 'ID:3']);
+  t.true(a.has('ID:1') && a.has('ID:3'));
+  t.false(a.has(''));
+  t.is(readFileSync(path.join(dir, 'applied-messages.log'), 'utf8'), 'ID:1\nID:2\nID:3\n');
+  const b = await SeenIds.open(dir);
+  t.true(b.has('ID:2'));
+});
