@@ -18,6 +18,8 @@ import {
 const STOMP_PORT = Number(process.env.BENCH_STOMP_PORT ?? 61643);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 60);
 const NS = 'lsnb';
+// fresh app names on every run (a crashed run may leave apps behind: they must not count as instantly live)
+const TAG = Date.now().toString(36).slice(-5).replace(/[^a-z0-9]/g, 'x');
 
 /** async curl from the client netns: the gear answering HOST via ADDRESS, '' if none */
 function gearAsync(address: string, host: string, timeoutS = 2): Promise<string> {
@@ -64,9 +66,10 @@ async function main(): Promise<void> {
     console.log(`bench: latency, ${SAMPLES} single events ...`);
     const latency: { i: number; ms: number; vip: string; allVipsMs: number }[] = [];
     for (let i = 0; i < SAMPLES; i++) {
-      const app = `l${i}`;
+      const app = `l${TAG}${i}`;
       const g = gear(i);
       const host = fq(`${app}-${NS}`);
+      if ((await gearAsync(VIPS[0] as string, host)) !== '') throw new Error(`${host} is already live before its event`);
       const start = performance.now();
       pub.send(spi.addEp(app, NS, g.addr, g.port));
       let first = 0, firstVip = '';
@@ -93,7 +96,7 @@ async function main(): Promise<void> {
     // ------------------------------------------------------------------ burst
     console.log('bench: burst, 1,000 events over 100 apps within 5 s ...');
     await sleep(3000);
-    const { events, expected } = burst(NS, 100, 10, 'u');
+    const { events, expected } = burst(NS, 100, 10, `u${TAG}`);
     const runsBefore = listener.events('run').length;
     const fromLine = listener.lines.length;
     const burstStart = Date.now();
@@ -167,7 +170,7 @@ async function main(): Promise<void> {
 
     // clean up the bench apps
     const cleaner = await publisher(STOMP_PORT);
-    for (let i = 0; i < SAMPLES; i++) cleaner.send(spi.del(`l${i}`, NS));
+    for (let i = 0; i < SAMPLES; i++) cleaner.send(spi.del(`l${TAG}${i}`, NS));
     for (const id of expected.keys()) cleaner.send(spi.del(id.slice(0, id.lastIndexOf('-')), NS));
     await cleaner.close();
     await waitFor(() => !routesJson(config).some((r) => r.fqdn.endsWith(`-${NS}.apps.example.com`)), 30_000, 200);
