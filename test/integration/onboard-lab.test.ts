@@ -242,3 +242,44 @@ test.serial('rp3 leaves under load: zero failed requests, rp1+rp2 hold every VIP
   t.false(procs.includes('keepalived'), 'keepalived stopped on rp3');
   t.false(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')));
 });
+
+test.serial('the inventory watcher: an operator appends rp3 to hosts.yml → onboarded; removes it → offboarded; no failed request', async (t) => {
+  t.timeout(600_000);
+  const { checkInventory, applyInventoryPlan } = await import('../../generator/src/onboard/watcher.js');
+  const { loadConfig } = await import('../../generator/src/config.js');
+  const { addHostToGroup, removeHostFromGroup } = await import('../../generator/src/onboard/inventory.js');
+  const config = await loadConfig({ file: CONFIG });
+  const base = readFileSync(HOSTS_YML, 'utf8');
+  // a first check adopts the group as it is (or finds nothing to do after the CLI runs above)
+  const first = await checkInventory(config);
+  if (first.actions.length) await applyInventoryPlan(config, first);
+  t.deepEqual((await checkInventory(config)).actions, []);
+  const ls = loads(600_000);
+  await sleep(1000);
+  // the operator's edit (as by hand: appended at the end of the proxies group)
+  writeFileSync(HOSTS_YML, addHostToGroup(base, 'proxies', RP3.name, { vars: { ansible_host: RP3.address } }));
+  const plan = await checkInventory(config);
+  t.deepEqual(plan.actions, [{ kind: 'onboard', host: RP3.name, address: RP3.address }]);
+  const t0 = Date.now();
+  const out = await applyInventoryPlan(config, plan, { progress: (l) => t.log(l) });
+  const growMs = Date.now() - t0;
+  t.true(out[0]?.ok, out[0]?.error);
+  t.deepEqual(holders(), plannedMasters(['rp1', 'rp2', 'rp3'], VIPS3));
+  t.deepEqual((await checkInventory(config)).actions, [], 'nothing left to do');
+  // the operator removes it again
+  writeFileSync(HOSTS_YML, removeHostFromGroup(readFileSync(HOSTS_YML, 'utf8'), 'proxies', RP3.name));
+  const plan2 = await checkInventory(config);
+  t.deepEqual(plan2.actions, [{ kind: 'offboard', host: RP3.name, address: RP3.address }]);
+  const t1 = Date.now();
+  const out2 = await applyInventoryPlan(config, plan2, { progress: (l) => t.log(l) });
+  const shrinkMs = Date.now() - t1;
+  t.true(out2[0]?.ok, out2[0]?.error);
+  await sleep(1000);
+  const s = await stopLoads(ls);
+  const tot = totals(s);
+  figures.watcher = { growMs, shrinkMs, ...tot };
+  t.log(`watcher: onboard ${(growMs / 1000).toFixed(1)} s, offboard ${(shrinkMs / 1000).toFixed(1)} s; requests sent ${tot.sent}, failed ${tot.failed}`);
+  for (const [vip, x] of Object.entries(s)) t.is(x.failed, 0, `${vip}: ${JSON.stringify(x.failures)}`);
+  t.deepEqual(holders(), plannedMasters(['rp1', 'rp2'], VIPS3));
+  t.is(readFileSync(HOSTS_YML, 'utf8'), base);
+});
