@@ -165,3 +165,17 @@ export function registerOnboardingMetrics(registry: Registry, stateDir: string):
     },
   });
 }
+
+/** Lines for `paas-rproxy status` (the status command can print these from status.json's "onboarding"). */
+export function formatOnboarding(o: { current?: OpRecord[]; last?: OpRecord[] } | undefined, now = Date.now()): string[] {
+  if (!o) return [];
+  const lines: string[] = [];
+  for (const c of o.current ?? []) {
+    lines.push(`${c.op} ${c.host} in progress (by ${c.by}, pid ${c.pid}): step ${c.step}, ${((now - Date.parse(c.startedAt)) / 1000).toFixed(0)} s so far`);
+  }
+  for (const h of o.last ?? []) {
+    const steps = h.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s${s.ok ? '' : ' FAILED'}`).join(', ');
+    lines.push(`${h.op} ${h.host} ${h.result ?? '?'} at ${h.startedAt} in ${((h.durationMs ?? 0) / 1000).toFixed(1)} s (${steps})${h.error ? `: ${h.error}` : ''}`);
+  }
+  return lines;
+}

@@ -117,3 +117,16 @@ test('VIP helpers', (t) => {
   t.deepEqual(plannedMasters(['rp1', 'rp2', 'rp3'], ['198.51.100.201', '198.51.100.202', '198.51.100.203']), { '198.51.100.201': 'rp1', '198.51.100.202': 'rp3', '198.51.100.203': 'rp2' });
   t.deepEqual(plannedMasters(['rp1', 'rp2'], ['198.51.100.201/24', '198.51.100.202/24', '198.51.100.203/24']), { '198.51.100.201': 'rp1', '198.51.100.202': 'rp1', '198.51.100.203': 'rp2' });
 });
+
+test('status lines for onboarding', async (t) => {
+  const { formatOnboarding } = await import('../../../generator/src/onboard/records.js');
+  const lines = formatOnboarding({
+    current: [{ op: 'onboard', host: 'rp4', address: null, pid: 9, by: 'listener', startedAt: new Date(1000).toISOString(), step: 'provision', steps: [] }],
+    last: [{ op: 'offboard', host: 'rp3', address: null, pid: 8, by: 'cli', startedAt: '2026-01-01T00:00:00.000Z', step: 'inventory', result: 'ok', durationMs: 15000, steps: [{ step: 'vrrp', ok: true, ms: 10900 }] }],
+  }, 31_000);
+  t.deepEqual(lines, [
+    'onboard rp4 in progress (by listener, pid 9): step provision, 30 s so far',
+    'offboard rp3 ok at 2026-01-01T00:00:00.000Z in 15.0 s (vrrp 10.9s)',
+  ]);
+  t.deepEqual(formatOnboarding(undefined), []);
+});
