@@ -10,6 +10,7 @@ import { StompIntake, type Delivery } from './stomp.js';
 import { Batcher, type BatchOutcome } from './batcher.js';
 import { storeIntake } from './intake.js';
 import { SeenIds } from './seen.js';
+import { checkInventory, applyInventoryPlan } from '../onboard/watcher.js';
 import type { Logger } from './log.js';
 
 export interface ListenerOptions {
@@ -75,8 +76,32 @@ export class Listener {
     this.runner.start(); // catches up whatever is pending since the last successful runs
     this.intake.start();
     this.statusTimer = setInterval(() => this.flushStatus(), 1000);
+    // inventory-driven onboarding/offboarding (issue 5's watcher): a host added to / removed from the proxies group
+    this.inventoryTimer = setInterval(() => { void this.checkInventory(); }, 5000);
+    void this.checkInventory();
     this.flushStatus();
   }
+
+  private inventoryTimer: NodeJS.Timeout | undefined;
+  private inventoryBusy: Promise<void> | null = null;
+
+  private checkInventory(): Promise<void> {
+    if (this.inventoryBusy || this.stopping) return this.inventoryBusy ?? Promise.resolve();
+    const log = this.opts.log;
+    this.inventoryBusy = (async () => {
+      try {
+        const plan = await checkInventory(this.config);
+        if (plan.actions.length === 0) return;
+        const out = await applyInventoryPlan(this.config, plan, { log: (e, f) => log(e, f) });
+        if (out.some((o) => o.ok && o.action.kind !== 'adopt')) this.runner.notify('inventory');
+      } catch (e) {
+        log('inventory_check_error', { error: e instanceof Error ? e.message : String(e) });
+      }
+    })().finally(() => { this.inventoryBusy = null; });
+    return this.inventoryBusy;
+  }
+
+  private stopping = false;
 
   private onApplied(batch: readonly Delivery[], outcome: BatchOutcome): void {
     const log = this.opts.log;
@@ -151,6 +176,8 @@ export class Listener {
   async stop(): Promise<void> {
     const log = this.opts.log;
     log('listener_stopping', { pending_events: this.pending.length, run_in_progress: this.runner?.busy ?? false });
+    this.stopping = true;
+    if (this.inventoryTimer) clearInterval(this.inventoryTimer);
     await this.intake?.stop();
     await this.batcher?.stop();
     if (this.runner) {
@@ -159,6 +186,10 @@ export class Listener {
       const abandon = new Promise<void>((r) => { timer = setTimeout(() => { log('run_abandoned', { after_ms: grace }); void this.runner.stop({ abandon: true }).then(r); }, grace); });
       await Promise.race([this.runner.stop({ abandon: false }), abandon]);
       if (timer) clearTimeout(timer);
+    }
+    if (this.inventoryBusy) {
+      // an onboarding/offboarding in progress: give it the same grace, then leave it (its records say where it stopped)
+      await Promise.race([this.inventoryBusy, new Promise((r) => setTimeout(r, this.opts.stopGraceMs ?? 15000))]);
     }
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusDirty = true;

@@ -14,6 +14,7 @@ import type { State } from '../state/types.js';
 import { groupHosts } from './inventory.js';
 import { syncPass, type Log, type RunnerPorts, type RunnerSettings, type SyncResult } from './runner.js';
 import { updateStatus, recordRun } from '../status/file.js';
+import { fleetProxies } from '../onboard/watcher.js';
 
 export function runnerSettings(config: Config): RunnerSettings {
   return {
@@ -68,13 +69,16 @@ export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
       if (store) { await store.refresh(); return digestsOf(store.state); }
       return digestsOf(await loadState(config));
     },
-    proxies: () => proxiesOf(config),
-    inventoryMarker: async () => {
-      const f = await inventoryFile(config);
-      if (!f) return null;
-      return createHash('sha256').update(await fs.readFile(f)).digest('hex');
-    },
+    // hosts not onboarded yet (issue 5: in the group, not yet in <state_dir>/fleet.json) get no routes runs
+    proxies: async () => fleetProxies(config, await proxiesOf(config)),
   };
+}
+
+/** A change marker of the inventory's hosts.yml (for a Runner that triggers VRRP runs itself; unused by default). */
+export async function inventoryMarker(config: Config): Promise<string | null> {
+  const f = await inventoryFile(config);
+  if (!f) return null;
+  return createHash('sha256').update(await fs.readFile(f)).digest('hex');
 }
 
 export interface SyncNowOptions {
