@@ -3,7 +3,7 @@
 import test from 'ava';
 import {
   VIPS, PROXIES, ensureLab, releaseLab, applyAndSync, curlVia, spi, fqdn, waitFor, sleep, vipHolder, vipsOf, killNginx,
-  startNginx, sshProxy, startRequestLoop, nginxMasterPid,
+  startNginx, sshProxy, startRequestLoop, nginxMasterPid, waitVipsServing,
 } from '../lab/labenv.js';
 
 const NS = 'labf';
@@ -44,6 +44,7 @@ test.after.always(async (t) => {
     if (!nginxMasterPid(h)) startNginx(h);
     sshProxy(h, 'service keepalived status >/dev/null 2>&1 || service keepalived start');
   }
+  await waitVipsServing(20_000);
   await applyAndSync(spi.deleteApp(APP, NS));
 });
 
@@ -72,8 +73,7 @@ test.serial("killing nginx on a VIP's master moves that VIP within 5 s while req
   // nginx back: the proxy is healthy again (its VIP may come back, without flapping)
   t.is(startNginx(master).code, 0);
   t.true(await waitFor(() => nginxMasterPid(master) > 0, 10_000));
-  await sleep(3000);
-  t.true(vipsSettled());
+  t.true(await waitVipsServing(20_000), 'the VIPs settle after the recovery');
   t.log(`after recovery: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
   for (const v of VIPS) t.is(curlVia(v, HOST).status, 200);
 });
@@ -81,7 +81,7 @@ test.serial("killing nginx on a VIP's master moves that VIP within 5 s while req
 test.serial('stopping keepalived on a proxy moves its VIPs to the other proxy', async (t) => {
   t.timeout(180_000);
   // wait for the layout to settle after the previous test (preemption may move a VIP back)
-  await sleep(2000);
+  t.true(await waitVipsServing(20_000));
   const victim = hosts.find((h) => vipsOf(h).length > 0) ?? 'rp1';
   const held = vipsOf(victim);
   t.true(held.length > 0);
@@ -101,8 +101,7 @@ test.serial('stopping keepalived on a proxy moves its VIPs to the other proxy', 
   t.is(s.failed, 0, JSON.stringify(s.failures));
 
   t.is(sshProxy(victim, 'service keepalived start').code, 0);
-  await sleep(4000);
-  t.true(vipsSettled());
+  t.true(await waitVipsServing(20_000), 'the VIPs settle after keepalived is back');
   t.log(`after restart: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
   for (const v of VIPS) t.is(curlVia(v, HOST).status, 200);
 });

@@ -108,7 +108,24 @@ export async function ensureLab(): Promise<{ broughtUp: boolean }> {
       reaper.unref();
     }
   }
+  if (!(await waitVipsServing(30_000))) throw new Error(`the VIPs do not all answer: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
   return { broughtUp };
+}
+
+/** Every VIP is held by one proxy and answers HTTP from the client (any status) — the layout has settled. */
+export async function waitVipsServing(timeoutMs: number): Promise<boolean> {
+  let stableSince = 0;
+  let last = '';
+  return waitFor(() => {
+    const layout = VIPS.map((v) => vipHolder(v)).join(',');
+    const serving = !layout.includes('none') && VIPS.every((v) => curlVia(v, `settle.${CLOUD_DOMAIN}`, '/', { timeoutS: 1 }).status > 0);
+    if (!serving || layout !== last) {
+      last = layout;
+      stableSince = serving ? Date.now() : 0;
+      return false;
+    }
+    return Date.now() - stableSince >= 2000;
+  }, timeoutMs, 250);
 }
 
 let testLock: ChildProcess | undefined;
