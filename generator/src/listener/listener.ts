@@ -178,8 +178,10 @@ export class Listener {
     log('listener_stopping', { pending_events: this.pending.length, run_in_progress: this.runner?.busy ?? false });
     this.stopping = true;
     if (this.inventoryTimer) clearInterval(this.inventoryTimer);
-    await this.intake?.stop();
+    // stop consuming, finish the apply in flight and ack it on the still-open connection, then DISCONNECT
+    this.intake?.pause();
     await this.batcher?.stop();
+    await this.intake?.stop();
     if (this.runner) {
       const grace = this.opts.stopGraceMs ?? 15000;
       let timer: NodeJS.Timeout | undefined;

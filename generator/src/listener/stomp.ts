@@ -136,6 +136,7 @@ export class StompIntake {
     // read every body to the end
     message.readString('utf-8', (err: Error | null, body?: string) => {
       if (err) { this.log('message_read_error', { message_id: messageId, error: err.message }); return; } // the client is dead: redelivered
+      if (this.paused) return; // shutting down: left unacked, redelivered to the next consumer
       this.onMessage({
         messageId, body: body ?? '', headers, receivedAt: Date.now(),
         ack: () => new Promise<boolean>((resolve) => {
@@ -147,6 +148,10 @@ export class StompIntake {
   }
 
   get connected(): boolean { return this.alive; }
+
+  private paused = false;
+  /** Stop handing messages over (they stay unacked and go back to the queue at disconnect); acks still work. */
+  pause(): void { this.paused = true; }
 
   /** Stop consuming: DISCONNECT (unacked messages are redelivered to the next consumer). */
   async stop(): Promise<void> {
