@@ -4,10 +4,12 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
 import { EXIT, RproxyError } from '../errors.js';
 import { StateStore, type ApplyResult } from '../vars/store.js';
+import { formatSyncResult, syncNow } from '../runner/core.js';
 
 export interface ApplyArgs extends GlobalArgs {
   file: string;
   json?: boolean;
+  sync?: boolean;
 }
 
 async function readInput(file: string): Promise<string> {
@@ -36,9 +38,11 @@ export const command: CommandModule<GlobalArgs, ApplyArgs> = {
     y
       .positional('file', { type: 'string', default: '-', describe: 'YAML stream of SPI messages ("-" = stdin)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
+      .option('sync', { type: 'boolean', default: false, describe: 'then run the targeted playbook so the proxies serve the new state' })
       .example('$0 apply events.yml', 'apply a recorded stream')
+      .example('$0 apply --sync events.yml', 'apply, then put the changes live on every proxy')
       .example('cat events.yml | $0 apply -', 'apply from stdin')
-      .epilog('Exit codes: 0 all applied or unchanged; 2 usage/config error; 3 at least one message rejected (see <state_dir>/rejects.jsonl).') as Argv<ApplyArgs>,
+      .epilog('Exit codes: 0 all applied or unchanged; 2 usage/config error; 3 at least one message rejected (see <state_dir>/rejects.jsonl); 4 the --sync playbook run failed (host and task printed).') as Argv<ApplyArgs>,
   handler: async (argv: ArgumentsCamelCase<ApplyArgs>) => {
     const config = await configFromArgv(argv);
     const store = await StateStore.open(config);
@@ -52,5 +56,7 @@ export const command: CommandModule<GlobalArgs, ApplyArgs> = {
     }
     for (const r of result.rejected) process.stderr.write(`rejected document #${r.index + 1}: ${r.reason}\n`);
     if (result.rejected.length > 0) process.exitCode = EXIT.REJECTED;
+    // The accepted part of a stream is synced even when some documents were rejected: they changed nothing.
+    if (argv.sync) process.stdout.write(formatSyncResult(await syncNow(config, { by: 'apply --sync' })));
   },
 };
