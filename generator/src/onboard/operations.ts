@@ -224,10 +224,13 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
       }, file));
       await done(`${host} appended (ansible_host ${address})`);
     } else await done('already there (added by the operator)');
+    // from now on the runner's routes runs include it (fleetProxies): it serves the routes, and it is about
+    // to master VIPs
+    await updateFleetAdd(config, { name: host, address });
 
-    // 6. routes changed while it was provisioned
+    // 6. routes changed while it was provisioned (snapshot → now); later changes reach it through the runner
     await step('catch-up', 'applying routes changed meanwhile');
-    const cu = await syncPass(runnerSettings(config), runnerPorts(config), () => undefined, { trigger: 'onboard', onlyHosts: new Set([host]) });
+    const cu = await syncPass(runnerSettings(config), { ...runnerPorts(config), proxies: async () => [host] }, () => undefined, { trigger: 'onboard', onlyHosts: new Set([host]) });
     await done(cu.runs.length ? `${cu.runs.length} run(s): ${cu.ok ? 'ok' : 'still lagging (the runner retries)'}` : 'nothing changed meanwhile', true);
 
     // 7. re-spread the VIPs over the grown group
@@ -257,7 +260,6 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
       await done(`could not check the VIP holders: ${(e as Error).message}`, false);
     }
     if (!vipsOk) throw new RproxyError('ERR_PLAYBOOK_FAILED', `${host} is onboarded, but the VIPs are not held as planned (${formatHolders(byVip)}): check keepalived on the proxies`);
-    await updateFleetAdd(config, { name: host, address });
     await tr.finish(true);
     return { host, address, durationMs: tr.elapsedMs, steps: tr.rec.steps, preflight: pf, verify: ver, vips: byVip, vipsOk };
   } catch (e) {
