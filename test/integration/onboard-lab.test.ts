@@ -27,6 +27,7 @@ const APPS = [
   { app: 'onbthree', port: 35573, alias: null },
 ];
 const EMPTY_APP = 'onbempty';
+const LATE_APP = { app: 'onblate', port: 35574 };
 const GEAR = '198.51.100.33';
 const figures: Record<string, unknown> = {};
 let originalInventory = '';
@@ -142,7 +143,7 @@ test.after.always(async (t) => {
     t.log(`restore 2-VIP layout: exit ${v.code}`);
     let stream = '';
     for (const a of APPS) stream += spi.deleteApp(a.app, NS);
-    stream += spi.deleteApp(EMPTY_APP, NS);
+    stream += spi.deleteApp(EMPTY_APP, NS) + spi.deleteApp(LATE_APP.app, NS);
     await applyAndSync(stream);
   } finally {
     releaseLab();
@@ -176,7 +177,15 @@ test.serial('rp3 joins under load through every VIP: zero failed requests, it ma
   const ls = loads(600_000);
   await sleep(1500); // the load is steady before anything changes
   const t0 = Date.now();
-  const r = await productCli(['onboard', RP3.name, '--address', RP3.address]);
+  const pending = productCli(['onboard', RP3.name, '--address', RP3.address]);
+  // an app created while rp3 is being provisioned (after its routes snapshot) must reach rp3 too
+  const provisioning = await waitFor(() => {
+    try { return /"step": "provision"/.test(readFileSync(path.join(LAB, 'var', 'onboarding.json'), 'utf8').split('"history"')[0] ?? ''); } catch { return false; }
+  }, 60_000, 100);
+  t.true(provisioning, 'onboarding reached the provisioning step');
+  const late = await applyAndSync(spi.createApp(LATE_APP.app, NS) + spi.addEndpoint(LATE_APP.app, NS, GEAR, LATE_APP.port));
+  t.is(late.code, 0, failureLines(late));
+  const r = await pending;
   const onboardMs = Date.now() - t0;
   await sleep(1500);
   const s = await stopLoads(ls);
@@ -207,6 +216,8 @@ test.serial('rp3 joins under load through every VIP: zero failed requests, it ma
       t.true(via.startsWith(`gear ${GEAR}:${a.port}`), `${name} via ${rp3Vip} (rp3): ${via.slice(0, 60)}`);
     }
   }
+  const lateDirect = run('curl', ['-s', '-m', '5', '-H', `Host: ${fqdn(LATE_APP.app, NS)}`, `http://${RP3.address}/`]).stdout;
+  t.true(lateDirect.startsWith(`gear ${GEAR}:${LATE_APP.port}`), `an app created during the onboarding is served by rp3: ${lateDirect.slice(0, 60)}`);
   const empty = run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', `Host: ${fqdn(EMPTY_APP, NS)}`, `http://${RP3.address}/`]).stdout;
   t.is(empty, '503', 'an app without backends answers 503 on rp3');
   t.true(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')), 'rp3 has applied digests (the runner keeps it up to date)');
