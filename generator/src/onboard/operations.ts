@@ -190,7 +190,8 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
 
     // 3. provision HOST alone (not yet in the VRRP set)
     await step('provision', `provisioning ${host} alone with ${path.basename(config.ansible.playbook)} (nginx and the current routes; keepalived comes with the VIP re-spread)`);
-    const snapshot = digestsOf(await loadState(config));
+    const snapState = await loadState(config);
+    const snapshot = digestsOf(snapState);
     const overlay = o.inInventory ? null : overlayInventory({ [group]: [{ name: host, vars: { ansible_host: address } }] });
     const runProvision = (src: string | null) => play(config, command(config, [
       '-i', config.inventory_dir, ...(src ? ['-i', src] : []), config.ansible.playbook, '--limit', host, '--skip-tags', 'keepalived_vrrp',
@@ -208,8 +209,11 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
     const fleetAddrs = allHosts(invText, invFile);
     const refHost = others.find((h) => typeof fleetAddrs.get(h)?.ansible_host === 'string');
     const reference = refHost ? String(fleetAddrs.get(refHost)?.ansible_host) : null;
-    const state = await loadState(config);
-    const ver = await verifyRoutes(state, config.cloud_domain, address, reference, { max: o.verifyMax ?? 500 });
+    // what it was provisioned with, minus apps changed since (those reach it with the catch-up below; the
+    // proxies in service may already have the newer version)
+    const nowDigests = digestsOf(await loadState(config));
+    const stable = { ...snapState, apps: new Map([...snapState.apps].filter(([id]) => nowDigests[id] === snapshot[id])) };
+    const ver = await verifyRoutes(stable, config.cloud_domain, address, reference, { max: o.verifyMax ?? 500 });
     if (!ver.ok) {
       await done(formatVerifyFailures(ver), false);
       throw new RproxyError('ERR_PLAYBOOK_FAILED', `${host} was provisioned but does not serve the current routes (${ver.failures.length} of ${ver.requests} checks failed: ${formatVerifyFailures(ver)}); it is not in the inventory and holds no VIP${o.inInventory ? ' (it stays in the inventory as the operator put it, outside the VRRP set)' : ''}`);
