@@ -1,8 +1,9 @@
 /**
  * loadState: rebuilds the routing state from the vars file and the TLS files — they are the source of truth.
  * Every value is checked again with the SPI rules, so a hand-edited file cannot smuggle anything through.
+ * Reads `rproxy_routes.json` (schema 2); while it does not exist, a legacy `rproxy_routes.yml` (schema 1).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -11,27 +12,72 @@ import { RproxyError } from '../errors.js';
 import * as f from '../spi/fields.js';
 import { appId, compareEndpoints, emptyState, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
 import { indexAliases } from '../state/reduce.js';
-import { lockPath, varsFilePath } from './paths.js';
+import { legacyVarsFilePath, lockPath, varsFilePath } from './paths.js';
 import { withLock, type LockOptions } from '../io/lock.js';
-import { SCHEMA_VERSION } from './emit.js';
+import { SCHEMA_VERSION, UNSAFE_KEY } from './emit.js';
 
+/** Schema of the legacy YAML file (rproxy_routes.yml, strings tagged !unsafe). */
+export const LEGACY_SCHEMA_VERSION = 1;
 const UnsafeStr = new yaml.Type('!unsafe', { kind: 'scalar', construct: (d: string) => d });
 const VARS_SCHEMA = yaml.CORE_SCHEMA.extend([UnsafeStr]);
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parses the vars text (pure apart from reading TLS files through `readTls`). */
-export async function parseVars(text: string, file: string, readTls: (rel: string) => Promise<string>): Promise<State> {
-  const corrupt = (what: string) => new RproxyError('ERR_STATE_CORRUPT', `${file}: ${what}. Fix or remove the file (then replay the SPI stream with "paas-rproxy apply").`);
+class FormatError extends Error {}
+
+/** `{"__ansible_unsafe": "s"}` → "s", recursively (a plain string is accepted too: the next write wraps it). */
+function unwrapUnsafe(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(unwrapUnsafe);
+  if (!isObj(v)) return v;
+  if (Object.hasOwn(v, UNSAFE_KEY)) {
+    const s = v[UNSAFE_KEY];
+    if (typeof s !== 'string' || Object.keys(v).length !== 1) throw new FormatError(`a ${UNSAFE_KEY} object must hold exactly one string`);
+    return s;
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapUnsafe(x)])); // no __proto__ setter
+}
+
+const lineOf = (text: string, msg: string): string => {
+  const pos = /at position (\d+)/.exec(msg);
+  if (!pos) return '';
+  const before = text.slice(0, Number(pos[1]));
+  return ` (line ${before.split('\n').length})`;
+};
+
+/** The document of a vars file: JSON (schema 2), or the legacy YAML (schema 1) when `file` ends in .yml. */
+function decode(text: string, file: string): { schema: number; doc: unknown } {
+  if (file.endsWith('.yml') || file.endsWith('.yaml')) {
+    try {
+      return { schema: LEGACY_SCHEMA_VERSION, doc: yaml.load(text, { schema: VARS_SCHEMA, filename: file }) };
+    } catch (e) {
+      throw new FormatError(`not valid YAML (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
   let doc: unknown;
   try {
-    doc = yaml.load(text, { schema: VARS_SCHEMA, filename: file });
+    doc = JSON.parse(text);
   } catch (e) {
-    throw corrupt(`not valid YAML (${(e as Error).message.split('\n')[0]})`);
+    const m = (e as Error).message.split('\n')[0] ?? '';
+    throw new FormatError(`not valid JSON${lineOf(text, m)}: ${m}`);
   }
+  if (isObj(doc) && isObj(doc.nginx_rproxy_apps)) doc = { ...doc, nginx_rproxy_apps: unwrapUnsafe(doc.nginx_rproxy_apps) };
+  return { schema: SCHEMA_VERSION, doc };
+}
+
+/** Parses the vars text (pure apart from reading TLS files through `readTls`); the format follows `file`'s extension. */
+export async function parseVars(text: string, file: string, readTls: (rel: string) => Promise<string>): Promise<State> {
+  const corrupt = (what: string) => new RproxyError('ERR_STATE_CORRUPT', `${file}: ${what}. Fix or remove the file (then replay the SPI stream with "paas-rproxy apply").`);
+  let decoded;
+  try {
+    decoded = decode(text, file);
+  } catch (e) {
+    if (e instanceof FormatError) throw corrupt(e.message);
+    throw e;
+  }
+  const { schema, doc } = decoded;
   if (!isObj(doc)) throw corrupt('not a mapping');
-  if (doc.nginx_rproxy_routes_schema !== SCHEMA_VERSION) throw corrupt(`nginx_rproxy_routes_schema is not ${SCHEMA_VERSION}`);
+  if (doc.nginx_rproxy_routes_schema !== schema) throw corrupt(`nginx_rproxy_routes_schema is not ${schema}`);
   const apps = doc.nginx_rproxy_apps;
   if (!isObj(apps)) throw corrupt('nginx_rproxy_apps is not a mapping');
   const state = emptyState();
@@ -80,25 +126,46 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
   return { id, app_name, namespace, scalable: f.boolean('scalable', raw.scalable), ha: f.boolean('ha', raw.ha), aliases, endpoints, tls };
 }
 
-/** Reads the state of `config`'s inventory; a missing vars file is the empty state. Also the file's sha256. */
-export async function readState(config: Config): Promise<{ state: State; digest: string | null }> {
-  const file = varsFilePath(config);
-  let text: string;
+export interface ReadResult {
+  state: State;
+  /** sha256 of rproxy_routes.json (null when there is none: the state came from the legacy file or is empty) */
+  digest: string | null;
+  /** a legacy rproxy_routes.yml exists (read when there is no JSON file; to be removed by the store) */
+  legacy: boolean;
+}
+
+async function readText(file: string): Promise<string | null> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyState(), digest: null };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new RproxyError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Reads the state of `config`'s inventory: rproxy_routes.json, else the legacy rproxy_routes.yml, else the
+ * empty state. When both exist the JSON is the state (a migration was interrupted after the JSON was written).
+ */
+export async function readState(config: Config): Promise<ReadResult> {
+  const file = varsFilePath(config);
+  const legacyFile = legacyVarsFilePath(config);
+  const json = await readText(file);
+  const legacyText = json === null ? await readText(legacyFile) : null;
+  const legacy = legacyText !== null || (json !== null && (await stat(legacyFile).then(() => true, () => false)));
+  const text = json ?? legacyText;
+  const source = json !== null ? file : legacyFile;
+  if (text === null) return { state: emptyState(), digest: null, legacy };
   const readTls = async (rel: string): Promise<string> => {
     if (rel.includes('..') || rel.startsWith('/')) throw new f.FieldError(`TLS path ${JSON.stringify(rel)} is outside the inventory`);
     try {
       return await readFile(join(config.inventory_dir, rel), 'utf8');
     } catch (e) {
-      throw new RproxyError('ERR_STATE_CORRUPT', `${file} refers to ${rel}, which cannot be read (${(e as NodeJS.ErrnoException).code}). Remove the tls entry or restore the file.`);
+      throw new RproxyError('ERR_STATE_CORRUPT', `${source} refers to ${rel}, which cannot be read (${(e as NodeJS.ErrnoException).code}). Remove the tls entry or restore the file.`);
     }
   };
-  return { state: await parseVars(text, file, readTls), digest: createHash('sha256').update(text).digest('hex') };
+  const state = await parseVars(text, source, readTls);
+  return { state, digest: json === null ? null : createHash('sha256').update(json).digest('hex'), legacy };
 }
 
 /**

@@ -12,8 +12,8 @@ import { cloneState, type ReduceContext, type State } from '../state/types.js';
 import { commit, reduce } from '../state/reduce.js';
 import { readState } from './load.js';
 import { appDigest } from './digest.js';
-import { writeState } from './write.js';
-import { lockPath, varsFilePath } from './paths.js';
+import { migrateLegacyVars, writeState } from './write.js';
+import { legacyVarsFilePath, lockPath, varsFilePath } from './paths.js';
 import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
 
 export interface Rejection extends SpiRejection {
@@ -49,6 +49,10 @@ async function fileStamp(path: string): Promise<Stamp> {
   const s = await stat(path, { bigint: true }).catch(() => null);
   return s ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : null;
 }
+/** The vars file and the legacy one: a legacy file put back by hand is noticed (and migrated) too. */
+async function varsStamp(config: Config): Promise<Stamp> {
+  return `${await fileStamp(varsFilePath(config))}|${await fileStamp(legacyVarsFilePath(config))}`;
+}
 
 export class StateStore {
   readonly config: Config;
@@ -68,13 +72,24 @@ export class StateStore {
     this.lockOptions = lockOptions;
   }
 
-  /** Loads the state from the files (under the lock, so it never sees a half-written TLS update). */
+  /**
+   * Loads the state from the files (under the lock, so it never sees a half-written TLS update). A legacy
+   * rproxy_routes.yml is migrated here: the same state is written as rproxy_routes.json and the YAML removed.
+   */
   static async open(config: Config, lockOptions: LockOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
-      const stamp = await fileStamp(varsFilePath(config));
-      const { state, digest } = await readState(config);
+      const { state, digest, stamp } = await StateStore.read(config);
       return new StateStore(config, state, digest, stamp, lockOptions);
     }, lockOptions);
+  }
+
+  /** readState + the stamp of what was read, migrating a legacy file first. Call under the state lock. */
+  private static async read(config: Config): Promise<{ state: State; digest: string | null; stamp: Stamp }> {
+    const stamp = await varsStamp(config);
+    const r = await readState(config);
+    if (!r.legacy) return { state: r.state, digest: r.digest, stamp };
+    const digest = await migrateLegacyVars(config, r.state, r.digest);
+    return { state: r.state, digest, stamp: await varsStamp(config) };
   }
 
   /** The current state. Treat it as read-only: it is replaced (never mutated) by each apply. */
@@ -88,9 +103,8 @@ export class StateStore {
   }
 
   private async refreshLocked(): Promise<void> {
-    const stamp = await fileStamp(varsFilePath(this.config));
-    if (stamp === this.stamp) return;
-    const { state, digest } = await readState(this.config);
+    if ((await varsStamp(this.config)) === this.stamp) return;
+    const { state, digest, stamp } = await StateStore.read(this.config);
     this.current = state;
     this.digest = digest;
     this.stamp = stamp;
@@ -157,7 +171,7 @@ export class StateStore {
         }
         wroteVars = w.wroteVars;
         this.digest = w.digest;
-        this.stamp = await fileStamp(varsFilePath(this.config));
+        this.stamp = await varsStamp(this.config);
       }
       this.current = next;
       await appendRejects(this.config, records);

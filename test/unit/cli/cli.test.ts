@@ -114,11 +114,11 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   await writeFile(part, samplesDocs().slice(0, 11).join(''));
   const r = await cli(['apply', part], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(r.code, 0, r.stderr);
-  t.true((await stat(join(s.inventory, 'group_vars/proxies/rproxy_routes.yml'))).isFile());
+  t.true((await stat(join(s.inventory, 'group_vars/proxies/rproxy_routes.json'))).isFile());
   const other = join(s.dir, 'other-inventory');
   const o = await cli(['apply', part, '--inventory', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(o.code, 0);
-  t.true((await stat(join(other, 'group_vars/proxies/rproxy_routes.yml'))).isFile());
+  t.true((await stat(join(other, 'group_vars/proxies/rproxy_routes.json'))).isFile());
   await writeFile(s.config, 'inventory_dir: ./inventory\nrunner:\n  quiet: 1\n');
   const bad = await cli(['routes', '--config', s.config]);
   t.is(bad.code, 2);
