@@ -31,6 +31,7 @@ import { runPreflight, formatPreflight, failedChecks, type PreflightReport } fro
 import { verifyRoutes, formatVerifyFailures, type VerifyResult } from './verify.js';
 import { VipWatch, plannedMasters, vipAddresses, formatHolders } from './vips.js';
 import { connectSsh, SshConnectError, type SshSession } from './ssh.js';
+import { vrrpInputsKey } from './vrrpkey.js';
 import { OpTracker, inventoryLockPath, readFleet, writeFleet, type FleetEntry, type StepRecord } from './records.js';
 
 export type Progress = (line: string) => void;
@@ -277,7 +278,7 @@ async function updateFleetAdd(config: Config, entry: FleetEntry): Promise<void> 
   const invText = await fs.readFile(await inventoryFile(config), 'utf8');
   const hosts = allHosts(invText);
   const base: FleetEntry[] = f?.proxies ?? groupHosts(invText, config.proxies_group).map((h) => ({ name: h, address: typeof hosts.get(h)?.ansible_host === 'string' ? String(hosts.get(h)?.ansible_host) : null }));
-  await writeFleet(config.state_dir, [...base.filter((p) => p.name !== entry.name), entry]);
+  await writeFleet(config.state_dir, [...base.filter((p) => p.name !== entry.name), entry], await vrrpInputsKey(config, invText));
 }
 
 async function updateFleetRemove(config: Config, host: string): Promise<void> {
@@ -285,7 +286,19 @@ async function updateFleetRemove(config: Config, host: string): Promise<void> {
   const invText = await fs.readFile(await inventoryFile(config), 'utf8');
   const hosts = allHosts(invText);
   const base: FleetEntry[] = f?.proxies ?? groupHosts(invText, config.proxies_group).map((h) => ({ name: h, address: typeof hosts.get(h)?.ansible_host === 'string' ? String(hosts.get(h)?.ansible_host) : null }));
-  await writeFleet(config.state_dir, base.filter((p) => p.name !== host));
+  await writeFleet(config.state_dir, base.filter((p) => p.name !== host), await vrrpInputsKey(config, invText));
+}
+
+/** VRRP run on every proxy (the watcher's answer to a changed VIP list or host order); records the inputs' key. */
+export async function respreadVips(config: Config, opts: { by?: string; progress?: Progress } = {}): Promise<RunRecord> {
+  const invText = await fs.readFile(await inventoryFile(config), 'utf8');
+  const key = await vrrpInputsKey(config, invText);
+  const hosts = groupHosts(invText, config.proxies_group);
+  const rec = await play(config, vrrpCommand(runnerSettings(config).playbook, config.proxies_group, hosts), opts.by ?? 'vrrp', opts.progress ?? (() => undefined));
+  if (rec.result !== 'ok') throw new RproxyError('ERR_PLAYBOOK_FAILED', rec.error ?? 'VRRP run failed');
+  const f = await readFleet(config.state_dir);
+  await writeFleet(config.state_dir, f?.proxies ?? hosts.map((name) => ({ name, address: null })), key);
+  return rec;
 }
 
 // ---------------------------------------------------------------------------------------------------- offboard

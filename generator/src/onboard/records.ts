@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { updateStatus } from '../status/file.js';
 
 export interface FleetEntry { name: string; address: string | null }
-export interface FleetFile { schema: 1; updatedAt: string; proxies: FleetEntry[] }
+export interface FleetFile { schema: 1; updatedAt: string; proxies: FleetEntry[]; /** digest of the VRRP layout inputs last applied (vrrpkey.ts) */ vrrpKey?: string }
 
 export type Op = 'onboard' | 'offboard';
 export interface StepRecord { step: string; ok: boolean; ms: number; detail?: string }
@@ -43,9 +43,9 @@ export async function readFleet(stateDir: string): Promise<FleetFile | null> {
   } catch { return null; }
 }
 
-export async function writeFleet(stateDir: string, proxies: FleetEntry[]): Promise<void> {
+export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKey?: string): Promise<void> {
   await fs.mkdir(stateDir, { recursive: true });
-  const f: FleetFile = { schema: 1, updatedAt: new Date().toISOString(), proxies };
+  const f: FleetFile = { schema: 1, updatedAt: new Date().toISOString(), proxies, ...(vrrpKey ? { vrrpKey } : {}) };
   await writeFileAtomic(fleetPath(stateDir), JSON.stringify(f, null, 1) + '\n');
 }
 

@@ -4,6 +4,9 @@
  * group with the fleet record (<state_dir>/fleet.json: the proxies that are provisioned and in the VRRP
  * set) and says what to do. checkInventory() reads the files; applyInventoryPlan() carries the plan out.
  *
+ * Same members but other VRRP layout inputs (VIP list, host order, keepalived_vrrp_* vars in hosts.yml or
+ * group_vars/{all,proxies}) → a 'vrrp' action (a VRRP run on every proxy).
+ *
  * How the listener uses it (instead of "inventory hash changed → vrrp run"):
  *   every few seconds (and at start): const plan = await checkInventory(config);
  *   if (plan.actions.length) { await applyInventoryPlan(config, plan, {log}); runner.notify('inventory'); }
@@ -13,13 +16,15 @@
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { allHosts, groupHosts } from './inventory.js';
-import { inventoryFile, offboard, onboard, type Progress } from './operations.js';
+import { inventoryFile, offboard, onboard, respreadVips, type Progress } from './operations.js';
+import { vrrpInputsKey } from './vrrpkey.js';
 import { liveOperations, readFleet, readOnboarding, writeFleet, type FleetEntry, type OpRecord } from './records.js';
 
 export type WatchAction =
   | { kind: 'onboard'; host: string; address: string }
   | { kind: 'offboard'; host: string; address: string | null }
-  | { kind: 'adopt'; proxies: FleetEntry[] };
+  | { kind: 'adopt'; proxies: FleetEntry[]; vrrpKey?: string }
+  | { kind: 'vrrp'; reason: string; vrrpKey: string };
 
 export interface WatchProblem { host: string; problem: string }
 
@@ -50,10 +55,11 @@ const IP_RE = /^(\d{1,3}\.){3}\d{1,3}$|:/;
 export function planInventoryChange(
   group: FleetEntry[], fleet: FleetEntry[] | null, inProgress: ReadonlyArray<Pick<OpRecord, 'host' | 'op'>>,
   backoff: ReadonlyArray<{ host: string; until: number }> = [], now = Date.now(),
+  keys: { current: string; recorded: string | undefined } | null = null,
 ): InventoryPlan {
   const plan: InventoryPlan = { group, fleet, added: [], removed: [], busy: [], actions: [], problems: [] };
   if (fleet === null) {
-    plan.actions.push({ kind: 'adopt', proxies: group });
+    plan.actions.push({ kind: 'adopt', proxies: group, ...(keys ? { vrrpKey: keys.current } : {}) });
     return plan;
   }
   const busy = new Set(inProgress.map((o) => o.host));
@@ -81,6 +87,11 @@ export function planInventoryChange(
     }
     plan.actions.push({ kind: 'onboard', host: g.name, address: g.address });
   }
+  // same members, but the layout inputs changed (VIP list, host order, keepalived vars): a VRRP run
+  if (keys && plan.added.length === 0 && plan.removed.length === 0 && plan.problems.length === 0 && keys.current !== keys.recorded) {
+    if (keys.recorded === undefined) plan.actions.push({ kind: 'adopt', proxies: fleet, vrrpKey: keys.current });
+    else plan.actions.push({ kind: 'vrrp', reason: 'the VRRP layout inputs changed (VIPs, host order or keepalived_vrrp_* vars)', vrrpKey: keys.current });
+  }
   return plan;
 }
 
@@ -98,7 +109,8 @@ export async function checkInventory(config: Config): Promise<InventoryPlan> {
   // a failed automatic attempt is retried after RETRY_AFTER_MS (the operator fixes the host meanwhile)
   const backoff = ops.history.filter((h) => h.result === 'failed' && h.by === 'listener')
     .map((h) => ({ host: h.host, until: Date.parse(h.startedAt) + (h.durationMs ?? 0) + RETRY_AFTER_MS }));
-  return planInventoryChange(group, fleet?.proxies ?? null, liveOperations(ops), backoff);
+  const key = await vrrpInputsKey(config, text);
+  return planInventoryChange(group, fleet?.proxies ?? null, liveOperations(ops), backoff, Date.now(), { current: key, recorded: fleet?.vrrpKey });
 }
 
 /** The hosts the runner should run routes on: the group minus hosts not onboarded yet (null fleet = all). */
@@ -124,15 +136,16 @@ export async function applyInventoryPlan(config: Config, plan: InventoryPlan, op
   for (const a of ordered) {
     const t0 = Date.now();
     try {
-      if (a.kind === 'adopt') await writeFleet(config.state_dir, a.proxies);
+      if (a.kind === 'adopt') await writeFleet(config.state_dir, a.proxies, a.vrrpKey);
+      else if (a.kind === 'vrrp') await respreadVips(config, { by: 'listener', ...(opts.progress ? { progress: opts.progress } : {}) });
       else if (a.kind === 'onboard') await onboard(config, { host: a.host, address: a.address, inInventory: true, by: 'listener', progress: (l) => { opts.progress?.(l); log('onboard_progress', { host: a.host, line: l }); } });
       else await offboard(config, { host: a.host, inInventory: false, ...(a.address ? { address: a.address } : {}), by: 'listener', progress: (l) => { opts.progress?.(l); log('offboard_progress', { host: a.host, line: l }); } });
       out.push({ action: a, ok: true, durationMs: Date.now() - t0 });
-      log('inventory_action', { kind: a.kind, ...(a.kind !== 'adopt' ? { host: a.host } : { proxies: a.proxies.map((p) => p.name) }), result: 'ok', duration_ms: Date.now() - t0 });
+      log('inventory_action', { kind: a.kind, ...(a.kind === 'adopt' ? { proxies: a.proxies.map((p) => p.name) } : a.kind === 'vrrp' ? { reason: a.reason } : { host: a.host }), result: 'ok', duration_ms: Date.now() - t0 });
     } catch (e) {
       const error = (e as Error).message.split('\n')[0] ?? String(e);
       out.push({ action: a, ok: false, error, durationMs: Date.now() - t0 });
-      log('inventory_action', { kind: a.kind, ...(a.kind !== 'adopt' ? { host: a.host } : {}), result: 'failed', error, duration_ms: Date.now() - t0 });
+      log('inventory_action', { kind: a.kind, ...(a.kind === 'onboard' || a.kind === 'offboard' ? { host: a.host } : {}), result: 'failed', error, duration_ms: Date.now() - t0 });
     }
   }
   return out;

@@ -27,6 +27,14 @@ test('a host appended to the group is onboarded; one removed is offboarded; unch
   t.deepEqual(replace.actions.map((a) => a.kind), ['offboard', 'onboard']);
 });
 
+test('same members with other layout inputs → vrrp; no recorded key yet → adopt the key', (t) => {
+  t.deepEqual(planInventoryChange([e('rp1')], [e('rp1')], [], [], 0, { current: 'k2', recorded: 'k1' }).actions.map((a) => a.kind), ['vrrp']);
+  t.deepEqual(planInventoryChange([e('rp1')], [e('rp1')], [], [], 0, { current: 'k1', recorded: 'k1' }).actions, []);
+  t.deepEqual(planInventoryChange([e('rp1')], [e('rp1')], [], [], 0, { current: 'k1', recorded: undefined }).actions, [{ kind: 'adopt', proxies: [e('rp1')], vrrpKey: 'k1' }]);
+  // membership changes run their own VRRP run: no separate one
+  t.deepEqual(planInventoryChange([e('rp1'), e('rp2')], [e('rp1')], [], [], 0, { current: 'k2', recorded: 'k1' }).actions.map((a) => a.kind), ['onboard']);
+});
+
 test('busy hosts (an operation in progress, or a recent automatic failure) are left alone', (t) => {
   const p = planInventoryChange([e('rp1'), e('rp2'), e('rp3')], [e('rp1'), e('rp2')], [{ host: 'rp3', op: 'onboard' }]);
   t.deepEqual(p.actions, []);
@@ -55,7 +63,8 @@ function tmpConfig(hostsYml: string): Config {
 test('checkInventory reads hosts.yml + fleet.json; adopt writes the fleet; fleetProxies hides hosts not onboarded', async (t) => {
   const c = tmpConfig('all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n          ansible_host: 10.0.0.1\n        rp2:\n          ansible_host: 10.0.0.2\n');
   const first = await checkInventory(c);
-  t.deepEqual(first.actions, [{ kind: 'adopt', proxies: [e('rp1'), e('rp2')] }]);
+  t.is(first.actions.length, 1);
+  t.like(first.actions[0], { kind: 'adopt', proxies: [e('rp1'), e('rp2')] });
   const out = await applyInventoryPlan(c, first);
   t.true(out[0]!.ok);
   t.deepEqual((await readFleet(c.state_dir))?.proxies, [e('rp1'), e('rp2')]);
@@ -63,6 +72,22 @@ test('checkInventory reads hosts.yml + fleet.json; adopt writes the fleet; fleet
   writeFileSync(path.join(c.inventory_dir, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n          ansible_host: 10.0.0.1\n        rp2:\n          ansible_host: 10.0.0.2\n        rp3:\n          ansible_host: 10.0.0.3\n');
   t.deepEqual((await checkInventory(c)).actions, [{ kind: 'onboard', host: 'rp3', address: '10.0.0.3' }]);
   t.deepEqual(await fleetProxies(c, ['rp1', 'rp2', 'rp3']), ['rp1', 'rp2']);
+  // same members, VIP list changed → a VRRP run
+  const fleet = (await readFleet(c.state_dir))!;
+  writeFileSync(path.join(c.inventory_dir, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n          ansible_host: 10.0.0.1\n        rp2:\n          ansible_host: 10.0.0.2\n      vars:\n        keepalived_vrrp_vips: [10.0.0.201]\n');
+  const v = await checkInventory(c);
+  t.is(v.actions.length, 1);
+  t.like(v.actions[0], { kind: 'vrrp' });
+  t.not((v.actions[0] as { vrrpKey: string }).vrrpKey, fleet.vrrpKey);
+  // group_vars/proxies/*.yml counts, the routing state does not
+  mkdirSync(path.join(c.inventory_dir, 'group_vars', 'proxies'), { recursive: true });
+  await writeFleet(c.state_dir, fleet.proxies, (v.actions[0] as { vrrpKey: string }).vrrpKey);
+  writeFileSync(path.join(c.inventory_dir, 'group_vars', 'proxies', 'rproxy_routes.yml'), 'nginx_rproxy_apps: {}\n');
+  t.deepEqual((await checkInventory(c)).actions, []);
+  writeFileSync(path.join(c.inventory_dir, 'group_vars', 'proxies', 'vrrp.yml'), 'keepalived_vrrp_advert_int: 1\n');
+  t.like((await checkInventory(c)).actions[0], { kind: 'vrrp' });
+  await writeFleet(c.state_dir, fleet.proxies, fleet.vrrpKey);
+  writeFileSync(path.join(c.inventory_dir, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n          ansible_host: 10.0.0.1\n        rp2:\n          ansible_host: 10.0.0.2\n        rp3:\n          ansible_host: 10.0.0.3\n');
   await writeFleet(c.state_dir, [e('rp1'), e('rp2'), e('rp3')]);
   t.deepEqual(await fleetProxies(c, ['rp1', 'rp2', 'rp3']), ['rp1', 'rp2', 'rp3']);
 });
