@@ -1,9 +1,11 @@
 /**
  * Generator benchmark (not a test): a synthetic Psych-style stream of 100,000 events over 10,000 apps.
- * Prints events/s for parse+validate+reduce, the time to write the vars for 10,000 apps, and peak RSS;
- * writes bench-results/generator.json. Targets (2-core machine): ≥ 20,000 ev/s, write ≤ 300 ms, RSS ≤ 200 MiB.
+ * Prints events/s for parse+validate+reduce, the time to write the vars (rproxy_routes.json) for 10,000 apps,
+ * peak RSS, and how long Ansible takes to load that vars file (`ansible localhost -m debug` with and without it;
+ * BENCH_ANSIBLE=0 skips that); writes bench-results/generator.json.
+ * Targets (2-core machine): ≥ 20,000 ev/s, write ≤ 300 ms, RSS ≤ 200 MiB.
  */
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -100,6 +102,7 @@ const v0 = process.hrtime.bigint();
 await mkdir(dirname(varsFilePath(config)), { recursive: true });
 await writeFileAtomic(varsFilePath(config), renderVarsChunks(state.apps.values(), config.cloud_domain));
 const v1 = process.hrtime.bigint();
+const varsBytes = (await stat(varsFilePath(config))).size;
 await rm(varsFilePath(config));
 const w0 = process.hrtime.bigint();
 const first = await writeState(config, emptyState(), state, null);
@@ -111,6 +114,27 @@ commit(next, change);
 const w2 = process.hrtime.bigint();
 await writeState(config, state, next, first.digest);
 const w3 = process.hrtime.bigint();
+
+// What every ansible-playbook start pays for the state: an ad-hoc debug of the apps' count, with the vars file
+// in group_vars/all, against the same inventory without it (best of 2 each).
+let ansibleLoad: { with_vars_ms: number; without_vars_ms: number; apps_seen: number } | null = null;
+if (process.env.BENCH_ANSIBLE !== '0' && spawnSync('ansible', ['--version']).status === 0) {
+  const inv = join(dir, 'ansible-inventory');
+  await mkdir(join(inv, 'group_vars/all'), { recursive: true });
+  await writeFile(join(inv, 'hosts.yml'), 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n');
+  const adhoc = (msg: string): { ms: number; out: string } => {
+    const a0 = process.hrtime.bigint();
+    const r = spawnSync('ansible', ['localhost', '-i', inv, '-m', 'ansible.builtin.debug', '-a', `msg=${msg}`, '-o'],
+      { encoding: 'utf8', env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCALHOST_WARNING: '0' } });
+    if (r.status !== 0) throw new Error(`ansible failed: ${r.stdout}${r.stderr}`);
+    return { ms: ms(a0, process.hrtime.bigint()), out: r.stdout };
+  };
+  const best = (msg: string) => { const a = adhoc(msg); const b = adhoc(msg); return { ms: Math.min(a.ms, b.ms), out: b.out }; };
+  const without = best('none');
+  await copyFile(varsFilePath(config), join(inv, 'group_vars/all', 'rproxy_routes.json'));
+  const withVars = best('{{ nginx_rproxy_apps | length }}');
+  ansibleLoad = { with_vars_ms: Math.round(withVars.ms), without_vars_ms: Math.round(without.ms), apps_seen: Number(/"msg": "(\d+)"/.exec(withVars.out)?.[1] ?? -1) };
+}
 
 // The product end to end: the built CLI applies the same stream in a fresh process (no tsx loader in it);
 // a preload prints the child's own peak RSS when it exits.
@@ -143,6 +167,7 @@ const result = {
   reduce_ms: Math.round(reduceMs),
   events_per_s: Math.round(events / ((parseMs + reduceMs) / 1000)),
   write_vars_ms: Math.round(ms(v0, v1)),
+  vars_bytes: varsBytes,
   write_full_ms: Math.round(ms(w0, w1)),
   tls_files_written: first.tlsFilesWritten,
   write_after_one_change_ms: Math.round(ms(w2, w3)),
@@ -151,6 +176,8 @@ const result = {
   /** peak RSS of this harness process (tsx loader ≈ 40 MiB, plus the harness's own copies) */
   harness_peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
   cli_apply: cliRun,
+  /** ansible localhost -m debug: inventory with the 10,000-app vars file vs without it */
+  ansible_load: ansibleLoad,
   targets: { events_per_s: 20000, write_ms: 300, peak_rss_mib: 200 },
 };
 const outDir = resolve(process.cwd(), 'bench-results');
@@ -158,12 +185,15 @@ await mkdir(outDir, { recursive: true });
 await writeFile(join(outDir, 'generator.json'), JSON.stringify(result, null, 2) + '\n');
 console.log(`events: ${events} over ${APPS} apps (${(result.stream_bytes / 1048576).toFixed(1)} MiB of YAML)`);
 console.log(`parse+validate+reduce: ${result.events_per_s} events/s (parse+validate ${result.parse_validate_ms} ms, reduce ${result.reduce_ms} ms)  target ≥ 20000`);
-console.log(`vars write, ${APPS} apps: ${result.write_vars_ms} ms (render + atomic write)  target ≤ 300`);
+console.log(`vars write, ${APPS} apps: ${result.write_vars_ms} ms (render + atomic write of ${(varsBytes / 1048576).toFixed(1)} MiB rproxy_routes.json)  target ≤ 300`);
 console.log(`  first full write with ${result.tls_files_written} TLS files: ${result.write_full_ms} ms; after a one-app change: ${result.write_after_one_change_ms} ms`);
 if (cliRun) {
   console.log(`paas-rproxy apply (built CLI, whole stream incl. writes): ${cliRun.wall_ms} ms, applied ${cliRun.applied}, unchanged ${cliRun.unchanged}, rejected ${cliRun.rejected}`);
   console.log(`peak RSS: ${cliRun.peak_rss_mib} MiB (CLI process)  target ≤ 200; harness under tsx: ${result.harness_peak_rss_mib} MiB`);
 } else {
   console.log(`peak RSS: harness only ${result.harness_peak_rss_mib} MiB (dist/cli/main.js missing: run npm run build)`);
+}
+if (ansibleLoad) {
+  console.log(`ansible localhost -m debug with the ${ansibleLoad.apps_seen}-app vars file: ${ansibleLoad.with_vars_ms} ms; without it: ${ansibleLoad.without_vars_ms} ms`);
 }
 console.log(`written: bench-results/generator.json`);
