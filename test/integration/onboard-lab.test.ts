@@ -1,5 +1,5 @@
 // Onboarding and offboarding in the lab (serial, bounded): 3 VIPs over rp1+rp2, then
-//  - a failed preflight (rp3's sshd down) changes nothing and names the check;
+//  - a failed preflight (rp3's sshd down; python3 missing on rp3) changes nothing and names the check;
 //  - rp3 joins under a steady request load through every VIP: zero failed requests, rp3 masters its share
 //    and serves every route;
 //  - rp3 leaves under the same load: zero failed requests, rp1+rp2 hold every VIP.
@@ -169,6 +169,34 @@ test.serial('a failed preflight (rp3 sshd down) changes nothing and names the fa
   t.deepEqual(holders(), before, 'VIPs untouched');
   t.false(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')));
   await freshRp3(); // sshd back (a re-created bare host)
+});
+
+test.serial('a failed preflight (python3 missing on rp3) changes nothing and names the check', async (t) => {
+  t.timeout(300_000);
+  // hide python3 in rp3's own mount namespace only (its sshd runs under unshare --mount --propagation private)
+  const pid = readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim();
+  const ns = run('readlink', [`/proc/${pid}/ns/mnt`]).stdout.trim();
+  const mine = run('readlink', ['/proc/self/ns/mnt']).stdout.trim();
+  if (!ns || ns === mine) { t.fail(`rp3's sshd (${pid}) is not in its own mount namespace (${ns})`); return; }
+  const hide = run('nsenter', ['-t', pid, '-m', 'mount', '--bind', '/dev/null', '/usr/bin/python3']);
+  t.is(hide.code, 0, hide.stderr);
+  try {
+    t.not(run('readlink', ['-f', '/usr/bin/python3']).stdout.trim(), '/dev/null', 'the root namespace still has python3');
+    const inv = readFileSync(HOSTS_YML, 'utf8');
+    const confs = proxyConfDigests();
+    const before = holders();
+    const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
+    t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
+    t.is(r.code, 2, 'exit 2: preflight failed');
+    t.regex(r.stderr, /preflight of rp3 failed \(python3\)/);
+    t.regex(r.stderr, /FAIL python3\s+\/usr\/bin\/python3 is not installed on the host/);
+    t.regex(r.stderr, /apt-get install -y python3/);
+    t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
+    t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 files untouched');
+    t.deepEqual(holders(), before, 'VIPs untouched');
+  } finally {
+    run('nsenter', ['-t', pid, '-m', 'umount', '/usr/bin/python3']);
+  }
 });
 
 test.serial('rp3 joins under load through every VIP: zero failed requests, it masters its share and serves every route', async (t) => {
