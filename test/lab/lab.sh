@@ -475,9 +475,12 @@ down() {
       [ -n "$p" ] && pids+=("$p")
     done < <(find "$LAB" -name '*.pid' -type f -print0 2>/dev/null)
   fi
-  # ActiveMQ after a crash that lost its pid file: the java process whose command line names our base
+  # after a crash that lost pid files: processes whose command line names a path under .lab/ (ActiveMQ's
+  # java, the listener's supervisor, sshd of the hosts), with their descendants
   local p
-  for p in $(pgrep -f -- "-Dactivemq.conf=\"?$LAB/activemq/conf" 2>/dev/null || true); do pids+=("$p"); done
+  for p in $(pgrep -f -- "$LAB/" 2>/dev/null || true); do
+    [ "$p" = $$ ] || [ "$p" = "$PPID" ] || pids+=("$p")
+  done
   # ssh clients of the root namespace connected to lab hosts (Ansible's ControlPersist masters would
   # otherwise outlive the hosts and hang the next lab's first connections)
   for p in $(ss -Htnp dst "$NET.0/24" 2>/dev/null | grep -o '("ssh",pid=[0-9]*' | grep -o '[0-9]*$' | sort -u); do
