@@ -77,7 +77,7 @@ class ActionModule(ActionBase):
         args = self._task.args
 
         apps_var = args.get('apps_var', 'nginx_rproxy_apps')
-        # Read the routing state raw: its strings are !unsafe and must never be templated; templating
+        # Read the routing state raw: its event strings are unsafe and must never be templated; templating
         # 10,000 apps would also be slow. Only a templated expression (a string) is resolved.
         apps = task_vars.get(apps_var)
         if isinstance(apps, string_types):
