@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_STATE_CORRUPT'
   | 'ERR_IO'
   | 'ERR_PLAYBOOK_FAILED'
+  | 'ERR_PREFLIGHT_FAILED'
   | 'ERR_INTERNAL';
 
 /** CLI exit codes (contracts.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed. */
@@ -32,6 +33,8 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_SPI_YAML: EXIT.REJECTED,
   ERR_SPI_CONFLICT: EXIT.REJECTED,
   ERR_PLAYBOOK_FAILED: EXIT.PLAYBOOK,
+  // a proxy that is not ready to be onboarded: the operator fixes the host (the message says how)
+  ERR_PREFLIGHT_FAILED: EXIT.USAGE,
 };
 
 export class RproxyError extends Error {

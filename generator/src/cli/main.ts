@@ -10,8 +10,10 @@ import { command as sync } from './sync.js';
 import { command as listen } from './listen.js';
 import { command as status } from './status.js';
 import { command as vrrpLayout } from './vrrp-layout.js';
+import { command as onboard } from './onboard.js';
+import { command as offboard } from './offboard.js';
 
-const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout];
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard];
 
 export function buildCli(args: string[]): Argv<GlobalArgs> {
   let y = yargs(args)

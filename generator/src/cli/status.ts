@@ -6,6 +6,7 @@ import { readStatus, recentRejections } from '../status/file.js';
 import { digestsOf, proxiesOf } from '../runner/core.js';
 import { readApplied } from '../runner/applied.js';
 import { pendingApps } from '../runner/pending.js';
+import { formatOnboarding } from '../onboard/records.js';
 
 export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number }
 
@@ -47,6 +48,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       proxies: perProxy,
       runs: (file?.runs ?? []).slice(-(argv.runs ?? 5)),
       rejections,
+      onboarding: file?.onboarding ?? null,
     };
     if (argv.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return; }
     const L: string[] = [];
@@ -68,6 +70,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     }
     L.push(`recent rejections (${rejections.length}):`);
     for (const j of rejections) L.push(`  ${String(j.time ?? '')} ${String(j.code ?? '')}: ${String(j.reason ?? '')}${j.message_id ? ` (message ${String(j.message_id)})` : ''}`);
+    L.push(...formatOnboarding(file?.onboarding));
     process.stdout.write(L.join('\n') + '\n');
   },
 };

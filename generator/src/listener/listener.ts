@@ -5,6 +5,7 @@ import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
 import { runnerPorts, runnerSettings } from '../runner/core.js';
 import { Metrics } from '../metrics/metrics.js';
+import { registerOnboardingMetrics } from '../onboard/records.js';
 import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
 import { StompIntake, type Delivery } from './stomp.js';
 import { Batcher, type BatchOutcome } from './batcher.js';
@@ -53,6 +54,7 @@ export class Listener {
     } catch (e) {
       log('metrics_error', { listen: config.metrics.listen, error: (e as Error).message });
     }
+    registerOnboardingMetrics(this.metrics.registry, config.state_dir);
     this.runner = new Runner(runnerSettings(config), runnerPorts(config, this.store), (e, f) => log(e, f), {
       onRun: (r) => this.onRun(r),
       onSync: (r) => this.onSync(r),

@@ -185,7 +185,7 @@ export async function onboard(config: Config, o: OnboardOptions): Promise<Onboar
     if (pf.ok) for (const line of formatPreflight(pf).trimEnd().split('\n')) progress(`    ${line}`);
     if (!pf.ok) {
       await done(`failed checks: ${failedChecks(pf)}`, false);
-      throw new RproxyError('ERR_INPUT', `preflight of ${host} failed (${failedChecks(pf)}): nothing was changed (inventory, proxies and VIPs untouched).\n${formatPreflight(pf)}`);
+      throw new RproxyError('ERR_PREFLIGHT_FAILED', `preflight of ${host} failed (${failedChecks(pf)}): nothing was changed (inventory, proxies and VIPs untouched).\n${formatPreflight(pf)}`);
     }
     await done(`all ${pf.checks.length} checks passed${pf.bootstrapped ? ' (controller key installed with the password)' : ''}`);
 

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { atomicWrite } from '../runner/applied.js';
 import type { RunRecord } from '../runner/runner.js';
+import type { OpRecord } from '../onboard/records.js';
 
 export interface StatusFile {
   schema: 1;
@@ -20,6 +21,8 @@ export interface StatusFile {
   pendingApps: Record<string, string[]>; // per host, from the last plan
   backoff: Record<string, { attempt: number; nextAt: string }>;
   lastSuccessByHost: Record<string, string>;
+  /** written by onboard/offboard (generator/src/onboard/records.ts) */
+  onboarding?: { current: OpRecord[]; last: OpRecord[] };
   runs: RunSummary[]; // newest last, at most 20
 }
 
