@@ -16,7 +16,8 @@ npx ava test/unit
 lab_was_up=0
 [ -e .lab/READY ] && lab_was_up=1
 status=0
-# One file at a time: the integration tests share one lab.
-RPROXY_LAB_KEEP=$lab_was_up npx ava --serial --concurrency 1 test/integration || status=$?
+# One file at a time: the integration tests share one lab (RPROXY_LAB_KEEP: this script, not a
+# detached reaper, takes down a lab the tests brought up).
+RPROXY_LAB_KEEP=1 npx ava --serial --concurrency 1 test/integration || status=$?
 if [ "$lab_was_up" = 0 ]; then bash test/lab/lab.sh down || true; fi
 exit "$status"
