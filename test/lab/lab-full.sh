@@ -75,11 +75,50 @@ demo_tls() { # self-signed certificate for the TLS alias, generated at lab time
   } > "$d/stream.yml"
 }
 
-# Publishing the demo stream. Today: the CLI applies it to the state and syncs the proxies. The listener
-# issue replaces this with a publish through ActiveMQ (keep it a separate function).
+# Publishing the demo stream: through ActiveMQ, as the PaaS broker's routing plug-in does, when the lab's
+# listener runs (site.yml deploys it on the broker host); else with the CLI (apply --sync).
 demo_publish() { # STREAM-FILE
   local stream=$1
-  step "publish the demo stream ($(grep -c '^:action:' "$stream") SPI events)"
+  if [ -f "$LAB/listener/config.yml" ]; then
+    # deployed by site.yml: give it a moment to start and connect to the broker
+    local i
+    for ((i = 0; i < 100; i++)); do listener_running && break; sleep 0.2; done
+    if [ "$i" -lt 100 ]; then demo_publish_stomp "$stream"; return; fi
+    info "the listener is deployed but not connected to ActiveMQ (see .lab/listener/listener.log): using the CLI"
+  fi
+  demo_publish_cli "$stream"
+}
+
+status_json() { cli status --json 2>/dev/null; }
+
+listener_running() {
+  status_json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);process.exit(j.listener&&j.listener.running&&j.listener.connected?0:1)}catch{process.exit(1)}})'
+}
+
+demo_publish_stomp() { # STREAM-FILE
+  local stream=$1 n; n=$(grep -c '^:action:' "$stream")
+  step "publish the demo stream through ActiveMQ ($n SPI events to /topic/routinginfo on $BR_IP:$STOMP_PORT, no persistent header)"
+  local before; before=$(status_json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).listener.messages||0))')
+  local t; t=$(date +%s%N)
+  node "$LAB_SCRIPT_DIR/publish.mjs" --host "$BR_IP" --port "$STOMP_PORT" "$stream" | sed 's/^/          /'
+  # the listener has taken every message, written the state, and every proxy is up to date
+  local i
+  for ((i = 0; i < 600; i++)); do
+    status_json | node -e '
+      let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+        const j=JSON.parse(s), want=Number(process.argv[1]);
+        const done=(j.listener.messages||0)>=want && j.pendingEvents===0 &&
+          Object.values(j.proxies||{}).every(p=>p.pendingApps.length===0);
+        process.exit(done?0:1)})' "$((before + n))" && break
+    sleep 0.1
+  done
+  [ "$i" -lt 600 ] || die "the listener did not apply the demo stream within 60 s (see .lab/listener/listener.log)"
+  info "received, applied and live on every proxy $(( ($(date +%s%N) - t) / 1000000 )) ms after the publish (listener log: .lab/listener/listener.log)"
+}
+
+demo_publish_cli() { # STREAM-FILE
+  local stream=$1
+  step "publish the demo stream ($(grep -c '^:action:' "$stream") SPI events) with the CLI"
   mkdir -p "$LAB/logs"
   local out="$LAB/logs/demo-apply.log" rc=0
   if cli apply --help 2>/dev/null | grep -q -- '--sync'; then
