@@ -178,11 +178,14 @@ chmod 0755 /run/sshd
 mount --bind "$hd/log" /var/log
 mount --bind "$hd/lib-nginx" /var/lib/nginx
 echo $h > /run/rplab-host
+# sshd's StrictModes refuses an authorized_keys file below a group/world-writable directory (a checkout
+# under /tmp): the host's private /run is root-owned 0755.
+install -m 0600 "$LAB/ssh/authorized_keys" /run/rplab-authorized_keys
 exec /usr/sbin/sshd -D -e \\
   -o ListenAddress=$ip \\
   -o PidFile=/run/sshd.pid \\
   -o HostKey=$hd/ssh/ssh_host_ed25519_key \\
-  -o AuthorizedKeysFile=$LAB/ssh/authorized_keys \\
+  -o AuthorizedKeysFile=/run/rplab-authorized_keys \\
   -o PermitRootLogin=prohibit-password \\
   -o PasswordAuthentication=no \\
   -o UseDNS=no \\
