@@ -184,7 +184,7 @@ async function main(): Promise<void> {
 
 // ------------------------------------------------------------------ chart (hand-written SVG)
 function chart(r: { latency: { raw: { ms: number; allVipsMs: number }[]; first_vip_ms: { p50: number; p95: number; p99: number } }; burst: { run_log: { start_ms: number; duration_ms: unknown; apps: number | null }[]; publish_span_ms: number; all_live_after_last_publish_ms: number; runs: number } }): string {
-  const W = 900, H = 420, pad = 50;
+  const W = 960, H = 420, pad = 50;
   const lat = r.latency.raw.map((x) => x.ms).sort((a, b) => a - b);
   const latAll = r.latency.raw.map((x) => x.allVipsMs).sort((a, b) => a - b);
   const maxX = Math.max(4000, ...latAll) * 1.05;
@@ -194,7 +194,7 @@ function chart(r: { latency: { raw: { ms: number; allVipsMs: number }[]; first_v
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  parts.push(`<text x="${pad}" y="24" font-size="15" font-weight="bold">Event-to-live latency (CDF, ${lat.length} single events, 2 proxies)</text>`);
+  parts.push(`<text x="${pad}" y="24" font-size="15" font-weight="bold">Event-to-live latency (CDF, ${lat.length} events)</text>`);
   parts.push(`<line x1="${pad}" y1="${H - pad}" x2="${W / 2 - 20}" y2="${H - pad}" stroke="black"/><line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="black"/>`);
   for (let s = 0; s <= maxX; s += 500) parts.push(`<text x="${x1(s)}" y="${H - pad + 16}" text-anchor="middle">${(s / 1000).toFixed(1)}</text>`);
   parts.push(`<text x="${(W / 4)}" y="${H - 12}" text-anchor="middle">seconds from publish</text>`);

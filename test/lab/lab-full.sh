@@ -229,7 +229,7 @@ usage() {
                                    PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- apply FILE.yml
           from the client:         ip netns exec $CLIENT_NS curl --resolve shop-acme.apps.example.com:80:${VIPS[0]} http://shop-acme.apps.example.com/
           on a proxy:              bash test/lab/lab.sh ssh rp1   (ssh -F .lab/ssh/config rp1)
-          Ansible:                 ansible-playbook -i .lab/inventory ansible/site.yml
+          Ansible:                 ANSIBLE_CONFIG=ansible/ansible.cfg ansible-playbook -i .lab/inventory ansible/site.yml
           what is where:           cat .lab/READY;  bash test/lab/lab.sh status
           remove it:               npm run lab:down
 EOF

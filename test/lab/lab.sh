@@ -395,7 +395,7 @@ write_ready() {
     echo "paas-rproxy lab: up since $(date -u +%FT%TZ) (test/lab/lab.sh)"
     echo "inventory: $LAB/inventory   (hosts.yml; routes vars go to group_vars/proxies/)"
     echo "config:    $LAB/config.yml  (PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- routes)"
-    echo "ansible:   ansible-playbook -i $LAB/inventory $REPO/ansible/site.yml"
+    echo "ansible:   ANSIBLE_CONFIG=$REPO/ansible/ansible.cfg ansible-playbook -i $LAB/inventory $REPO/ansible/site.yml"
     echo "ssh:       ssh -F $LAB/ssh/config rp1   (or: bash test/lab/lab.sh ssh rp1 CMD)"
     echo "           key $LAB/ssh/id_ed25519, known_hosts $LAB/ssh/known_hosts"
     local h
