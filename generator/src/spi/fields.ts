@@ -74,8 +74,16 @@ function intern<T>(list: T[]): T[] {
 
 export function ipAddress(v: unknown): string {
   const s = string('public_address', v);
-  if (isIP(s) === 0) throw new FieldError(`public_address ${quote(s)} is not an IP address`);
-  return s.toLowerCase();
+  // node accepts IPv6 zone ids ("fe80::1%eth0"): no gear address has one, and nginx would not parse it
+  if (isIP(s) === 0 || s.includes('%')) throw new FieldError(`public_address ${quote(s)} is not an IP address`);
+  const a = s.toLowerCase();
+  // A gear never listens on the proxy itself: such a backend would expose the proxy's own local services.
+  const v4 = isIP(a) === 4 ? a : /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a)?.[1];
+  const firstOctet = v4 ? Number(v4.split('.')[0]) : -1;
+  if (firstOctet === 127 || firstOctet === 0 || /^(?:0*:)*:?0*1?$/.test(a)) {
+    throw new FieldError(`public_address ${quote(s)} is a loopback or unspecified address, never a gear's`);
+  }
+  return a;
 }
 
 export function port(v: unknown): number {
