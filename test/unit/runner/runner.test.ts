@@ -47,7 +47,7 @@ function setup(): { dir: string; s: RunnerSettings; ports: RunnerPorts & { curre
 }
 const noLog = () => undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => boolean | Promise<boolean>, ms = 10000): Promise<boolean> {
+async function until(fn: () => boolean | Promise<boolean>, ms = 30000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) { if (await fn()) return true; await sleep(20); }
   return false;
