@@ -61,5 +61,8 @@ function shortCryptoError(e: unknown): string {
 export function redactKeyMaterial(text: string): string {
   return text
     .replace(/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?(-----END \1PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]')
-    .replace(/^(\s*:?pass_phrase:)[ \t]*(?:\|[^\n]*\n(?:[ \t]+[^\n]*\n?)*|[^\n]*)/gm, '$1 [REDACTED]');
+    // the rest of the line and every more-indented continuation line (block scalars | or >, folded quotes)
+    .replace(/^(\s*:?pass_phrase:)[^\n]*(?:\n[ \t]+[^\n]*)*/gm, '$1 [REDACTED]')
+    // flow style: {..., :pass_phrase: x, ...}
+    .replace(/(:?pass_phrase:)[ \t]*(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^,}\n]*)/g, '$1 [REDACTED]');
 }
