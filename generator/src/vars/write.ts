@@ -66,7 +66,10 @@ export async function writeState(config: Config, prev: State, next: State, prevD
     }
     for (const t of old.tls) {
       if (app.tls.some((x) => x.alias === t.alias)) continue;
-      for (const ext of ['crt', 'key'] as const) await unlink(abs(tlsRelPath(old.id, t.alias, ext))).catch(() => undefined);
+      for (const ext of ['crt', 'key'] as const) {
+        // only "already gone" is fine: a private key that cannot be removed must not go unnoticed
+        await unlink(abs(tlsRelPath(old.id, t.alias, ext))).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+      }
       removed.add(join(tlsRoot(config), old.id));
     }
   }
