@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AppState, TlsEntry } from '../state/types.js';
-import { deriveRoute, fqdn } from '../state/route.js';
+import { deriveRoute, fqdn, type RouteLocation } from '../state/route.js';
 import type { Mapping } from '../spi/types.js';
 import { tlsRelPath } from './paths.js';
 
@@ -28,6 +28,10 @@ export const unsafe = (s: string): string =>
 const list = (xs: readonly string[]): string => `[${xs.map(unsafe).join(', ')}]`;
 const maps = (ms: readonly Mapping[]): string =>
   `[${ms.map((m) => `{"frontend": ${unsafe(m.frontend)}, "backend": ${unsafe(m.backend)}}`).join(', ')}]`;
+
+const locs = (ls: readonly RouteLocation[]): string =>
+  `[${ls.map((l) => `{"path": ${unsafe(l.path)}, "backend": ${unsafe(l.backend)}, ` +
+    `"rewrite_regex": ${unsafe(l.rewrite_regex)}, "rewrite_to": ${unsafe(l.rewrite_to)}}`).join(', ')}]`;
 
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 /** Marks the TLS material's version in the vars, so a new certificate for the same alias changes the vars file. */
@@ -59,10 +63,12 @@ export function renderApp(app: AppState, cloudDomain: string): string {
     `      "tls": ${tls},\n` +
     `      "route": {\n` +
     `        "upstream": ${r.upstream === null ? 'null' : unsafe(r.upstream)},\n` +
+    `        "map_value": ${unsafe(r.map_value)},\n` +
     `        "backends": ${list(r.backends)},\n` +
     `        "server_names": ${list(r.server_names)},\n` +
     `        "websocket": ${r.websocket},\n` +
-    `        "locations": ${maps(r.locations)},\n` +
+    `        "locations": ${locs(r.locations)},\n` +
+    `        "root_location": ${r.root_location},\n` +
     `        "dedicated_server": ${r.dedicated_server}\n` +
     `      }\n` +
     `    }`;

@@ -12,18 +12,158 @@ import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import string_types
 from ansible.plugins.action import ActionBase
 from ansible.template import AnsibleEnvironment
 
 APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
-UPSTREAM_RE = re.compile(r'^[a-z0-9][a-z0-9-]*$')
 HOST_RE = re.compile(r'^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$')
+FQDN_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$')
 BACKEND_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$')
-PATH_RE = re.compile(r'^(/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023})?$')  # same set as the core's intake rule
+# The route block's nginx strings, as the generator derives them (generator/src/state/route.ts). The path
+# character set is the core's intake rule: no quote, backslash, '$', '{', '}', ';', '#' or space can occur,
+# so every value below prints safely inside an nginx double-quoted string or as a bare word.
+PATH_CH = r'[A-Za-z0-9._~!&()*+,=:@%/-]'
+LOC_PATH_RE = re.compile(r'^/' + PATH_CH + r'{0,1023}$')
+# ^<path with the PCRE metacharacters of the set escaped>/*(.*)$  (Python re.escape's set: . ( ) * + ~ & -)
+REWRITE_REGEX_RE = re.compile(r'^\^/(?:[A-Za-z0-9_!,=:@%/]|\\[.()*+~&-]){0,1023}/\*\(\.\*\)\$$')
+# <backend path without trailing slashes>/$1  ('$' only in the final capture reference)
+REWRITE_TO_RE = re.compile(r'^(?:/' + PATH_CH + r'{0,1023})?/\$1$')
 REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*$')
+CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*$')
+NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?$')
 
 TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2')
+
+
+class RouteError(Exception):
+    pass
+
+
+def _str(v):
+    return isinstance(v, string_types)
+
+
+def _bool(r, k, aid):
+    if not isinstance(r.get(k), bool):
+        raise RouteError('app %s: route.%s must be true or false, got %r' % (aid, k, r.get(k)))
+    return r[k]
+
+
+def check_app(aid, app):
+    """Second line of defence: every value a template prints for this app must match a strict pattern
+    (the generator already validated and derived it). Raises RouteError naming the app and field."""
+    if not _str(aid) or not APP_ID_RE.match(aid):
+        raise RouteError('app id %r is not <name>-<namespace>' % (aid,))
+    if not isinstance(app, dict) or not isinstance(app.get('route'), dict):
+        raise RouteError('app %s: no "route" block (regenerate the vars with paas-rproxy)' % aid)
+    fq = app.get('fqdn')
+    if not _str(fq) or not FQDN_RE.match(fq) or len(fq) > 253 or not fq.startswith(aid + '.'):
+        raise RouteError('app %s: bad fqdn %r (must be <app id>.<cloud domain>)' % (aid, fq))
+    r = app['route']
+    websocket = _bool(r, 'websocket', aid)
+    _bool(r, 'dedicated_server', aid)
+    root_location = _bool(r, 'root_location', aid)
+    up = r.get('upstream')
+    backends = r.get('backends')
+    if not isinstance(backends, list):
+        raise RouteError('app %s: route.backends must be a list' % aid)
+    for b in backends:
+        if not _str(b) or not BACKEND_RE.match(b):
+            raise RouteError('app %s: bad backend %r' % (aid, b))
+    # the upstream name is the app id, with the "ws." prefix exactly when the app is a websocket app
+    expected_up = (('ws.' if websocket else '') + aid) if backends else None
+    if up != expected_up or (up is not None and not _str(up)):
+        raise RouteError('app %s: route.upstream %r does not match its backends/websocket (expected %r)' % (aid, up, expected_up))
+    mv = r.get('map_value')
+    if mv != (up if up is not None else '@503') or not _str(mv):
+        raise RouteError('app %s: bad route.map_value %r (the upstream, or "@503" without backend)' % (aid, mv))
+    names = r.get('server_names')
+    if not isinstance(names, list) or not names:
+        raise RouteError('app %s: route.server_names is empty' % aid)
+    if names[0] != fq:
+        raise RouteError('app %s: route.server_names must start with the fqdn' % aid)
+    for n in names:
+        if not _str(n) or not HOST_RE.match(n) or len(n) > 253:
+            raise RouteError('app %s: bad server name %r' % (aid, n))
+    locs = r.get('locations')
+    if not isinstance(locs, list):
+        raise RouteError('app %s: route.locations must be a list' % aid)
+    seen = set()
+    for loc in locs:
+        if not isinstance(loc, dict):
+            raise RouteError('app %s: a route.locations entry is not a mapping' % aid)
+        for k, rx in (('path', LOC_PATH_RE), ('backend', LOC_PATH_RE), ('rewrite_regex', REWRITE_REGEX_RE),
+                      ('rewrite_to', REWRITE_TO_RE)):
+            v = loc.get(k)
+            if not _str(v) or not rx.match(v):
+                raise RouteError('app %s: bad location %s %r' % (aid, k, v))
+        if loc['path'] in seen:
+            raise RouteError('app %s: two locations for path %r (nginx -t would fail)' % (aid, loc['path']))
+        seen.add(loc['path'])
+    if root_location == ('/' in seen):
+        raise RouteError('app %s: route.root_location must be true exactly when no location has path "/"' % aid)
+    aliases = app.get('aliases') or []
+    tls = app.get('tls')
+    if tls is None:
+        tls = []
+    if not isinstance(tls, list):
+        raise RouteError('app %s: tls must be a list' % aid)
+    for t in tls:
+        if not isinstance(t, dict) or not _str(t.get('alias')) or not HOST_RE.match(t['alias']) or len(t['alias']) > 253 \
+                or t['alias'] not in aliases or t['alias'].startswith('*'):
+            raise RouteError('app %s: bad tls entry (alias must be one of the app\'s aliases)' % aid)
+        for k in ('cert_file', 'key_file'):
+            v = t.get(k)
+            if not _str(v) or not REL_FILE_RE.match(v) or '..' in v.split('/'):
+                raise RouteError('app %s: tls %s must be a relative path inside the inventory, got %r' % (aid, k, v))
+
+
+def check_settings(settings):
+    """The role settings the templates print, normalized to plain values (bools, ints) and checked, so the
+    templates need no filter. Raises RouteError."""
+    s = dict(settings)
+    out = {}
+    if not _str(s.get('conf_dir')) or not CONF_DIR_RE.match(s['conf_dir']):
+        raise RouteError('conf_dir must be an absolute path of [A-Za-z0-9_./-], got %r' % (s.get('conf_dir'),))
+    out['conf_dir'] = s['conf_dir'].rstrip('/') or '/'
+    for k, lo in (('http_port', 1), ('https_port', 1), ('max_fails', 0), ('keepalive', 0)):
+        try:
+            v = int(to_text(s.get(k)), 10)
+        except (TypeError, ValueError):
+            raise RouteError('setting %s must be an integer, got %r' % (k, s.get(k)))
+        if v < lo or v > 65535:
+            raise RouteError('setting %s out of range: %r' % (k, v))
+        out[k] = v
+    for k in ('fail_timeout', 'ws_timeout'):
+        v = to_text(s.get(k))
+        if not NGINX_TIME_RE.match(v):
+            raise RouteError('setting %s must be an nginx time (e.g. 10s), got %r' % (k, s.get(k)))
+        out[k] = v
+    for k in ('listen_ipv6', 'http2', 'wildcard'):
+        try:
+            out[k] = boolean(s.get(k, False), strict=True)
+        except TypeError:
+            raise RouteError('setting %s must be a boolean, got %r' % (k, s.get(k)))
+    return out
+
+
+def compile_templates(env, read_template):
+    """name -> compiled template; read_template(name) returns the text of templates/routes/<name>."""
+    return dict((name, env.from_string(read_template(name))) for name in TEMPLATES)
+
+
+def render_app(compiled, aid, app, settings):
+    """The app's rendered nginx files (relative path -> text), TLS material excluded. check_app first."""
+    route = app['route']
+    tv = dict(app_id=aid, app=app, route=route, s=settings)
+    files = {'maps/%s.map' % aid: compiled['app.map.j2'].render(tv)}
+    if route.get('upstream'):
+        files['upstreams/%s.conf' % aid] = compiled['app.upstream.conf.j2'].render(tv)
+    if route.get('dedicated_server'):
+        files['servers/%s.conf' % aid] = compiled['app.server.conf.j2'].render(tv)
+    return files
 
 
 class ActionModule(ActionBase):
@@ -34,40 +174,6 @@ class ActionModule(ActionBase):
 
     def _fail(self, msg):
         raise AnsibleActionFail(msg)
-
-    def _check_app(self, aid, app):
-        if not APP_ID_RE.match(aid):
-            self._fail('app id %r is not <name>-<namespace>' % aid)
-        if not isinstance(app, dict) or not isinstance(app.get('route'), dict):
-            self._fail('app %s: no "route" block (regenerate the vars with paas-rproxy)' % aid)
-        r = app['route']
-        up = r.get('upstream')
-        backends = r.get('backends') or []
-        if up is not None and (not isinstance(up, string_types) or not UPSTREAM_RE.match(up)):
-            self._fail('app %s: bad route.upstream %r' % (aid, up))
-        if up is not None and not backends:
-            self._fail('app %s: route.upstream set but no backends (an empty upstream stops nginx)' % aid)
-        for b in backends:
-            if not isinstance(b, string_types) or not BACKEND_RE.match(b):
-                self._fail('app %s: bad backend %r' % (aid, b))
-        names = r.get('server_names') or []
-        if not names:
-            self._fail('app %s: route.server_names is empty' % aid)
-        for n in names:
-            if not isinstance(n, string_types) or not HOST_RE.match(n) or len(n) > 253:
-                self._fail('app %s: bad server name %r' % (aid, n))
-        for loc in r.get('locations') or []:
-            for k in ('frontend', 'backend'):
-                v = loc.get(k) if isinstance(loc, dict) else None
-                if v is None or not isinstance(v, string_types) or not PATH_RE.match(v):
-                    self._fail('app %s: bad location %s %r' % (aid, k, v))
-        for t in app.get('tls') or []:
-            if not isinstance(t, dict) or not HOST_RE.match(to_text(t.get('alias', ''))):
-                self._fail('app %s: bad tls entry' % aid)
-            for k in ('cert_file', 'key_file'):
-                v = t.get(k)
-                if not isinstance(v, string_types) or not REL_FILE_RE.match(v) or '..' in v.split('/'):
-                    self._fail('app %s: tls %s must be a relative path inside the inventory, got %r' % (aid, k, v))
 
     def run(self, tmp=None, task_vars=None):
         if task_vars is None:
@@ -102,17 +208,21 @@ class ActionModule(ActionBase):
                     self._fail('nginx_rproxy_sync_apps: %r is not an app id' % aid)
 
         settings = dict(args.get('settings') or {})
-        conf_dir = args.get('conf_dir') or settings.get('conf_dir') or '/etc/nginx/rproxy'
-        settings['conf_dir'] = conf_dir
+        settings['conf_dir'] = args.get('conf_dir') or settings.get('conf_dir') or '/etc/nginx/rproxy'
+        try:
+            settings = check_settings(settings)
+        except RouteError as e:
+            self._fail('nginx_rproxy_routes: %s' % e)
+        conf_dir = settings['conf_dir']
         base_dir = args.get('base_dir') or task_vars.get('inventory_dir') or '.'
 
         env = self._templar.copy_with_new_env(environment_class=AnsibleEnvironment, trim_blocks=True,
                                                lstrip_blocks=True, keep_trailing_newline=True).environment
-        compiled = {}
-        for name in TEMPLATES:
-            path = self._find_needle('templates', os.path.join('routes', name))
-            with open(path, 'rb') as f:
-                compiled[name] = env.from_string(to_text(f.read()))
+
+        def read_template(name):
+            with open(self._find_needle('templates', os.path.join('routes', name)), 'rb') as f:
+                return to_text(f.read())
+        compiled = compile_templates(env, read_template)
 
         files = {}
         secret_files = {}
@@ -120,14 +230,11 @@ class ActionModule(ActionBase):
             app = apps.get(aid)
             if app is None:
                 continue  # absent from the state: the module removes the app's files
-            self._check_app(aid, app)
-            route = app['route']
-            tv = dict(app_id=aid, app=app, route=route, s=settings)
-            files['maps/%s.map' % aid] = compiled['app.map.j2'].render(tv)
-            if route.get('upstream'):
-                files['upstreams/%s.conf' % aid] = compiled['app.upstream.conf.j2'].render(tv)
-            if route.get('dedicated_server'):
-                files['servers/%s.conf' % aid] = compiled['app.server.conf.j2'].render(tv)
+            try:
+                check_app(aid, app)
+            except RouteError as e:
+                self._fail('nginx_rproxy_routes: %s' % e)
+            files.update(render_app(compiled, aid, app, settings))
             for t in app.get('tls') or []:
                 alias = to_text(t['alias'])
                 for key, ext, dest in (('cert_file', 'crt', files), ('key_file', 'key', secret_files)):

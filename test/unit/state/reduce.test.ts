@@ -43,9 +43,10 @@ test('samples: the stream builds shop-acme step by step and ends empty', (t) => 
   t.true(app.scalable);
   const r = deriveRoute(app, ctx.cloudDomain);
   t.deepEqual(r, {
-    upstream: 'shop-acme', backends: ['198.51.100.31:35531', '198.51.100.32:35536'],
+    upstream: 'ws.shop-acme', map_value: 'ws.shop-acme', backends: ['198.51.100.31:35531', '198.51.100.32:35536'],
     server_names: ['shop-acme.apps.example.com', 'www.example.com'], websocket: true,
-    locations: [{ frontend: '/health', backend: '' }], dedicated_server: true,
+    locations: [{ path: '/health', backend: '/', rewrite_regex: '^/health/*(.*)$', rewrite_to: '/$1' }],
+    root_location: true, dedicated_server: true,
   });
   const { state, outcomes } = run(SAMPLES);
   t.is(state.apps.size, 0);
@@ -177,7 +178,7 @@ test('routes: locations longest first without identity mappings; websocket from 
   const e1 = { ...ep('2001:db8::1', 8080), mappings: [{ frontend: '', backend: '' }, { frontend: '/a', backend: '/x' }, { frontend: '/a/b', backend: '/y' }, { frontend: '/same', backend: '/same' }] } as SpiEvent;
   const app = run([e1]).state.apps.get('shop-acme')!;
   const r = deriveRoute(app, ctx.cloudDomain);
-  t.deepEqual(r.locations, [{ frontend: '/a/b', backend: '/y' }, { frontend: '/a', backend: '/x' }]);
+  t.deepEqual(r.locations.map((l) => [l.path, l.backend]), [['/a/b', '/y'], ['/a', '/x']]);
   t.deepEqual(r.backends, ['[2001:db8::1]:8080']);
   t.false(r.websocket);
   t.true(r.dedicated_server);

@@ -58,9 +58,10 @@ test('Ansible loads the generated vars (samples) to exactly the data we wrote, w
   ]);
   t.deepEqual(app.tls[0].key_file, '.rproxy_tls/shop-acme/www.example.com.key');
   t.deepEqual(app.route, {
-    upstream: 'shop-acme', backends: ['198.51.100.31:35531', '198.51.100.32:35536'],
+    upstream: 'ws.shop-acme', map_value: 'ws.shop-acme', backends: ['198.51.100.31:35531', '198.51.100.32:35536'],
     server_names: ['shop-acme.apps.example.com', 'www.example.com'], websocket: true,
-    locations: [{ frontend: '/health', backend: '' }], dedicated_server: true,
+    locations: [{ path: '/health', backend: '/', rewrite_regex: '^/health/*(.*)$', rewrite_to: '/$1' }],
+    root_location: true, dedicated_server: true,
   });
   t.true(existsSync(join(cfg.inventory_dir, '.rproxy_tls/shop-acme/www.example.com.crt')));
 });
@@ -97,7 +98,7 @@ test('__ansible_unsafe: event strings holding Jinja are never templated by Ansib
   t.is(got.endpoints[0].port_name, evil[4]);
   t.deepEqual(got.endpoints[0].protocols, [evil[5]]);
   t.deepEqual(got.endpoints[0].mappings, [{ frontend: evil[0], backend: evil[2] }]);
-  t.is(got.route.locations[0].frontend, evil[0]);
+  t.is(got.route.locations[0].path, evil[0]);
   t.false(JSON.stringify(got).includes('49'), 'no arithmetic happened');
   t.false(existsSync(marker), 'the lookup never ran');
   // The same through expressions that template the value again (what a role or a task does with it).

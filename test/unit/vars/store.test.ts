@@ -26,7 +26,9 @@ test('applying samples writes the vars file of the contract schema and TLS files
   t.regex(text, /^ {2}"nginx_rproxy_routes_schema": 2,$/m);
   t.regex(text, /^ {6}"aliases": \[\{"__ansible_unsafe": "www\.example\.com"\}\],$/m);
   t.regex(text, /"key_file": \{"__ansible_unsafe": "\.rproxy_tls\/shop-acme\/www\.example\.com\.key"\}, "sha256": "[0-9a-f]{64}"\}$/m);
-  t.regex(text, /^ {8}"locations": \[\{"frontend": \{"__ansible_unsafe": "\/health"\}, "backend": \{"__ansible_unsafe": ""\}\}\],$/m);
+  t.regex(text, /^ {8}"locations": \[\{"path": \{"__ansible_unsafe": "\/health"\}, "backend": \{"__ansible_unsafe": "\/"\}, "rewrite_regex": \{"__ansible_unsafe": "\^\/health\/\*\(\.\*\)\$"\}, "rewrite_to": \{"__ansible_unsafe": "\/\$1"\}\}\],$/m);
+  t.regex(text, /^ {8}"map_value": \{"__ansible_unsafe": "ws\.shop-acme"\},$/m);
+  t.regex(text, /^ {8}"root_location": true,$/m);
   // every string from an event is wrapped; the only plain strings are the comment, keys and the TLS digest
   const doc = JSON.parse(text) as { nginx_rproxy_apps: Record<string, unknown> };
   const plain: string[] = [];
