@@ -2,6 +2,10 @@
  * VRRP layout: which proxy masters which VIP, every host's priority per VIP, router ids and the
  * tracking weight. Pure (no I/O); the keepalived_vrrp role only prints the result.
  *
+ * Addresses: the inventory hands the raw keepalived_vrrp_address / ansible_host; this module decides
+ * (vrrpAddress): an ansible_host that is not an IP address is not used, and is an error when unicast
+ * VRRP is requested (keepalived would otherwise print `unicast_src_ip None`).
+ *
  * Rules (unit-tested in test/unit/layout/):
  * - every VIP has exactly one master (the host with the highest base priority);
  * - masters are spread evenly: per host, the number of mastered VIPs differs by at most one;
@@ -16,12 +20,16 @@
  * - backups are rotated: the VIPs one host masters have different first backups, so a failed
  *   proxy's load spreads over the others.
  */
+import { isIP } from 'node:net';
 
 export interface VrrpHostInput {
   /** inventory host name */
   name: string;
-  /** address used as unicast source/peer (ansible_host); optional when unicast is not used */
+  /** explicit VRRP address (keepalived_vrrp_address): must be an IP address when given */
   address?: string | null;
+  /** the host's ansible_host, raw: used as the VRRP address when `address` is not given and it is an IP
+   *  address. A name (DNS, ssh alias) is not used; with unicast it is an error naming the host. */
+  ansible_host?: string | null;
 }
 
 export interface VrrpVipInput {
@@ -36,6 +44,8 @@ export interface VrrpLayoutInput {
   vips: Array<VrrpVipInput | string>;
   /** default ids are router_id_base + 1 .. router_id_base + K */
   router_id_base?: number;
+  /** unicast VRRP (keepalived_vrrp_unicast): every host then needs an IP address (unicast_src_ip/peers) */
+  unicast?: boolean;
 }
 
 export interface VrrpInstance {
@@ -89,12 +99,37 @@ export class VrrpLayoutError extends Error {
 }
 
 const HOST_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$/;
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+/** An IPv4 or IPv6 literal (node:net's parser: pure, no DNS). */
+export function isIp(s: string): boolean {
+  return isIP(s) !== 0;
+}
 
-function isIp(s: string): boolean {
-  if (IPV4_RE.test(s)) return true;
-  return s.includes(':') && IPV6_RE.test(s);
+const describe = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+/**
+ * The VRRP address of one host. An explicit `address` must be an IP address. Otherwise `ansible_host` is used
+ * when it is an IP address; a name is not used (null) — unless unicast is requested, where every host needs an
+ * IP address and a missing or non-IP one is an error naming the host.
+ */
+export function vrrpAddress(h: VrrpHostInput, unicast: boolean): string | null {
+  const fix = 'set keepalived_vrrp_address (or ansible_host) to its IP address';
+  if (h.address !== undefined && h.address !== null && h.address !== '') {
+    if (typeof h.address !== 'string' || !isIp(h.address)) {
+      throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host "${h.name}": address ${describe(h.address)} is not an IP address`);
+    }
+    return h.address;
+  }
+  const a = h.ansible_host;
+  if (a !== undefined && a !== null && typeof a !== 'string') {
+    throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host "${h.name}": ansible_host ${describe(a)} is not a string`);
+  }
+  if (a && isIp(a)) return a;
+  if (unicast) {
+    throw new VrrpLayoutError('ERR_VRRP_UNICAST_ADDRESS', a
+      ? `host "${h.name}": unicast VRRP needs an IP address, but ansible_host is ${JSON.stringify(a)}: ${fix}`
+      : `host "${h.name}": unicast VRRP needs an IP address, and the host has none: ${fix}`);
+  }
+  return null;
 }
 
 function checkVip(address: string): void {
@@ -132,35 +167,37 @@ function vipAddress(v: VrrpVipInput | string): string {
 }
 
 export function computeVrrpLayout(input: VrrpLayoutInput): VrrpLayout {
-  const { hosts } = input;
   const vips = input.vips.map((v) => (typeof v === 'string' ? { address: v } : v));
   const base = input.router_id_base ?? DEFAULT_ROUTER_ID_BASE;
-  if (hosts.length === 0) throw new VrrpLayoutError('ERR_VRRP_NO_HOSTS', 'the proxies group has no hosts');
-  if (hosts.length > MAX_HOSTS) {
-    throw new VrrpLayoutError('ERR_VRRP_TOO_MANY_HOSTS', `at most ${MAX_HOSTS} proxies are supported, got ${hosts.length}`);
+  if (input.hosts.length === 0) throw new VrrpLayoutError('ERR_VRRP_NO_HOSTS', 'the proxies group has no hosts');
+  if (input.hosts.length > MAX_HOSTS) {
+    throw new VrrpLayoutError('ERR_VRRP_TOO_MANY_HOSTS', `at most ${MAX_HOSTS} proxies are supported, got ${input.hosts.length}`);
   }
   if (vips.length === 0) throw new VrrpLayoutError('ERR_VRRP_NO_VIPS', 'no VIPs configured (keepalived_vrrp_vips)');
   if (!Number.isInteger(base) || base < 0 || base > 254) {
     throw new VrrpLayoutError('ERR_VRRP_BAD_ROUTER_ID', `router_id_base must be an integer in 0..254, got ${String(base)}`);
   }
+  const unicast = input.unicast ?? false;
+  if (typeof unicast !== 'boolean') throw new VrrpLayoutError('ERR_VRRP_BAD_INPUT', `unicast must be true or false, got ${describe(unicast)}`);
   const seenHosts = new Set<string>();
   const seenAddr = new Set<string>();
-  for (const h of hosts) {
+  const addresses: Array<string | null> = [];
+  for (const h of input.hosts) {
     if (typeof h.name !== 'string' || !HOST_NAME_RE.test(h.name)) {
       throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host name ${JSON.stringify(h.name)} is not a valid inventory host name`);
     }
     if (seenHosts.has(h.name)) throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_HOST', `host "${h.name}" is listed twice`);
     seenHosts.add(h.name);
-    if (h.address != null) {
-      if (!isIp(h.address)) {
-        throw new VrrpLayoutError('ERR_VRRP_BAD_HOST', `host "${h.name}": address "${h.address}" is not an IP address`);
+    const address = vrrpAddress(h, unicast);
+    if (address !== null) {
+      if (seenAddr.has(address)) {
+        throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_HOST', `host "${h.name}": address ${address} is used twice`);
       }
-      if (seenAddr.has(h.address)) {
-        throw new VrrpLayoutError('ERR_VRRP_DUPLICATE_HOST', `host "${h.name}": address ${h.address} is used twice`);
-      }
-      seenAddr.add(h.address);
+      seenAddr.add(address);
     }
+    addresses.push(address);
   }
+  const hosts = input.hosts.map((h, i) => ({ name: h.name, address: addresses[i] ?? null }));
   const seenVip = new Set<string>();
   const seenId = new Set<number>();
   const ids: number[] = [];
@@ -186,7 +223,7 @@ export function computeVrrpLayout(input: VrrpLayoutInput): VrrpLayout {
 
   const nthOfMaster = new Map<number, number>();
   const out: VrrpLayout = { schema: 1, track_weight: trackWeight, vips: [], hosts: {} };
-  for (const h of hosts) out.hosts[h.name] = { address: h.address ?? null, instances: [] };
+  for (const h of hosts) out.hosts[h.name] = { address: h.address, instances: [] };
 
   vips.forEach((v, i) => {
     const m = masters[i] ?? 0;
@@ -218,8 +255,8 @@ export function computeVrrpLayout(input: VrrpLayoutInput): VrrpLayout {
         master: rank === 0,
         rank,
         master_host: masterName,
-        unicast_src_ip: h.address ?? null,
-        unicast_peers: hosts.filter((o) => o.name !== h.name && o.address != null).map((o) => o.address as string),
+        unicast_src_ip: h.address,
+        unicast_peers: hosts.filter((o) => o.name !== h.name && o.address !== null).map((o) => o.address as string),
       });
     });
   });

@@ -3,9 +3,11 @@ import {
   assignMasters,
   computeVrrpLayout,
   VrrpLayoutError,
+  vrrpAddress,
   type VrrpLayout,
   type VrrpLayoutInput,
 } from '../../../generator/src/layout/vrrp.js';
+import { parseFlagsInput, parseStdinInput } from '../../../generator/src/cli/vrrp-layout.js';
 
 function input(n: number, k: number): VrrpLayoutInput {
   return {
@@ -177,4 +179,52 @@ test('bad input is rejected with a code', (t) => {
 
 test('deterministic: the same input gives the same layout', (t) => {
   t.deepEqual(computeVrrpLayout(input(5, 11)), computeVrrpLayout(input(5, 11)));
+});
+
+test('addresses: a raw ansible_host that is not an IP is not used without unicast, and an error naming the host with it', (t) => {
+  const hosts = [{ name: 'rp1', ansible_host: '198.51.100.11' }, { name: 'rp2', ansible_host: 'rp2.example.net' }, { name: 'rp3' }];
+  const l = computeVrrpLayout({ hosts, vips: ['198.51.100.201'] });
+  t.deepEqual(Object.values(l.hosts).map((h) => h.address), ['198.51.100.11', null, null]);
+  t.deepEqual(l.hosts.rp2?.instances[0]?.unicast_peers, ['198.51.100.11']);
+  const err = t.throws(() => computeVrrpLayout({ hosts, vips: ['198.51.100.201'], unicast: true })) as VrrpLayoutError;
+  t.is(err.code, 'ERR_VRRP_UNICAST_ADDRESS');
+  t.regex(err.message, /host "rp2": unicast VRRP needs an IP address, but ansible_host is "rp2\.example\.net"/);
+  const err3 = t.throws(() => computeVrrpLayout({ hosts: [hosts[0]!, hosts[2]!], vips: ['198.51.100.201'], unicast: true })) as VrrpLayoutError;
+  t.regex(err3.message, /host "rp3": unicast VRRP needs an IP address, and the host has none/);
+  // unicast with IP addresses everywhere: every instance has a source and the other hosts as peers
+  const ok = computeVrrpLayout({ hosts: [hosts[0]!, { name: 'rp2', ansible_host: 'rp2.example.net', address: '2001:db8::12' }], vips: ['198.51.100.201'], unicast: true });
+  t.is(ok.hosts.rp2?.instances[0]?.unicast_src_ip, '2001:db8::12', 'keepalived_vrrp_address wins over ansible_host');
+  t.deepEqual(ok.hosts.rp1?.instances[0]?.unicast_peers, ['2001:db8::12']);
+  for (const h of Object.values(ok.hosts)) for (const i of h.instances) t.truthy(i.unicast_src_ip);
+});
+
+test('addresses: an explicit address must be an IP (always); loose IPv6-looking strings are not IPs', (t) => {
+  for (const address of ['rp1.example.net', '1.2.3', '::::', 'abc:']) {
+    const err = t.throws(() => computeVrrpLayout({ hosts: [{ name: 'rp1', address }], vips: ['198.51.100.201'] })) as VrrpLayoutError;
+    t.is(err.code, 'ERR_VRRP_BAD_HOST', address);
+    t.regex(err.message, /host "rp1"/);
+  }
+  t.is(vrrpAddress({ name: 'rp1', ansible_host: '::::' }, false), null);
+  t.is(vrrpAddress({ name: 'rp1', ansible_host: '' }, false), null);
+  t.is(vrrpAddress({ name: 'rp1', address: null, ansible_host: '198.51.100.9' }, true), '198.51.100.9');
+  t.throws(() => vrrpAddress({ name: 'rp1', ansible_host: 42 as unknown as string }, false), { message: /not a string/ });
+  // the same IP used by two hosts (one explicit, one ansible_host) is caught
+  const dup = t.throws(() => computeVrrpLayout({ hosts: [{ name: 'a', address: '198.51.100.1' }, { name: 'b', ansible_host: '198.51.100.1' }], vips: ['198.51.100.201'] })) as VrrpLayoutError;
+  t.is(dup.code, 'ERR_VRRP_DUPLICATE_HOST');
+});
+
+test('vrrp-layout --stdin input: raw hosts, unicast flag from JSON or --unicast, router_id_base as string', (t) => {
+  const doc = (extra: object) => JSON.stringify({ hosts: [{ name: 'rp1', address: null, ansible_host: 'rp1.lan' }], vips: ['198.51.100.201'], ...extra });
+  t.false(parseStdinInput(doc({})).unicast);
+  t.true(parseStdinInput(doc({ unicast: true })).unicast);
+  t.true(parseStdinInput(doc({ unicast: 'yes' })).unicast, 'an -e key=value string');
+  t.false(parseStdinInput(doc({ unicast: 'False' })).unicast);
+  t.true(parseStdinInput(doc({ unicast: false }), { unicast: true }).unicast, '--unicast');
+  t.is(parseStdinInput(doc({ router_id_base: '60' })).router_id_base, 60);
+  t.throws(() => parseStdinInput(doc({ unicast: 'maybe' })), { message: /"unicast" must be a boolean/ });
+  t.throws(() => parseStdinInput(JSON.stringify({ hosts: ['rp1'], vips: [] })), { message: /must be an object/ });
+  t.is(computeVrrpLayout(parseStdinInput(doc({}))).hosts.rp1?.address, null);
+  const err = t.throws(() => computeVrrpLayout(parseStdinInput(doc({ unicast: true })))) as VrrpLayoutError;
+  t.regex(err.message, /host "rp1".*"rp1\.lan"/);
+  t.true(parseFlagsInput({ host: ['rp1=198.51.100.11'], vip: ['198.51.100.201'], unicast: true }).unicast);
 });
