@@ -71,6 +71,20 @@ test.serial('a configuration nginx rejects never goes live: previous files and t
   t.true(await waitFor(() => VIPS.every((v) => curlVia(v, fqdn('broken', NS)).gear === '198.51.100.32:35545'), 10_000, 200));
 });
 
+test.serial('a base configuration nginx rejects is restored on disk and never reloaded', async (t) => {
+  t.timeout(600_000);
+  const before: Record<string, { files: string; pid: number }> = {};
+  for (const h of hosts) before[h] = { files: nginxFiles(h), pid: nginxMasterPid(h) };
+  const r = await sitePlaybook(['--limit', hosts.join(','), '--tags', 'nginx_rproxy', '-e', '{"nginx_rproxy_extra_http_config": "rplab_no_such_directive on;"}']);
+  t.not(r.code, 0, 'the run fails');
+  t.regex(r.stdout, /previous files were restored[^\n]*rplab_no_such_directive/, "the failure carries nginx's message");
+  for (const h of hosts) {
+    t.is(nginxFiles(h), before[h]!.files, `${h}: the previous files are back byte for byte, no backup left behind`);
+    t.is(nginxMasterPid(h), before[h]!.pid, `${h}: nginx still runs (same master)`);
+  }
+  for (const v of VIPS) t.is(curlVia(v, fqdn('base', NS)).gear, '198.51.100.31:35545', `${v}: the routes still serve`);
+});
+
 test.serial('site.yml is idempotent: a second run changes nothing', async (t) => {
   t.timeout(900_000);
   const first = await sitePlaybook();
