@@ -62,6 +62,10 @@ def check_app(aid, app):
     if not _str(fq) or not FQDN_RE.match(fq) or len(fq) > 253 or not fq.startswith(aid + '.'):
         raise RouteError('app %s: bad fqdn %r (must be <app id>.<cloud domain>)' % (aid, fq))
     r = app['route']
+    if 'map_value' not in r or 'root_location' not in r or \
+            any(isinstance(loc, dict) and 'path' not in loc for loc in r.get('locations') or []):
+        raise RouteError('app %s: the route block was written by an older paas-rproxy (no map_value, root_location '
+                         'or locations[].path): let the current generator rewrite rproxy_routes.json' % aid)
     websocket = _bool(r, 'websocket', aid)
     _bool(r, 'dedicated_server', aid)
     root_location = _bool(r, 'root_location', aid)

@@ -111,6 +111,7 @@ const TAMPER: Array<[string, (route: Record<string, any>, app: Record<string, an
   ['rewrite target with a variable', (r) => { r.locations[0].rewrite_to = { __ansible_unsafe: '/$host/$1' }; }, /rewrite_to/],
   ['duplicate location path', (r) => { r.locations.push(r.locations[0]); }, /two locations/],
   ['root_location wrong', (r) => { r.root_location = false; }, /root_location/],
+  ['a route block of the previous generator', (r) => { delete r.map_value; delete r.root_location; r.upstream = { __ansible_unsafe: 'odd-acme' }; r.locations = [{ frontend: '/x', backend: '' }]; }, /written by an older paas-rproxy/],
   ['fqdn with a space', (_r, a) => { a.fqdn = { __ansible_unsafe: 'odd-acme.apps.example.com x' }; }, /fqdn/],
 ];
 
