@@ -157,6 +157,16 @@ test.serial('ActiveMQ restarted while the listener runs: it reconnects by itself
   t.true(await waitFor(() => serves(fq('rst-lsnr'), null), 60_000, 250));
 });
 
+test.serial('paas-rproxy apply (without --sync) while the listener runs: the listener puts the change live', async (t) => {
+  t.timeout(180_000);
+  const cli = (stream: string) => spawnSync(process.execPath, [path.join(REPO, 'dist', 'cli', 'main.js'), 'apply', '-', '--config', config], { input: stream, encoding: 'utf8', timeout: 60_000 });
+  const r = cli(spi.create('cli', 'lsnr') + spi.addEp('cli', 'lsnr', '198.51.100.36', 35534));
+  t.is(r.status, 0, r.stderr);
+  t.true(await waitFor(() => serves(fq('cli-lsnr'), ['198.51.100.36:35534']), 60_000, 250), 'live through both VIPs without a sync');
+  t.is(cli(spi.del('cli', 'lsnr')).status, 0);
+  t.true(await waitFor(() => serves(fq('cli-lsnr'), null), 60_000, 250), 'and removed again');
+});
+
 // ---------------------------------------------------------------------------------------------- sshd
 function sshdPidFile(h: string): string { return path.join(LAB, 'hosts', h, 'sshd.pid'); }
 function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }

@@ -78,7 +78,8 @@ export class Listener {
     this.runner.start(); // catches up whatever is pending since the last successful runs
     this.intake.start();
     this.statusTimer = setInterval(() => this.flushStatus(), 1000);
-    // inventory-driven onboarding/offboarding (issue 5's watcher): a host added to / removed from the proxies group
+    // every 5 s: state written by another process, and inventory-driven onboarding/offboarding (a host added to /
+    // removed from the proxies group)
     this.inventoryTimer = setInterval(() => { void this.checkInventory(); }, 5000);
     void this.checkInventory();
     this.flushStatus();
@@ -92,6 +93,10 @@ export class Listener {
     const log = this.opts.log;
     this.inventoryBusy = (async () => {
       try {
+        // `paas-rproxy apply` (without --sync) from another process changed the routing state: put it live
+        const known = this.store.state;
+        await this.store.refresh();
+        if (this.store.state !== known) this.runner.notify('external');
         const plan = await checkInventory(this.config);
         if (plan.actions.length === 0) return;
         const out = await applyInventoryPlan(this.config, plan, { log: (e, f) => log(e, f) });
