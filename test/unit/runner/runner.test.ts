@@ -130,3 +130,15 @@ test('playbook runs never overlap, across callers', async (t) => {
     t.true(spans[1]![0] >= spans[0]![1], 'the second run started after the first ended');
   } finally { delete process.env.FAKE_SLEEP; }
 });
+
+test('runner: the periodic reconcile runs a full routes run on every proxy even when nothing is pending', async (t) => {
+  const { s, ports, calls, dir } = setup();
+  await writeApplied(s.stateDir, 'rp1', { ...ports.current });
+  await writeApplied(s.stateDir, 'rp2', { ...ports.current });
+  const runner = new Runner({ ...s, reconcileIntervalS: 0.3 }, ports, noLog);
+  runner.start();
+  t.true(await until(() => calls().length >= 1), 'a reconcile run happened');
+  // full run: no nginx_rproxy_sync_apps, so every app is applied and stale files are removed
+  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2`);
+  await runner.stop({ abandon: false });
+});
