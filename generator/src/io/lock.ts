@@ -35,12 +35,34 @@ async function inspect(path: string): Promise<string | null> {
   const emptyAndOld = content === '' && Date.now() - ((await stat(path).catch(() => null))?.mtimeMs ?? Date.now()) > 5000;
   const stale = emptyAndOld || (host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid));
   if (stale) {
-    // Remove it only if it is still the same stale content (another waiter may have replaced it already).
-    const again = await readFile(path, 'utf8').catch(() => null);
-    if (again === content) await unlink(path).catch(() => undefined);
+    await removeStaleLock(path, content);
     return null;
   }
   return content.trim() || 'a process that is starting';
+}
+
+/**
+ * Removes the lock file at `path` if it still holds `judged` (the content found stale). Breakers are serialized
+ * by a second O_EXCL file: without it, two waiters that judged the same stale lock could both unlink — the
+ * second one removing the fresh lock the first had just created, and both would hold the lock.
+ */
+export async function removeStaleLock(path: string, judged: string): Promise<void> {
+  const breaker = `${path}.break`;
+  try {
+    await (await open(breaker, 'wx', 0o644)).close();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // another waiter is breaking it; a breaker that died midway leaves a file older than a few seconds
+    const st = await stat(breaker).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > 5000) await unlink(breaker).catch(() => undefined);
+    return;
+  }
+  try {
+    const again = await readFile(path, 'utf8').catch(() => null);
+    if (again === judged) await unlink(path).catch(() => undefined);
+  } finally {
+    await unlink(breaker).catch(() => undefined);
+  }
 }
 
 async function acquire(path: string, opts: LockOptions): Promise<void> {

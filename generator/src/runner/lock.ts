@@ -4,6 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RproxyError } from '../errors.js';
+import { removeStaleLock } from '../io/lock.js';
 
 interface LockInfo { pid: number; child?: number; since: string; what: string }
 
@@ -29,10 +30,10 @@ export class PlaybookLock {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       let holder: LockInfo | null = null;
-      try { holder = JSON.parse(await fs.readFile(file, 'utf8')) as LockInfo; } catch { holder = null; }
+      let raw = '';
+      try { raw = await fs.readFile(file, 'utf8'); holder = JSON.parse(raw) as LockInfo; } catch { holder = null; }
       if (holder && !alive(holder.pid) && !alive(holder.child)) {
-        // stale: remove only if it is still the same file content we judged
-        try { const again = await fs.readFile(file, 'utf8'); if (again === JSON.stringify(holder)) await fs.rm(file, { force: true }); } catch { /* gone */ }
+        await removeStaleLock(file, raw);
         continue;
       }
       if (holder === null) {

@@ -1,10 +1,10 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile, readFile, utimes } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile, rm, utimes } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { withLock } from '../../../generator/src/io/lock.js';
+import { removeStaleLock, withLock } from '../../../generator/src/io/lock.js';
 import { isRproxyError } from '../../../generator/src/errors.js';
 
 const lockFile = async () => join(await mkdtemp(join(tmpdir(), 'rproxy-lock-')), 'state.lock');
@@ -52,4 +52,20 @@ test('withLock: a live holder makes others wait, then fail with ERR_STATE_LOCKED
   t.regex(e!.message, new RegExp(`locked by ${child.pid} `));
   t.true(Date.now() - t0 >= 300);
   t.true(existsSync(p), 'a live holder\'s lock is never removed');
+});
+
+test('breaking a stale lock removes only the content judged stale, one breaker at a time', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lock-break-'));
+  const path = join(dir, 'state.lock');
+  await writeFile(path, 'fresh-holder');
+  await removeStaleLock(path, 'stale-holder');
+  t.is(await readFile(path, 'utf8'), 'fresh-holder', 'a lock replaced since it was judged stale is kept');
+  await writeFile(`${path}.break`, '');
+  await writeFile(path, 'stale-holder');
+  await removeStaleLock(path, 'stale-holder');
+  t.is(await readFile(path, 'utf8'), 'stale-holder', 'another waiter is breaking it: this one leaves it alone');
+  await rm(`${path}.break`);
+  await removeStaleLock(path, 'stale-holder');
+  await t.throwsAsync(readFile(path, 'utf8'), { code: 'ENOENT' });
+  await t.throwsAsync(readFile(`${path}.break`, 'utf8'), { code: 'ENOENT' }, 'the breaker file is gone again');
 });
