@@ -74,7 +74,8 @@ export class StateStore {
 
   /**
    * Loads the state from the files (under the lock, so it never sees a half-written TLS update). A legacy
-   * rproxy_routes.yml is migrated here: the same state is written as rproxy_routes.json and the YAML removed.
+   * rproxy_routes.yml is migrated here: the same state is written as rproxy_routes.json and the YAML removed;
+   * a JSON file whose derived parts differ from what this generator renders is rewritten.
    */
   static async open(config: Config, lockOptions: LockOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
@@ -87,7 +88,13 @@ export class StateStore {
   private static async read(config: Config): Promise<{ state: State; digest: string | null; stamp: Stamp }> {
     const stamp = await varsStamp(config);
     const r = await readState(config);
-    if (!r.legacy) return { state: r.state, digest: r.digest, stamp };
+    if (!r.legacy) {
+      if (r.digest === null) return { state: r.state, digest: null, stamp };
+      // A file rendered by an older paas-rproxy (derived route fields) or for another cloud domain is rewritten
+      // from the same state, so the roles always read what this generator derives. Byte-identical: no write.
+      const w = await writeState(config, r.state, r.state, r.digest);
+      return { state: r.state, digest: w.digest, stamp: w.wroteVars ? await varsStamp(config) : stamp };
+    }
     const digest = await migrateLegacyVars(config, r.state, r.digest);
     return { state: r.state, digest, stamp: await varsStamp(config) };
   }
