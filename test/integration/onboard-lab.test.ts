@@ -32,14 +32,9 @@ const GEAR = '198.51.100.33';
 const figures: Record<string, unknown> = {};
 let originalInventory = '';
 
-const DRIVER = path.join(REPO, 'test', 'unit', 'onboard', '_cli.ts');
-let registered: boolean | undefined;
-/** The onboard/offboard commands: the built CLI once main.ts registers them, else their command modules. */
-async function productCli(args: string[], timeoutMs = 600_000) {
-  registered ??= /^\s*paas-rproxy onboard\b/m.test((await cli(['--help'], { timeoutMs: 30_000 })).stdout);
-  if (registered) return cli(args, { timeoutMs });
-  const env = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
-  return runAsync('node', ['--import', 'tsx', DRIVER, ...args], { timeoutMs, env });
+/** The onboard/offboard commands of the built CLI, against the lab's config. */
+function productCli(args: string[], timeoutMs = 600_000) {
+  return cli(args, { timeoutMs });
 }
 
 const md5 = (f: string) => (existsSync(f) ? createHash('md5').update(readFileSync(f)).digest('hex') : 'absent');

@@ -421,12 +421,9 @@ export function failureLines(r: Run): string {
   return [...bad, ...(recap >= 0 ? all.slice(recap, recap + 8) : [])].join('\n');
 }
 
-/** Brings every proxy up to the current state (after a failed run): `paas-rproxy sync` or the routing tag. */
-export async function syncAll(): Promise<Run> {
-  const help = (await cli(['--help'])).stdout;
-  if (/^\s*paas-rproxy sync\b/m.test(help) && !/sync.*not implemented/i.test(help)) return cli(['sync']);
-  const p = await sitePlaybook(['--tags', 'nginx_rproxy_routes', '--limit', 'proxies']);
-  return { code: p.code === 0 ? 0 : 4, stdout: p.stdout, stderr: p.stderr };
+/** Brings every proxy up to the current state (after a failed run), as an operator would: `paas-rproxy sync`. */
+export function syncAll(): Promise<Run> {
+  return cli(['sync']);
 }
 
 // ------------------------------------------------------------------------------------------------ SPI builders
