@@ -19,7 +19,7 @@ export type ErrorCode =
   | 'ERR_PREFLIGHT_FAILED'
   | 'ERR_INTERNAL';
 
-/** CLI exit codes (contracts.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed. */
+/** CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed. */
 export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -50,7 +50,7 @@ export function isRproxyError(e: unknown, code?: ErrorCode): e is RproxyError {
   return e instanceof RproxyError && (code === undefined || e.code === code);
 }
 
-/** Exit code for any thrown value: RproxyError codes map per contracts.md, anything else is unexpected (1). */
+/** Exit code for any thrown value: RproxyError codes map per EXIT_BY_CODE, anything else is unexpected (1). */
 export function exitCodeFor(e: unknown): number {
   return e instanceof RproxyError ? EXIT_BY_CODE[e.code] ?? EXIT.UNEXPECTED : EXIT.UNEXPECTED;
 }

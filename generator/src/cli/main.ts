@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `paas-rproxy` CLI: global options, the commands of every part, and exit codes per contracts.md. */
+/** The `paas-rproxy` CLI: global options, the commands of every part, and exit codes (errors.ts). */
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { GlobalArgs } from '../config.js';

@@ -1,4 +1,4 @@
-// Pure: the exact ansible-playbook command lines the runner spawns (contracts.md "Targeted run").
+// Pure: the exact ansible-playbook command lines the runner spawns (documented in ansible/site.yml and roles/nginx_rproxy/README.md).
 
 export interface PlaybookSettings {
   command: string; // ansible-playbook

@@ -1,5 +1,5 @@
 /**
- * The route an app needs, derived once here so the nginx role only prints it (contracts.md `route`).
+ * The route an app needs, derived once here so the nginx role only prints it (the `route` block of generator/src/vars/README.md).
  * Every nginx-specific value (upstream name with its `ws.` prefix, the map value, location paths, rewrite
  * regexes already escaped for nginx double-quoted strings) is computed here: Jinja only prints it.
  */

@@ -1,4 +1,4 @@
-/** Where the routing state lives under the inventory (contracts.md). */
+/** Where the routing state lives under the inventory (schema: generator/src/vars/README.md). */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 
