@@ -91,7 +91,7 @@ test('pending: plan over hosts (union, unknown hosts full, up-to-date hosts left
   t.deepEqual(plan.perHost.rp2, []);
 });
 
-test('command: exact targeted command (site.yml's documented form)', (t) => {
+test('command: exact targeted command, as site.yml documents it', (t) => {
   const s = { command: 'ansible-playbook', playbook: '/r/ansible/site.yml', inventoryDir: '/r/inv', extraArgs: ['-f', '10'] };
   const c = targetedRoutesCommand(s, ['rp2', 'rp1'], ['shop-acme', 'blog-x', 'shop-acme']);
   t.deepEqual(c.argv, ['ansible-playbook', '-i', '/r/inv', '/r/ansible/site.yml', '--tags', 'nginx_rproxy_routes', '--limit', 'rp1,rp2',
