@@ -5,7 +5,7 @@
 //  - rp3 leaves under the same load: zero failed requests, rp1+rp2 hold every VIP.
 // Figures (onboarding duration, requests sent/failed) are printed with t.log and written to
 // .lab/onboard-figures.json.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -145,23 +145,29 @@ test.after.always(async (t) => {
   }
 });
 
-test.serial('a failed preflight (rp3 sshd down) changes nothing and names the failing check', async (t) => {
-  t.timeout(300_000);
-  const pid = Number(readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim());
-  process.kill(pid, 'SIGTERM');
-  await waitFor(() => run('ip', ['netns', 'exec', RP3.name, 'bash', '-c', `echo > /dev/tcp/${RP3.address}/22`]).code !== 0, 5000);
+/** Onboards rp3 expecting its preflight to fail: exit 2, and the inventory, rp1/rp2's files and the VIPs untouched. */
+async function onboardFailingPreflight(t: ExecutionContext) {
   const inv = readFileSync(HOSTS_YML, 'utf8');
   const confs = proxyConfDigests();
   const before = holders();
   const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
   t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
   t.is(r.code, 2, 'exit 2: preflight failed');
-  t.regex(r.stderr, /preflight of rp3 failed \(ssh\)/);
-  t.regex(r.stderr, /FAIL ssh\s+sshd does not answer at 198\.51\.100\.13:22/);
-  t.regex(r.stderr, /start sshd on the host/);
   t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
   t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 nginx and keepalived files untouched');
   t.deepEqual(holders(), before, 'VIPs untouched');
+  return r;
+}
+
+test.serial('a failed preflight (rp3 sshd down) changes nothing and names the failing check', async (t) => {
+  t.timeout(300_000);
+  const pid = Number(readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim());
+  process.kill(pid, 'SIGTERM');
+  await waitFor(() => run('ip', ['netns', 'exec', RP3.name, 'bash', '-c', `echo > /dev/tcp/${RP3.address}/22`]).code !== 0, 5000);
+  const r = await onboardFailingPreflight(t);
+  t.regex(r.stderr, /preflight of rp3 failed \(ssh\)/);
+  t.regex(r.stderr, /FAIL ssh\s+sshd does not answer at 198\.51\.100\.13:22/);
+  t.regex(r.stderr, /start sshd on the host/);
   t.false(existsSync(path.join(LAB, 'var', 'applied', 'rp3.json')));
   await freshRp3(); // sshd back (a re-created bare host)
 });
@@ -177,18 +183,10 @@ test.serial('a failed preflight (python3 missing on rp3) changes nothing and nam
   t.is(hide.code, 0, hide.stderr);
   try {
     t.not(run('readlink', ['-f', '/usr/bin/python3']).stdout.trim(), '/dev/null', 'the root namespace still has python3');
-    const inv = readFileSync(HOSTS_YML, 'utf8');
-    const confs = proxyConfDigests();
-    const before = holders();
-    const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
-    t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
-    t.is(r.code, 2, 'exit 2: preflight failed');
+    const r = await onboardFailingPreflight(t);
     t.regex(r.stderr, /preflight of rp3 failed \(python3\)/);
     t.regex(r.stderr, /FAIL python3\s+\/usr\/bin\/python3 is not installed on the host/);
     t.regex(r.stderr, /apt-get install -y python3/);
-    t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
-    t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 files untouched');
-    t.deepEqual(holders(), before, 'VIPs untouched');
   } finally {
     run('nsenter', ['-t', pid, '-m', 'umount', '/usr/bin/python3']);
   }

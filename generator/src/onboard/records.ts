@@ -133,6 +133,13 @@ export class OpTracker {
  * Gauges for the listener's registry, computed from onboarding.json at each scrape (the CLI runs in
  * another process): operations in progress, and per host the last operation's result and duration.
  */
+/** The last finished operation of each op and host (history is oldest first). */
+function lastFinished(history: readonly OpRecord[]): OpRecord[] {
+  const last = new Map<string, OpRecord>();
+  for (const h of history) last.set(`${h.op} ${h.host}`, h);
+  return [...last.values()];
+}
+
 export function registerOnboardingMetrics(registry: Registry, stateDir: string): void {
   let snapshot: Promise<OnboardingFile> | null = null;
   const read = () => (snapshot ??= readOnboarding(stateDir).finally(() => setTimeout(() => { snapshot = null; }, 200).unref()));
@@ -149,9 +156,7 @@ export function registerOnboardingMetrics(registry: Registry, stateDir: string):
     labelNames: ['op', 'host', 'result'], registers: [registry],
     async collect() {
       this.reset();
-      const last = new Map<string, OpRecord>();
-      for (const h of (await read()).history) last.set(`${h.op} ${h.host}`, h);
-      for (const h of last.values()) this.set({ op: h.op, host: h.host, result: h.result ?? 'failed' }, (h.durationMs ?? 0) / 1000);
+      for (const h of lastFinished((await read()).history)) this.set({ op: h.op, host: h.host, result: h.result ?? 'failed' }, (h.durationMs ?? 0) / 1000);
     },
   });
   new Gauge({
@@ -159,9 +164,7 @@ export function registerOnboardingMetrics(registry: Registry, stateDir: string):
     labelNames: ['op', 'host', 'result'], registers: [registry],
     async collect() {
       this.reset();
-      const last = new Map<string, OpRecord>();
-      for (const h of (await read()).history) last.set(`${h.op} ${h.host}`, h);
-      for (const h of last.values()) this.set({ op: h.op, host: h.host, result: h.result ?? 'failed' }, (Date.parse(h.startedAt) + (h.durationMs ?? 0)) / 1000);
+      for (const h of lastFinished((await read()).history)) this.set({ op: h.op, host: h.host, result: h.result ?? 'failed' }, (Date.parse(h.startedAt) + (h.durationMs ?? 0)) / 1000);
     },
   });
 }
