@@ -15,11 +15,17 @@ import yaml from 'js-yaml';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../../..');
-const ENV = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCALHOST_WARNING: '0', ANSIBLE_STDOUT_CALLBACK: 'json', ANSIBLE_HOST_KEY_CHECKING: '0' };
+// Results are read from the project's own callback plugin (ansible-core ships no json callback).
+const ENV = {
+  ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCALHOST_WARNING: '0', ANSIBLE_HOST_KEY_CHECKING: '0',
+  ANSIBLE_CALLBACK_PLUGINS: join(REPO, 'ansible/callback_plugins'), ANSIBLE_CALLBACKS_ENABLED: 'rproxy_results',
+};
 
 type Play = { vars: Record<string, unknown>; pre_tasks: Array<Record<string, unknown>> };
 
-async function prelude(hostVars: Record<string, Record<string, unknown>>, groupVars: Record<string, unknown>): Promise<{ ok: boolean; out: any; text: string }> {
+type TaskLine = { event: 'task'; host: string; task: string; result?: { msg?: unknown } };
+
+async function prelude(hostVars: Record<string, Record<string, unknown>>, groupVars: Record<string, unknown>): Promise<{ ok: boolean; out: TaskLine[]; text: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'rproxy-site-'));
   const site = yaml.load(await readFile(join(REPO, 'ansible/site.yml'), 'utf8')) as Play[];
   const play = site[0]!;
@@ -37,19 +43,20 @@ async function prelude(hostVars: Record<string, Record<string, unknown>>, groupV
   const hosts = Object.fromEntries(Object.entries(hostVars).map(([h, v]) => [h, { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3', ...v }]));
   await writeFile(join(dir, 'hosts.yml'), yaml.dump({ all: { children: { proxies: { hosts, vars: groupVars } } } }));
   try {
-    const { stdout } = await run('ansible-playbook', ['-i', join(dir, 'hosts.yml'), join(dir, 'play.yml')], { env: { ...ENV }, cwd: REPO, maxBuffer: 16 << 20 });
-    return { ok: true, out: JSON.parse(stdout), text: stdout };
+    const results = join(dir, 'results.jsonl');
+    const { stdout } = await run('ansible-playbook', ['-i', join(dir, 'hosts.yml'), join(dir, 'play.yml')], { env: { ...ENV, RPROXY_RESULTS_FILE: results }, cwd: REPO, maxBuffer: 16 << 20 });
+    const lines = (await readFile(results, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string });
+    return { ok: true, out: lines.filter((l): l is TaskLine => l.event === 'task'), text: stdout };
   } catch (e) {
     const stdout = (e as { stdout?: string }).stdout ?? '';
-    return { ok: false, out: null, text: stdout + ((e as { stderr?: string }).stderr ?? '') };
+    return { ok: false, out: [], text: stdout + ((e as { stderr?: string }).stderr ?? '') };
   }
 }
 
-/** host -> the debug task's msg */
-const msgs = (out: any): Record<string, { instances: any[]; weight: number }> => {
-  const tasks = out.plays[0].tasks as Array<{ task: { name: string }; hosts: Record<string, any> }>;
-  const last = tasks[tasks.length - 1]!;
-  return Object.fromEntries(Object.entries(last.hosts).map(([h, r]) => [h, r.msg]));
+/** host -> the debug task's msg (the play's last task) */
+const msgs = (out: TaskLine[]): Record<string, { instances: any[]; weight: number }> => {
+  const last = out[out.length - 1]!.task;
+  return Object.fromEntries(out.filter((l) => l.task === last).map((l) => [l.host, l.result?.msg as { instances: any[]; weight: number }]));
 };
 
 const VIPS = { keepalived_vrrp_vips: ['198.51.100.201/24', '198.51.100.202/24'] };
