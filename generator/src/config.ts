@@ -8,6 +8,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { RproxyError } from './errors.js';
+import { parseCidr } from './net/address.js';
+import type { AppLimits } from './state/types.js';
 
 export interface StompBroker { host: string; port: number }
 export interface Config {
@@ -20,6 +22,11 @@ export interface Config {
   brokers_group: string;
   state_dir: string;
   max_body_bytes: number;
+  /** gear addresses must be inside one of these networks (canonical CIDR text); [] = any unicast address */
+  gear_networks: string[];
+  /** refuse add_ssl with an expired / not yet valid certificate or one whose names do not cover the alias */
+  tls_require_valid: boolean;
+  limits: AppLimits;
   ansible: { playbook: string; command: string; extra_args: string[] };
   runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
   stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number };
@@ -47,6 +54,9 @@ export function defaultConfig(): Config {
     brokers_group: 'brokers',
     state_dir: resolve(cwd, 'var'),
     max_body_bytes: 1048576,
+    gear_networks: [],
+    tls_require_valid: true,
+    limits: { endpoints_per_app: 1000, aliases_per_app: 2000, tls_aliases_per_app: 100, mappings_per_app: 256 },
     ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [] },
     runner: { quiet_ms: 250, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
     stomp: {
@@ -73,6 +83,15 @@ const anyStr: Leaf = (v, p) => (typeof v === 'string' ? v : bad(p, 'a string', v
 const path: Leaf = (v, p, base) => resolve(base, str(v, p, base) as string);
 const int = (min: number, max: number): Leaf => (v, p) =>
   Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : bad(p, `an integer ${min}..${max}`, v);
+const bool: Leaf = (v, p) => (typeof v === 'boolean' ? v : bad(p, 'true or false', v));
+const cidrList: Leaf = (v, p) => {
+  if (!Array.isArray(v)) return bad(p, 'a list of networks (ADDRESS/PREFIX)', v);
+  return v.map((x, i) => {
+    const c = typeof x === 'string' ? parseCidr(x) : 'is not a string';
+    if (typeof c === 'string') throw new RproxyError('ERR_CONFIG_INVALID', `config: ${p}[${i}] ${JSON.stringify(x)} ${c}`);
+    return c.text;
+  });
+};
 const strList: Leaf = (v, p) =>
   Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : bad(p, 'a list of strings', v);
 const token = /^[A-Za-z0-9_.-]+$/;
@@ -100,6 +119,12 @@ const SCHEMA: Schema = {
   brokers_group: str,
   state_dir: path,
   max_body_bytes: int(1024, 64 * 1048576),
+  gear_networks: cidrList,
+  tls_require_valid: bool,
+  limits: {
+    endpoints_per_app: int(1, 1_000_000), aliases_per_app: int(1, 1_000_000), tls_aliases_per_app: int(0, 1_000_000),
+    mappings_per_app: int(0, 1_000_000),
+  },
   ansible: { playbook: path, command: str, extra_args: strList },
   runner: {
     quiet_ms: int(0, 3_600_000), max_wait_ms: int(0, 3_600_000), retry_initial_ms: int(1, 3_600_000),

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'ERR_SPI_TOO_LARGE'
   | 'ERR_SPI_YAML'
   | 'ERR_SPI_CONFLICT'
+  | 'ERR_SPI_LIMIT'
   | 'ERR_STATE_LOCKED'
   | 'ERR_STATE_CORRUPT'
   | 'ERR_IO'
@@ -32,6 +33,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_SPI_TOO_LARGE: EXIT.REJECTED,
   ERR_SPI_YAML: EXIT.REJECTED,
   ERR_SPI_CONFLICT: EXIT.REJECTED,
+  ERR_SPI_LIMIT: EXIT.REJECTED,
   ERR_PLAYBOOK_FAILED: EXIT.PLAYBOOK,
   // a proxy that is not ready to be onboarded: the operator fixes the host (the message says how)
   ERR_PREFLIGHT_FAILED: EXIT.USAGE,

@@ -72,7 +72,7 @@ let text: string | null = await readFile(streamFile, 'utf8');
 const streamBytes = Buffer.byteLength(text);
 if (events !== APPS * EVENTS_PER_APP) throw new Error('generator bug');
 
-const ctx: ReduceContext = { cloudDomain: 'apps.example.com', routedTypes: new Set(['web_framework']) };
+const ctx: ReduceContext = { cloudDomain: 'apps.example.com', routedTypes: new Set(['web_framework']), limits: defaultConfig().limits, tlsRequireValid: false, now: Date.now };
 // Parse (split + safe load + validate) and reduce one document at a time, as a replay does.
 const t0 = process.hrtime.bigint();
 const state = emptyState();

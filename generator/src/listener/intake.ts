@@ -3,6 +3,7 @@
 // documents fail to parse are applied on their own first, so the rejects log records their STOMP message-id.
 import type { StateStore, DocResult } from '../vars/store.js';
 import { parseSpiStream } from '../spi/parse.js';
+import { redactUnparsed } from '../spi/redact.js';
 import type { ParsedDoc } from '../spi/types.js';
 import type { Delivery } from './stomp.js';
 import type { BatchOutcome, DocOutcome, IntakePort, MessageOutcome } from './batcher.js';
@@ -23,12 +24,14 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
 
   async function applyBatch(batch: readonly Delivery[]): Promise<BatchOutcome> {
     {
+      // parsed, validated and redacted here, before the store takes its lock
       const perMessage: ParsedDoc[][] = batch.map((d) => {
-        if (Buffer.byteLength(d.body, 'utf8') > maxBodyBytes) {
-          return [{ index: 0, text: d.body.slice(0, 4096), ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${Buffer.byteLength(d.body, 'utf8')} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` } } as ParsedDoc];
+        const size = Buffer.byteLength(d.body, 'utf8');
+        if (size > maxBodyBytes) {
+          return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
         }
-        const docs = parseSpiStream(d.body, { maxBodyBytes });
-        return docs.length ? docs : [{ index: 0, text: '', ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' } } as ParsedDoc];
+        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes });
+        return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
       });
       const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));
       const docAction = (p: ParsedDoc): string => (p.ok ? p.event.action : p.action ?? 'unknown');

@@ -1,17 +1,67 @@
 /**
  * Field rules of the Routing SPI (ARCHITECTURE.md). Every rule returns the checked value or throws a
- * FieldError whose text completes "<action>: ..." for the operator.
+ * FieldError whose text completes "<action>: ..." for the operator. Every value a reason echoes goes through
+ * `echo`: bounded length, and runs that look like encoded key bytes masked.
  */
-import { isIP } from 'node:net';
+import { domainToASCII, domainToUnicode } from 'node:url';
+import { addressKind, cidrContains, isNetworkOrBroadcast, parseIp, type Cidr } from '../net/address.js';
+import { isPrivateKeyMaterial } from '../tls/pem.js';
 import type { Mapping } from './types.js';
 
 export class FieldError extends Error {}
 
-const quote = (v: unknown): string => {
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
-  return JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
-};
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? 'a string' : `a ${typeof v}`); // never the value: it may be a secret
+/** Longest part of a value a reason (or the rejects log) echoes. */
+export const ECHO_MAX = 64;
+/** A run of base64/hex-alphabet characters this long, with letters and digits, is masked in echoes. */
+const ENCODED_RUN = 16;
+
+const isRunChar = (c: number): boolean =>
+  (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47 || c === 61 || c === 45 || c === 95;
+
+/** Masks each run of base64/hex characters that is long and mixes letters and digits (what encoded bytes look like). */
+export function maskEncodedRuns(s: string): string {
+  let out = '';
+  let i = 0;
+  while (i < s.length) {
+    if (!isRunChar(s.charCodeAt(i))) {
+      out += s[i];
+      i++;
+      continue;
+    }
+    let j = i;
+    let digit = false;
+    let letter = false;
+    while (j < s.length && isRunChar(s.charCodeAt(j))) {
+      const c = s.charCodeAt(j);
+      if (c >= 48 && c <= 57) digit = true;
+      else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) letter = true;
+      j++;
+    }
+    out += j - i >= ENCODED_RUN && digit && letter ? '[…]' : s.slice(i, j);
+    i = j;
+  }
+  return out;
+}
+
+/** A string value as a reason may show it: JSON-quoted, masked, at most ECHO_MAX characters of it. */
+export function echoString(s: string): string {
+  const head = maskEncodedRuns(s.length > 4 * ECHO_MAX ? s.slice(0, 4 * ECHO_MAX) : s);
+  return JSON.stringify(head.length > ECHO_MAX || s.length > 4 * ECHO_MAX ? head.slice(0, ECHO_MAX) + '…' : head);
+}
+
+/** Any value as a reason may show it: scalars quoted (bounded), lists and mappings by their type only. */
+export const quote = (v: unknown): string =>
+  typeof v === 'string' ? echoString(v)
+    : typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined ? JSON.stringify(String(v))
+      : `(${typeName(v)})`;
+export const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : v instanceof Uint8Array ? 'binary data' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? 'a string' : `a ${typeof v}`); // never the value: it may be a secret
+
+/** Values stored outside the key files must not be private keys in disguise (hex, base64...). */
+function noKeyMaterial(field: string, s: string, candidates: readonly string[] = [s]): void {
+  for (const c of candidates) {
+    if (c.length >= 40 && isPrivateKeyMaterial(c)) throw new FieldError(`${field} holds private key material, which is only accepted in private_key`);
+  }
+}
 
 export function string(field: string, v: unknown): string {
   if (typeof v !== 'string') throw new FieldError(`${field} must be a string, got ${typeName(v)}`);
@@ -43,6 +93,7 @@ const TOKEN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export function token(field: string, v: unknown): string {
   const s = string(field, v);
   if (!TOKEN.test(s)) throw new FieldError(`${field} ${quote(s)} must be 1-64 letters, digits, "_", "." or "-"`);
+  noKeyMaterial(field, s);
   return s;
 }
 
@@ -72,18 +123,44 @@ function intern<T>(list: T[]): T[] {
   return list;
 }
 
-export function ipAddress(v: unknown): string {
-  const s = string('public_address', v);
-  // node accepts IPv6 zone ids ("fe80::1%eth0"): no gear address has one, and nginx would not parse it
-  if (isIP(s) === 0 || s.includes('%')) throw new FieldError(`public_address ${quote(s)} is not an IP address`);
-  const a = s.toLowerCase();
-  // A gear never listens on the proxy itself: such a backend would expose the proxy's own local services.
-  const v4 = isIP(a) === 4 ? a : /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a)?.[1];
-  const firstOctet = v4 ? Number(v4.split('.')[0]) : -1;
-  if (firstOctet === 127 || firstOctet === 0 || /^(?:0*:)*:?0*1?$/.test(a)) {
-    throw new FieldError(`public_address ${quote(s)} is a loopback or unspecified address, never a gear's`);
+/** What gear addresses may be, besides unicast (config gear_networks: empty = any unicast address). */
+export interface AddressPolicy {
+  gearNetworks?: readonly Cidr[] | undefined;
+}
+
+const KIND_REASON: Record<string, string> = {
+  unspecified: 'is a loopback or unspecified address, never a gear\'s',
+  loopback: 'is a loopback or unspecified address, never a gear\'s',
+  'link-local': 'is a link-local address (169.254.0.0/16, fe80::/10: neighbours and cloud metadata), never a gear\'s',
+  multicast: 'is a multicast address, never a gear\'s',
+  broadcast: 'is the broadcast address, never a gear\'s',
+  reserved: 'is a reserved address (240.0.0.0/4), never a gear\'s',
+  'ipv4-compatible': 'is an IPv4-compatible IPv6 address (deprecated by RFC 4291): send the IPv4 address',
+};
+
+/**
+ * A gear address: an IP literal in any spelling, returned in its canonical text (net/address.ts), so the same
+ * address is always the same endpoint. Refused in every spelling (IPv4-mapped and -compatible IPv6 included):
+ * loopback, unspecified, link-local, multicast, broadcast, reserved; and, with gear networks, anything outside
+ * them (or their network / broadcast address).
+ */
+export function ipAddress(v: unknown, policy: AddressPolicy = {}, field = 'public_address'): string {
+  const s = string(field, v);
+  const a = parseIp(s);
+  if (!a) throw new FieldError(`${field} ${quote(s)} is not an IP address`);
+  const is = a.text === s ? '' : ` (${a.text})`;
+  const kind = addressKind(a);
+  if (kind !== 'unicast') throw new FieldError(`${field} ${quote(s)}${is} ${KIND_REASON[kind]}`);
+  const nets = policy.gearNetworks;
+  if (nets && nets.length > 0) {
+    const net = nets.find((n) => cidrContains(n, a));
+    if (!net) {
+      const list = nets.slice(0, 4).map((n) => n.text).join(', ') + (nets.length > 4 ? ', …' : '');
+      throw new FieldError(`${field} ${quote(s)}${is} is outside gear_networks (${list})`);
+    }
+    if (isNetworkOrBroadcast(net, a)) throw new FieldError(`${field} ${quote(s)}${is} is the network or broadcast address of gear network ${net.text}`);
   }
-  return a;
+  return a.text;
 }
 
 export function port(v: unknown): number {
@@ -94,19 +171,27 @@ export function port(v: unknown): number {
 }
 
 /**
- * DNS host name, lowercased. Wildcards are rejected: OpenShift never sends them, and a `*` would end up in file
- * names and nginx server_name matching rules. A trailing dot, IP-like names (numeric last label) too.
+ * DNS host name, lowercased. Checked as ASCII before any case folding (KELVIN SIGN U+212A lowercases to "k");
+ * internationalized names are accepted in their punycode form (`xn--` labels that decode and re-encode to
+ * themselves). Wildcards are rejected: OpenShift never sends them, and a `*` would end up in file names and
+ * nginx server_name matching rules. A trailing dot, IP-like names (numeric last label) too.
  */
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const ASCII_HOST = /^[A-Za-z0-9.-]+$/;
 export function hostName(field: string, v: unknown): string {
   const raw = string(field, v);
-  const s = raw.toLowerCase();
   const no = (why: string) => new FieldError(`${field} ${quote(raw)} is not a DNS host name (${why})`);
-  if (s.length === 0) throw no('empty');
-  if (s.length > 253) throw no('longer than 253 characters');
-  if (s.includes('*')) throw no('wildcards are not accepted');
-  if (s.includes('..')) throw no('empty label ".."');
-  if (!/^[a-z0-9.-]+$/.test(s)) throw new FieldError(`${field} ${quote(raw)} is not a DNS host name`);
+  if (raw.length === 0) throw no('empty');
+  if (raw.length > 253) throw no('longer than 253 characters');
+  if (raw.includes('*')) throw no('wildcards are not accepted');
+  if (raw.includes('..')) throw no('empty label ".."');
+  if (!ASCII_HOST.test(raw)) {
+    for (let i = 0; i < raw.length; i++) {
+      if (raw.charCodeAt(i) > 127) throw no('not ASCII: send an internationalized name in its punycode form, xn--…');
+    }
+    throw new FieldError(`${field} ${quote(raw)} is not a DNS host name`);
+  }
+  const s = raw.toLowerCase();
   const labels = s.split('.');
   if (labels.length < 2) throw no('needs at least two labels');
   for (const l of labels) {
@@ -114,6 +199,11 @@ export function hostName(field: string, v: unknown): string {
     if (!LABEL.test(l)) throw new FieldError(`${field} ${quote(raw)} is not a DNS host name`);
   }
   if (/^[0-9]+$/.test(labels[labels.length - 1]!)) throw no('the last label is numeric');
+  if (s.includes('xn--')) {
+    const unicode = domainToUnicode(s);
+    if (unicode === '' || domainToASCII(unicode) !== s) throw no('a label starting with "xn--" is not valid punycode');
+  }
+  if (s.length >= 80) noKeyMaterial(field, s, [s.replace(/[.-]/g, '')]);
   return s;
 }
 
@@ -128,11 +218,12 @@ export function mappings(v: unknown): Mapping[] {
   const out = v.map((m, i) => {
     if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FieldError(`mappings[${i}] must be a mapping {frontend, backend}`);
     const fields = normalizeKeys(m as Record<string, unknown>, `mappings[${i}]`);
-    for (const k of Object.keys(fields)) if (k !== 'frontend' && k !== 'backend') throw new FieldError(`mappings[${i}] has unknown field "${k}"`);
+    for (const k of Object.keys(fields)) if (k !== 'frontend' && k !== 'backend') throw new FieldError(`mappings[${i}] has unknown field ${echoString(k)}`);
     const path = (name: 'frontend' | 'backend'): string => {
       if (!(name in fields)) throw new FieldError(`mappings[${i}] is missing ${name}`);
       const s = string(`mappings[${i}].${name}`, fields[name]);
       if (!PATH.test(s)) throw new FieldError(`mappings[${i}].${name} ${quote(s)} must be empty or a URI path starting with "/" without spaces, quotes, ";", "{", "}", "$" or "#"`);
+      if (s.length >= 40) noKeyMaterial(`mappings[${i}].${name}`, s, [s, s.slice(1), ...s.split('/').filter((p) => p.length >= 40)]);
       return s;
     };
     return { frontend: path('frontend'), backend: path('backend') };
@@ -148,8 +239,37 @@ export function normalizeKeys(obj: Record<string, unknown>, where: string): Reco
   const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(obj)) {
     const name = k.startsWith(':') ? k.slice(1) : k;
-    if (name in out) throw new FieldError(`${where ? where + ' ' : ''}field "${name}" is given twice`);
+    if (name in out) throw new FieldError(`${where ? where + ' ' : ''}field ${echoString(name)} is given twice`);
     out[name] = v;
   }
   return out;
+}
+
+/**
+ * Whether `s` is a valid value of SPI field `field` (Psych colon stripped), as the event would store it. The
+ * rejects log keeps such values verbatim (they are what a vars file may hold anyway); anything else it shows
+ * only through `echoString`.
+ */
+export function passesFieldRule(field: string, s: string): boolean {
+  const ok = (check: () => unknown): boolean => {
+    try {
+      check();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  switch (field) {
+    case 'action': return /^:?[a-z_]{1,32}$/.test(s);
+    case 'app_name': return APP.test(s);
+    case 'namespace': return NAMESPACE.test(s);
+    case 'gear_id': case 'public_port_name': case 'port_name': return ok(() => token(field, s));
+    case 'public_address': case 'address': return parseIp(s) !== null;
+    case 'public_port': case 'port': return /^[0-9]{1,5}$/.test(s);
+    case 'scalable': case 'ha': return /^(?:true|false|~|null|)$/.test(s);
+    case 'alias': return ok(() => hostName(field, s));
+    case 'frontend': case 'backend': return PATH.test(s) && ok(() => noKeyMaterial(field, s, [s, s.slice(1)]));
+    case 'protocols': case 'types': return LIST_TOKEN.test(s);
+    default: return false;
+  }
 }

@@ -1,9 +1,10 @@
 /**
  * Safe loading of one SPI document: size cap before parsing, a schema without floats/timestamps (so a gear id
  * like `5e1234…` stays a string as Psych meant it), no custom tags (`!ruby/...` fails), duplicate keys fail,
- * and a bounded walk (node count, depth) that defuses alias bombs and deep nesting.
+ * and a bounded walk (node count, depth, and bytes of strings read) that defuses alias bombs and deep nesting.
  */
 import yaml from 'js-yaml';
+import { echoString, maskEncodedRuns } from './fields.js';
 import type { SpiRejection } from './types.js';
 
 /** Psych output needs only strings, sequences, mappings, booleans, integers and null. */
@@ -12,7 +13,16 @@ const SPI_SCHEMA = yaml.FAILSAFE_SCHEMA.extend({ implicit: [types.null, types.bo
 
 export const MAX_NODES = 10_000;
 export const MAX_DEPTH = 12;
+/**
+ * Bytes of strings (keys and values) the walk may read, as a multiple of the document's own size: aliases let a
+ * small document name one large string thousands of times, and every later reader would pay for each mention.
+ */
+export const MAX_EXPANSION = 2;
 const TEMPLATE_MARKER = /\{\{|\{%|\{#/;
+/** A key as a path segment of a reason: at most 40 characters, encoded-looking runs masked, no control characters. */
+const segment = (name: string): string =>
+  // eslint-disable-next-line no-control-regex
+  maskEncodedRuns(name.length > 40 ? name.slice(0, 40) + '…' : name).replace(/[\x00-\x1f\x7f]/g, '?');
 
 export type LoadResult = { ok: true; value: unknown; templateAt?: string } | { ok: false; rejection: SpiRejection };
 
@@ -29,15 +39,21 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
   } catch (e) {
     if (e instanceof RangeError) return yamlReject('YAML nesting is too deep');
     if (e instanceof yaml.YAMLException) {
-      const tag = /unknown tag !<([^>]*)>/.exec(e.reason);
-      if (tag) return yamlReject(`YAML tag !<${tag[1]}> is not accepted (only plain data: no !ruby/... objects)`);
-      if (/duplicated mapping key/.test(e.reason)) return yamlReject(`malformed YAML: duplicated key at line ${e.mark.line + 1}`);
-      return yamlReject(`malformed YAML: ${e.reason} at line ${e.mark.line + 1}`);
+      // js-yaml's reasons may quote the input (tag and alias names): only a bounded, masked part of it is echoed
+      const reason = e.reason.length > 512 ? e.reason.slice(0, 512) : e.reason;
+      const tag = /unknown tag !<([^>]*)>/.exec(reason);
+      if (tag) return yamlReject(`YAML tag !<${echoString(tag[1]!).slice(1, -1)}> is not accepted (only plain data: no !ruby/... objects)`);
+      if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key at line ${e.mark.line + 1}`);
+      return yamlReject(`malformed YAML: ${echoString(reason).slice(1, -1)} at line ${e.mark.line + 1}`);
     }
-    return yamlReject(`malformed YAML: ${(e as Error).message}`);
+    return yamlReject(`malformed YAML: ${echoString((e as Error).message.split('\n')[0] ?? '').slice(1, -1)}`);
   }
-  // Walk the tree once: bounded work whatever the aliases, and find template markers anywhere (keys too).
+  // Walk the tree once: bounded work whatever the aliases (nodes and bytes read), and find template markers
+  // anywhere (keys too). Paths are built from bounded segments, and only while no marker has been found.
   let nodes = 0;
+  let bytes = 0;
+  const maxBytes = MAX_EXPANSION * Math.max(text.length, 65536);
+  const tooMuch = () => yamlReject(`document expands to more than ${maxBytes} bytes of strings through aliases (alias bomb?)`);
   let templateAt: string | undefined;
   const stack: Array<[unknown, number, string]> = [[value, 0, '']];
   while (stack.length > 0) {
@@ -45,13 +61,15 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
     if (++nodes > MAX_NODES) return yamlReject(`document expands to more than ${MAX_NODES} nodes (alias bomb?)`);
     if (depth > MAX_DEPTH) return yamlReject(`YAML nesting is deeper than ${MAX_DEPTH} levels`);
     if (typeof v === 'string') {
+      if ((bytes += v.length) > maxBytes) return tooMuch();
       if (templateAt === undefined && TEMPLATE_MARKER.test(v)) templateAt = path || '(document)';
     } else if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], depth + 1, `${path}[${i}]`]);
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], depth + 1, templateAt === undefined && path.length < 200 ? `${path}[${i}]` : path]);
     } else if (typeof v === 'object' && v !== null) {
       for (const [k, child] of Object.entries(v)) {
+        if ((bytes += k.length) > maxBytes) return tooMuch();
         const name = k.startsWith(':') ? k.slice(1) : k;
-        const childPath = path ? `${path}.${name}` : name;
+        const childPath = templateAt !== undefined || path.length >= 200 ? path : path ? `${path}.${segment(name)}` : segment(name);
         if (templateAt === undefined && TEMPLATE_MARKER.test(k)) templateAt = childPath;
         stack.push([child, depth + 1, childPath]);
       }

@@ -6,6 +6,8 @@ import { loadSpiDocument } from './load.js';
 import * as f from './fields.js';
 import { FieldError } from './fields.js';
 import { checkCertAndKey } from '../tls/pem.js';
+import type { Cidr } from '../net/address.js';
+import { collectSecrets, redactDocument, redactUnparsed, scrubReason } from './redact.js';
 import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent } from './types.js';
 
 export interface ParseOptions {
@@ -16,6 +18,8 @@ export interface ParseOptions {
    * ERR_SPI_TOO_LARGE rejection. Replays of files leave it unset (only each document is capped).
    */
   maxTextBytes?: number;
+  /** gear addresses must be inside one of these networks (config gear_networks); absent or empty: any unicast */
+  gearNetworks?: readonly Cidr[];
 }
 
 type Fields = Record<string, unknown>;
@@ -40,9 +44,10 @@ const OPTIONAL_FOR: Partial<Record<SpiAction, Set<string>>> = { delete_applicati
 const ACTIONS = new Set<string>(SPI_ACTIONS);
 
 /** Validates one loaded document; throws FieldError with the text after "<action>: ". */
-function toEvent(action: SpiAction, d: Fields): SpiEvent {
+function toEvent(action: SpiAction, d: Fields, opts: ParseOptions): SpiEvent {
   const allowed = ACTION_FIELDS[action];
-  for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new FieldError(`unknown field "${k}"`);
+  for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new FieldError(`unknown field ${f.echoString(k)}`);
+  const policy = { gearNetworks: opts.gearNetworks };
   for (const k of allowed) if (!(k in d) && !OPTIONAL.has(k) && !OPTIONAL_FOR[action]?.has(k)) throw new FieldError(`missing field ${k}`);
   const app = { app_name: f.appName(d.app_name), namespace: f.namespace(d.namespace) };
   if ('deprecated' in d) f.string('deprecated', d.deprecated);
@@ -56,7 +61,7 @@ function toEvent(action: SpiAction, d: Fields): SpiEvent {
         action, ...app,
         gear_id: f.token('gear_id', d.gear_id),
         public_port_name: f.token('public_port_name', d.public_port_name),
-        public_address: f.ipAddress(d.public_address),
+        public_address: f.ipAddress(d.public_address, policy),
         public_port: f.port(d.public_port),
         protocols: f.tokenList('protocols', d.protocols),
         types: f.tokenList('types', d.types),
@@ -66,7 +71,7 @@ function toEvent(action: SpiAction, d: Fields): SpiEvent {
     case 'delete_gear':
       return {
         action, ...app, gear_id: f.token('gear_id', d.gear_id),
-        public_address: f.ipAddress(d.public_address), public_port: f.port(d.public_port),
+        public_address: f.ipAddress(d.public_address, policy), public_port: f.port(d.public_port),
       };
     case 'add_alias':
     case 'remove_alias':
@@ -87,12 +92,17 @@ function toEvent(action: SpiAction, d: Fields): SpiEvent {
 /** Parses one document (one SPI message body). */
 export function parseSpiDocument(text: string, index: number, opts: ParseOptions): ParsedDoc {
   const loaded = loadSpiDocument(text, opts.maxBodyBytes);
-  if (!loaded.ok) return { index, text, ok: false, rejection: loaded.rejection };
+  if (!loaded.ok) return { index, ok: false, rejection: loaded.rejection, logged: redactUnparsed(text) };
   const v = loaded.value;
-  const invalid = (reason: string, action?: string): ParsedDoc =>
-    action === undefined
-      ? { index, text, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason } }
-      : { index, text, ok: false, action, rejection: { code: 'ERR_SPI_INVALID', reason: `${action}: ${reason}` } };
+  const invalid = (why: string, action?: string): ParsedDoc => {
+    // what the log keeps, and a reason that never echoes the value of a secret field (even through an alias)
+    const secrets = collectSecrets(v);
+    const reason = scrubReason(action === undefined ? why : `${action}: ${why}`, secrets);
+    const logged = redactDocument(v, secrets);
+    return action === undefined
+      ? { index, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason }, logged }
+      : { index, ok: false, action, rejection: { code: 'ERR_SPI_INVALID', reason }, logged };
+  };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     return invalid(`message is not a mapping (got ${v === null ? 'an empty document' : Array.isArray(v) ? 'a list' : typeof v})`);
   }
@@ -105,12 +115,12 @@ export function parseSpiDocument(text: string, index: number, opts: ParseOptions
   if (!('action' in d)) return invalid('missing field action');
   if (typeof d.action !== 'string') return invalid('action must be a symbol such as :add_alias');
   const action = d.action.startsWith(':') ? d.action.slice(1) : d.action;
-  if (!ACTIONS.has(action)) return invalid(`unknown action ${JSON.stringify(d.action.slice(0, 64))}`);
+  if (!ACTIONS.has(action)) return invalid(`unknown action ${f.echoString(d.action)}`);
   if (loaded.templateAt !== undefined) {
     return invalid(`${loaded.templateAt} contains a template marker ("{{", "{%" or "{#"), which is never accepted`, action);
   }
   try {
-    return { index, text, ok: true, event: toEvent(action as SpiAction, d) };
+    return { index, ok: true, event: toEvent(action as SpiAction, d, opts) };
   } catch (e) {
     if (e instanceof FieldError) return invalid(e.message, action);
     throw e;
@@ -127,12 +137,12 @@ export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<P
   if (opts.maxTextBytes !== undefined && text.length > opts.maxTextBytes) { // length ≤ bytes: cheap pre-check
     const size = Buffer.byteLength(text, 'utf8');
     if (size > opts.maxTextBytes) {
-      yield { index: 0, text: text.slice(0, 4096), ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message of ${size} bytes is over the ${opts.maxTextBytes}-byte limit` } };
+      yield { index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message of ${size} bytes is over the ${opts.maxTextBytes}-byte limit` }, logged: redactUnparsed(text) };
       return;
     }
   }
   let i = 0;
   for (const doc of iterateYamlDocuments(text)) yield parseSpiDocument(doc, i++, opts);
   // An empty message is still a message: reject it so it is recorded, never silently dropped.
-  if (i === 0) yield { index: 0, text, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'message is empty (no YAML document)' } };
+  if (i === 0) yield { index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'message is empty (no YAML document)' }, logged: redactUnparsed(text) };
 }

@@ -21,7 +21,7 @@ export interface AddEndpointEvent extends AppRef {
   action: 'add_public_endpoint' | 'add_gear';
   gear_id: string;
   public_port_name: string;
-  /** IP literal, lowercased (IPv6) so the endpoint key is canonical. */
+  /** IP literal in its canonical text (net/address.ts), so the endpoint key is the same in any spelling. */
   public_address: string;
   public_port: number;
   protocols: string[];
@@ -61,11 +61,14 @@ export const SPI_ACTIONS: readonly SpiAction[] = [
 
 /** Why a document was not accepted: a stable code and an operator-readable reason naming action and field. */
 export interface SpiRejection {
-  code: 'ERR_SPI_INVALID' | 'ERR_SPI_TOO_LARGE' | 'ERR_SPI_YAML' | 'ERR_SPI_CONFLICT';
+  code: 'ERR_SPI_INVALID' | 'ERR_SPI_TOO_LARGE' | 'ERR_SPI_YAML' | 'ERR_SPI_CONFLICT' | 'ERR_SPI_LIMIT';
   reason: string;
 }
 
-/** One document of a stream: its position, its raw text (for the rejects log) and the outcome of parsing. */
+/**
+ * One document of a stream: its position and the outcome of parsing. A rejected one carries what the rejects log
+ * keeps of it, already redacted (spi/redact.ts): the raw text never travels further than the parser.
+ */
 export type ParsedDoc =
-  | { index: number; text: string; ok: true; event: SpiEvent }
-  | { index: number; text: string; ok: false; rejection: SpiRejection; action?: string };
+  | { index: number; ok: true; event: SpiEvent }
+  | { index: number; ok: false; rejection: SpiRejection; action?: string; logged: string };

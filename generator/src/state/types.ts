@@ -33,13 +33,46 @@ export interface AppState {
 
 export interface State {
   apps: Map<string, AppState>;
-  /** alias → app id, so a second claim of an alias is caught */
+  /** alias → app id, so a second claim of an alias is caught (and "does app X have alias A" is one lookup) */
   aliasOwner: Map<string, string>;
+  /**
+   * Batch mode (state/reduce.ts deferAliasLists): alias changes of an app not yet merged into its sorted list,
+   * by app id. Absent outside a batch: every app's `aliases` is then complete.
+   */
+  pendingAliases?: Map<string, PendingAliases>;
+}
+
+/** Alias changes of one app during a batch: its list is `base` minus `removes` plus `adds`. */
+export interface PendingAliases {
+  /** the `aliases` array of the app object these changes apply to */
+  base: readonly string[];
+  adds: Set<string>;
+  removes: Set<string>;
+}
+
+/**
+ * Per-app limits (config `limits`, defaults in config.ts): an event that would take an app over one is rejected
+ * with ERR_SPI_LIMIT, so what one app renders is bounded whatever the publisher sends.
+ */
+export interface AppLimits {
+  /** routed endpoints (upstream servers) */
+  endpoints_per_app: number;
+  /** aliases (host names besides the app's own) */
+  aliases_per_app: number;
+  /** aliases with a certificate (one :443 server block each) */
+  tls_aliases_per_app: number;
+  /** distinct path mappings over all the app's endpoints */
+  mappings_per_app: number;
 }
 
 export interface ReduceContext {
   cloudDomain: string;
   routedTypes: ReadonlySet<string>;
+  limits: AppLimits;
+  /** refuse add_ssl when the leaf certificate has expired, is not yet valid or does not cover the alias */
+  tlsRequireValid: boolean;
+  /** the clock for certificate validity (ms since the epoch) */
+  now: () => number;
 }
 
 export const appId = (app_name: string, namespace: string): string => `${app_name}-${namespace}`;

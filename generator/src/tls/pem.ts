@@ -1,33 +1,100 @@
 /**
  * Certificate and key checks for add_ssl (pure: node:crypto only). The outputs are re-encoded PEM, so nothing
- * but the parsed certificate chain and key ever reaches a file.
+ * but the parsed certificate chain and key ever reaches a file. Every scan here is linear in its input: PEM
+ * blocks are found with indexOf (no regular expression over the input), and an encrypted key's derivation cost
+ * is read and bounded before OpenSSL is asked to decrypt it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { encryptedPkcs8Algorithm, isDerSequence, pkcs8KdfIterations } from './der.js';
 
-const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-const KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED |DSA )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/g;
+/** At most this many PBKDF2 (or PBES1 / PKCS#12) iterations are run for one key: about 0.2 s of CPU here. */
+export const MAX_KDF_ITERATIONS = 600_000;
+export const MAX_CHAIN = 16;
+
+const KEY_LABELS = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'DSA PRIVATE KEY']);
+const CERT_LABELS = new Set(['CERTIFICATE']);
+
+export interface PemBlock {
+  label: string;
+  /** offset of the BEGIN line in the scanned text */
+  start: number;
+  /** the whole block, BEGIN line to END line */
+  text: string;
+}
+
+/**
+ * The PEM blocks of `text` whose label is in `labels`, in order, at most `max` (+1, so "too many" is visible).
+ * A block runs from "-----BEGIN L-----" to the first "-----END L-----" after it. Linear: when a label has no END
+ * after some BEGIN, none of its later BEGINs can have one either, so each label's END is searched for at most
+ * once past the last END found.
+ */
+export function pemBlocks(text: string, labels: ReadonlySet<string>, max: number): PemBlock[] {
+  const out: PemBlock[] = [];
+  const noEndAfter = new Map<string, number>(); // label → position from which no END exists
+  let pos = 0;
+  while (out.length <= max) {
+    const begin = text.indexOf('-----BEGIN ', pos);
+    if (begin < 0) break;
+    const labelStart = begin + 11;
+    const labelEnd = text.indexOf('-----', labelStart);
+    const label = labelEnd > labelStart && labelEnd - labelStart <= 32 ? text.slice(labelStart, labelEnd) : null;
+    if (label === null || !labels.has(label)) {
+      pos = labelStart;
+      continue;
+    }
+    const after = labelEnd + 5;
+    const endMarker = `-----END ${label}-----`;
+    const known = noEndAfter.get(label);
+    const end = known !== undefined && after >= known ? -1 : text.indexOf(endMarker, after);
+    if (end < 0) {
+      noEndAfter.set(label, Math.min(after, known ?? after));
+      pos = after;
+      continue;
+    }
+    out.push({ label, start: begin, text: text.slice(begin, end + endMarker.length) });
+    pos = end + endMarker.length;
+  }
+  return out;
+}
+
+/** The base64 body of a PEM block as bytes (RFC 1421 header lines such as Proc-Type are skipped). */
+export function pemBody(block: string): Buffer {
+  const lines = block.split('\n');
+  const body = lines.slice(1, -1).filter((l) => !l.includes(':')).join('');
+  return Buffer.from(body, 'base64');
+}
 
 export type TlsResult = { ok: true; cert: string; key: string } | { ok: false; field: 'ssl' | 'private_key' | 'pass_phrase'; reason: string };
 
 /** Parses the chain (leaf first), decrypts the key if needed and checks that the leaf matches the key. */
 export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: string): TlsResult {
-  const blocks = ssl.match(CERT_BLOCK) ?? [];
+  const blocks = pemBlocks(ssl, CERT_LABELS, MAX_CHAIN);
   if (blocks.length === 0) return { ok: false, field: 'ssl', reason: 'ssl is not a PEM certificate' };
-  if (blocks.length > 16) return { ok: false, field: 'ssl', reason: 'ssl holds more than 16 certificates' };
+  if (blocks.length > MAX_CHAIN) return { ok: false, field: 'ssl', reason: `ssl holds more than ${MAX_CHAIN} certificates` };
   const certs: X509Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
     try {
-      certs.push(new X509Certificate(b));
+      certs.push(new X509Certificate(b.text));
     } catch {
       return { ok: false, field: 'ssl', reason: `ssl certificate #${i + 1} does not parse` };
     }
   }
-  const keyBlocks = privateKey.match(KEY_BLOCK) ?? [];
+  const keyBlocks = pemBlocks(privateKey, KEY_LABELS, 1);
   if (keyBlocks.length !== 1) {
     return { ok: false, field: 'private_key', reason: keyBlocks.length === 0 ? 'private_key is not a PEM private key' : 'private_key holds more than one key' };
   }
-  const keyPem = keyBlocks[0] as string;
-  const encrypted = keyPem.startsWith('-----BEGIN ENCRYPTED') || /Proc-Type:\s*4,ENCRYPTED/.test(keyPem);
+  const keyPem = keyBlocks[0]!.text;
+  // Whatever the label says: bytes that are an encrypted PKCS#8 key have their derivation cost checked first.
+  const body = pemBody(keyPem);
+  const pkcs8Encrypted = encryptedPkcs8Algorithm(body) !== null;
+  if (pkcs8Encrypted) {
+    const kdf = pkcs8KdfIterations(body);
+    if ('refused' in kdf) return { ok: false, field: 'private_key', reason: `private_key is encrypted, but ${kdf.refused}` };
+    if (kdf.iterations > MAX_KDF_ITERATIONS) {
+      return { ok: false, field: 'private_key', reason: `private_key is encrypted with ${kdf.iterations} key derivation iterations, more than the ${MAX_KDF_ITERATIONS} accepted` };
+    }
+  }
+  const encrypted = pkcs8Encrypted || keyPem.startsWith('-----BEGIN ENCRYPTED') || /Proc-Type:[ \t]*4,ENCRYPTED/.test(keyPem);
   if (encrypted && passPhrase === '') {
     return { ok: false, field: 'pass_phrase', reason: 'private_key is encrypted and pass_phrase is empty' };
   }
@@ -57,12 +124,70 @@ function shortCryptoError(e: unknown): string {
   return msg.split('\n')[0]!.slice(0, 120);
 }
 
-/** Replaces private key blocks (complete or truncated) and pass phrases in a raw message, for logs. */
-export function redactKeyMaterial(text: string): string {
-  return text
-    .replace(/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?(-----END \1PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]')
-    // the rest of the line and every more-indented continuation line (block scalars | or >, folded quotes)
-    .replace(/^(\s*:?pass_phrase:)[^\n]*(?:\n[ \t]+[^\n]*)*/gm, '$1 [REDACTED]')
-    // flow style: {..., :pass_phrase: x, ...}
-    .replace(/(:?pass_phrase:)[ \t]*(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^,}\n]*)/g, '$1 [REDACTED]');
+/**
+ * Why the leaf certificate of a chain (as checkCertAndKey returns it) is not valid for `alias` at `now`, or null:
+ * expired, not yet valid, or its names (subjectAltName DNS names; the subject CN when there are none; wildcards
+ * cover one label) do not cover the alias.
+ */
+export function certProblem(chainPem: string, alias: string, now: number): string | null {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(pemBlocks(chainPem, CERT_LABELS, 1)[0]?.text ?? '');
+  } catch {
+    return 'the certificate does not parse';
+  }
+  const notAfter = Date.parse(leaf.validTo);
+  const notBefore = Date.parse(leaf.validFrom);
+  if (!(now <= notAfter)) return `the certificate expired on ${new Date(notAfter).toISOString()}`;
+  if (!(now >= notBefore)) return `the certificate is not valid before ${new Date(notBefore).toISOString()}`;
+  if (leaf.checkHost(alias) === undefined) {
+    const names = leaf.subjectAltName ?? leaf.subject.split('\n').find((l) => l.startsWith('CN=')) ?? '(no names)';
+    return `the certificate's names (${names.length > 120 ? names.slice(0, 120) + '…' : names}) do not cover ${JSON.stringify(alias)}`;
+  }
+  return null;
+}
+
+const B64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+const HEX = /^[0-9A-Fa-f]+$/;
+
+/** Bytes decoded from `s` when, whitespace (and hex ':' separators) aside, it is one base64 or hex blob. */
+function decodeBlob(s: string): Buffer | null {
+  const compact = s.replace(/\s+/g, '');
+  if (compact.length < 40) return null;
+  const hex = compact.includes(':') ? compact.replace(/:/g, '') : compact;
+  if (HEX.test(hex) && hex.length % 2 === 0) return Buffer.from(hex, 'hex');
+  if (B64.test(compact)) return Buffer.from(compact, 'base64'); // node's base64 decoder takes the url alphabet too
+  return null;
+}
+
+/** Whether DER bytes are a private key: PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC. */
+export function derIsPrivateKey(der: Buffer): boolean {
+  if (!isDerSequence(der)) return false;
+  if (encryptedPkcs8Algorithm(der) !== null) return true;
+  for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
+    try {
+      createPrivateKey({ key: der, format: 'der', type });
+      return true;
+    } catch {
+      // not this encoding
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether a value is private key material, whatever its encoding: PEM armor of a private or encrypted key in
+ * any letter case (even without its END line), or, whitespace aside, base64 / base64url / hex of a DER private
+ * key. Linear in `s` (one lowercase copy, one compaction, at most three DER parses).
+ */
+export function isPrivateKeyMaterial(s: string | Uint8Array): boolean {
+  if (typeof s !== 'string') return derIsPrivateKey(Buffer.from(s)) || isPrivateKeyMaterial(Buffer.from(s).toString('latin1'));
+  const lower = s.toLowerCase();
+  const armor = lower.indexOf('-----begin');
+  if (armor >= 0) {
+    const line = lower.slice(armor, armor + 80);
+    if (line.includes('private') || line.includes('encrypted') || line.includes(' key')) return true;
+  }
+  const blob = decodeBlob(s);
+  return blob !== null && derIsPrivateKey(blob);
 }

@@ -10,7 +10,7 @@ import yaml from 'js-yaml';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import * as f from '../spi/fields.js';
-import { appId, compareEndpoints, emptyState, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
+import { appId, compareEndpoints, emptyState, endpointKey, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
 import { indexAliases } from '../state/reduce.js';
 import { legacyVarsFilePath, lockPath, varsFilePath } from './paths.js';
 import { withLock, type LockOptions } from '../io/lock.js';
@@ -101,7 +101,11 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
     if (!Array.isArray(v)) throw new f.FieldError(`${name} is not a list`);
     return v;
   };
-  const aliases = arr('aliases').map((a) => f.hostName('alias', a)).sort();
+  const aliases = [...new Set(arr('aliases').map((a) => f.hostName('alias', a)))].sort();
+  const aliasSet = new Set(aliases);
+  // Addresses are canonicalized (a file written before they were keeps loading): two spellings of one address
+  // become one endpoint, the first in endpoint order.
+  const seen = new Set<string>();
   const endpoints: Endpoint[] = arr('endpoints').map((e) => {
     if (!isObj(e)) throw new f.FieldError('endpoint is not a mapping');
     return {
@@ -109,12 +113,12 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
       port_name: f.token('port_name', e.port_name), protocols: f.tokenList('protocols', e.protocols),
       types: f.tokenList('types', e.types), mappings: f.mappings(e.mappings),
     };
-  }).sort(compareEndpoints);
+  }).sort(compareEndpoints).filter((e) => (seen.has(endpointKey(e)) ? false : (seen.add(endpointKey(e)), true)));
   const tls: TlsEntry[] = [];
   for (const t of arr('tls')) {
     if (!isObj(t)) throw new f.FieldError('tls entry is not a mapping');
     const alias = f.hostName('alias', t.alias);
-    if (!aliases.includes(alias)) throw new f.FieldError(`tls alias ${alias} is not one of the aliases`);
+    if (!aliasSet.has(alias)) throw new f.FieldError(`tls alias ${alias} is not one of the aliases`);
     const certFile = f.string('cert_file', t.cert_file);
     const keyFile = f.string('key_file', t.key_file);
     tls.push({ alias, cert: await readTls(certFile), key: await readTls(keyFile) });

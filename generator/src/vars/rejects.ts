@@ -1,8 +1,11 @@
-/** The rejects log: one JSON line per rejected document, key material redacted, appended and fsynced. */
+/**
+ * The rejects log: one JSON line per rejected document, appended and fsynced. The message it keeps was redacted
+ * by the parser (spi/redact.ts) before it got here: a raw document never reaches this module.
+ */
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
-import { redactKeyMaterial } from '../tls/pem.js';
+import { MAX_LOGGED } from '../spi/redact.js';
 import { ensureDir } from '../io/atomic.js';
 import { rejectsPath } from './paths.js';
 
@@ -14,16 +17,14 @@ export interface RejectRecord {
   app?: string;
   source?: string;
   message_id?: string;
-  /** the raw document, private keys and pass phrases redacted, cut at 64 KiB */
+  /** what is kept of the document (spi/redact.ts: no key material, no secret field), at most 64 KiB */
   message: string;
 }
 
-const MAX_MESSAGE = 65536;
-
-export function rejectRecord(r: Omit<RejectRecord, 'time' | 'message'> & { text: string }, now = new Date()): RejectRecord {
-  const { text, ...rest } = r;
-  let message = redactKeyMaterial(text);
-  if (message.length > MAX_MESSAGE) message = message.slice(0, MAX_MESSAGE) + '…[truncated]';
+/** `logged`: the redacted document (ParsedDoc.logged or redactEvent), never raw text. */
+export function rejectRecord(r: Omit<RejectRecord, 'time' | 'message'> & { logged: string }, now = new Date()): RejectRecord {
+  const { logged, ...rest } = r;
+  const message = logged.length > MAX_LOGGED ? logged.slice(0, MAX_LOGGED) + '…[truncated]' : logged;
   return { time: now.toISOString(), ...rest, message };
 }
 

@@ -1,15 +1,18 @@
 /**
- * StateStore: the one way to change the routing state. Parses outside the lock (pure, CPU only), then under
- * the cross-process lock: re-reads the files if another process changed them, reduces, writes atomically,
- * appends rejections to the rejects log, and only then resolves — so a caller may ack once it resolves.
+ * StateStore: the one way to change the routing state. Parses, validates and redacts outside the lock (pure,
+ * CPU only, whatever the input), then under the cross-process lock: re-reads the files if another process
+ * changed them, reduces, writes atomically, appends rejections to the rejects log, and only then resolves — so
+ * a caller may ack once it resolves.
  */
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { withLock, type LockOptions } from '../io/lock.js';
-import { iterateSpiStream } from '../spi/parse.js';
+import { parseCidr, type Cidr } from '../net/address.js';
+import { parseSpiStream, type ParseOptions } from '../spi/parse.js';
+import { redactEvent } from '../spi/redact.js';
 import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
 import { cloneState, type ReduceContext, type State } from '../state/types.js';
-import { commit, reduce } from '../state/reduce.js';
+import { commit, deferAliasLists, finishAliasLists, reduce } from '../state/reduce.js';
 import { readState } from './load.js';
 import { appDigest } from './digest.js';
 import { migrateLegacyVars, writeState } from './write.js';
@@ -44,6 +47,25 @@ export interface ApplyMeta {
   messageId?: string;
 }
 
+/** How SPI messages are parsed under `config` (size cap, gear networks). */
+export function parseOptions(config: Config): ParseOptions {
+  const gearNetworks = config.gear_networks.map((n) => parseCidr(n)).filter((c): c is Cidr => typeof c !== 'string');
+  return { maxBodyBytes: config.max_body_bytes, gearNetworks };
+}
+
+/** The reducer's view of `config`; `now` is the clock certificates are checked against. */
+export function reduceContext(config: Config, now: () => number = Date.now): ReduceContext {
+  return {
+    cloudDomain: config.cloud_domain, routedTypes: new Set(config.routed_types), limits: config.limits,
+    tlsRequireValid: config.tls_require_valid, now,
+  };
+}
+
+export interface StoreOptions extends LockOptions {
+  /** the clock certificates are checked against (tests); default Date.now */
+  now?: () => number;
+}
+
 type Stamp = string | null;
 async function fileStamp(path: string): Promise<Stamp> {
   const s = await stat(path, { bigint: true }).catch(() => null);
@@ -62,14 +84,17 @@ export class StateStore {
   private stamp: Stamp;
   private readonly ctx: ReduceContext;
   private readonly lockOptions: LockOptions;
+  /** how this store parses SPI text (also for callers that parse on their own, such as the listener) */
+  readonly parseOptions: ParseOptions;
 
-  private constructor(config: Config, state: State, digest: string | null, stamp: Stamp, lockOptions: LockOptions) {
+  private constructor(config: Config, state: State, digest: string | null, stamp: Stamp, options: StoreOptions) {
     this.config = config;
     this.current = state;
     this.digest = digest;
     this.stamp = stamp;
-    this.ctx = { cloudDomain: config.cloud_domain, routedTypes: new Set(config.routed_types) };
-    this.lockOptions = lockOptions;
+    this.ctx = reduceContext(config, options.now);
+    this.parseOptions = parseOptions(config);
+    this.lockOptions = options;
   }
 
   /**
@@ -77,11 +102,11 @@ export class StateStore {
    * rproxy_routes.yml is migrated here: the same state is written as rproxy_routes.json and the YAML removed;
    * a JSON file whose derived parts differ from what this generator renders is rewritten.
    */
-  static async open(config: Config, lockOptions: LockOptions = {}): Promise<StateStore> {
+  static async open(config: Config, options: StoreOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
       const { state, digest, stamp } = await StateStore.read(config);
-      return new StateStore(config, state, digest, stamp, lockOptions);
-    }, lockOptions);
+      return new StateStore(config, state, digest, stamp, options);
+    }, options);
   }
 
   /** readState + the stamp of what was read, migrating a legacy file first. Call under the state lock. */
@@ -118,26 +143,23 @@ export class StateStore {
   }
 
   /**
-   * Parses a YAML stream (one or many SPI documents) and applies it. Documents are parsed one at a time while
-   * applying, so a replay of 100,000 events never holds them all.
+   * Parses a YAML stream (one or many SPI documents) and applies it. Every document is parsed, validated and (when
+   * rejected) redacted before the lock is taken: the lock is held for the reduce and the writes only. Accepted
+   * documents keep only their event, not their text.
    */
   async applyText(yamlStream: string, meta: ApplyMeta = {}): Promise<ApplyResult> {
-    return this.applyEvents(iterateSpiStream(yamlStream, { maxBodyBytes: this.config.max_body_bytes }), meta);
+    return this.applyEvents(parseSpiStream(yamlStream, this.parseOptions), meta);
   }
 
   /** Applies parsed documents (or already-validated events) in order; one write for the whole batch. */
   async applyEvents(items: Iterable<ParsedDoc | SpiEvent>, meta: ApplyMeta = {}): Promise<ApplyResult> {
-    let i = 0;
-    const docs = (function* (): Generator<ParsedDoc> {
-      for (const it of items) {
-        yield 'ok' in it ? it : { index: i, text: '', ok: true, event: it };
-        i++;
-      }
-    })();
+    const docs: ParsedDoc[] = [];
+    for (const it of items) docs.push('ok' in it ? it : { index: docs.length, ok: true, event: it });
     return withLock(lockPath(this.config), async () => {
       await this.refreshLocked();
       const prev = this.current;
       const next = cloneState(prev);
+      deferAliasLists(next);
       const results: DocResult[] = [];
       const records: RejectRecord[] = [];
       const changed = new Set<string>();
@@ -145,20 +167,21 @@ export class StateStore {
         if (!d.ok) {
           const rej: Rejection = { index: d.index, ...d.rejection, ...(d.action !== undefined && { action: d.action }) };
           results.push({ status: 'rejected', ...rej });
-          records.push(this.record(rej, d.text, meta));
+          records.push(this.record(rej, d.logged, meta));
           continue;
         }
         const out = reduce(next, d.event, this.ctx);
         if (out.status === 'rejected') {
           const rej: Rejection = { index: d.index, ...out.rejection, action: d.event.action, app: out.appId };
           results.push({ status: 'rejected', ...rej });
-          records.push(this.record(rej, d.text, meta));
+          records.push(this.record(rej, redactEvent(d.event), meta));
           continue;
         }
         commit(next, out);
         if (out.status === 'applied') changed.add(out.appId);
         results.push({ index: d.index, status: out.status, app: out.appId });
       }
+      finishAliasLists(next);
       // An app changed and changed back within the batch is not a change: keep the old object (no TLS work).
       const changedApps: string[] = [];
       for (const id of [...changed].sort()) {
@@ -192,9 +215,9 @@ export class StateStore {
     }, this.lockOptions);
   }
 
-  private record(rej: Rejection, text: string, meta: ApplyMeta): RejectRecord {
+  private record(rej: Rejection, logged: string, meta: ApplyMeta): RejectRecord {
     return rejectRecord({
-      code: rej.code, reason: rej.reason, text,
+      code: rej.code, reason: rej.reason, logged,
       ...(rej.action !== undefined && { action: rej.action }),
       ...(rej.app !== undefined && { app: rej.app }),
       ...(meta.source !== undefined && { source: meta.source }),

@@ -93,3 +93,26 @@ test('exit codes per contract', (t) => {
   t.is(exitCodeFor(new RproxyError('ERR_STATE_LOCKED', 'x')), 1);
   t.is(exitCodeFor(new Error('x')), 1);
 });
+
+test('hostile-input policy keys: gear_networks canonical and checked, tls_require_valid boolean, limits integers', (t) => {
+  const d = defaultConfig();
+  t.deepEqual([d.gear_networks, d.tls_require_valid, d.limits], [[], true, { endpoints_per_app: 1000, aliases_per_app: 2000, tls_aliases_per_app: 100, mappings_per_app: 256 }]);
+  const c = parseConfig('gear_networks: [10.0.0.0/8, "2001:DB8::/32", "::ffff:192.0.2.0/120"]\ntls_require_valid: false\nlimits:\n  aliases_per_app: 20000\n', '/');
+  t.deepEqual(c.gear_networks, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.0/24']);
+  t.false(c.tls_require_valid);
+  t.deepEqual(c.limits, { ...d.limits, aliases_per_app: 20000 }, 'other limits keep their defaults');
+  for (const [text, re] of [
+    ['gear_networks: [10.1.0.0/8]\n', /gear_networks\[0\] "10\.1\.0\.0\/8" has host bits set \(the network is 10\.0\.0\.0\/8\)/],
+    ['gear_networks: [10.0.0.1]\n', /gear_networks\[0\] "10\.0\.0\.1" is not ADDRESS\/PREFIX/],
+    ['gear_networks: 10.0.0.0/8\n', /gear_networks must be a list of networks/],
+    ['tls_require_valid: "yes"\n', /tls_require_valid must be true or false/],
+    ['limits:\n  aliases_per_app: 0\n', /limits\.aliases_per_app must be an integer 1\.\.1000000/],
+  ] as const) {
+    const e = t.throws(() => parseConfig(text, '/'));
+    t.true(isRproxyError(e, 'ERR_CONFIG_INVALID'), text);
+    t.regex(e!.message, re);
+  }
+  const e = t.throws(() => parseConfig('limits:\n  alias_per_app: 1\n', '/'));
+  t.true(isRproxyError(e, 'ERR_CONFIG_UNKNOWN_KEY'));
+  t.is(exitCodeFor(new RproxyError('ERR_SPI_LIMIT', 'x')), 3);
+});

@@ -1,6 +1,6 @@
 // The rejects log must never carry key material or a pass phrase, whatever YAML style the message used.
 import test from 'ava';
-import { redactKeyMaterial } from '../../../generator/src/tls/pem.js';
+import { redactKeyMaterial } from '../../../generator/src/spi/redact.js';
 
 const styles: Array<[string, string]> = [
   ['plain', ':pass_phrase: s3cr3t\n:alias: www.example.com\n'],

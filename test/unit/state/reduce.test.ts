@@ -5,9 +5,13 @@ import { commit, reduce, type Outcome } from '../../../generator/src/state/reduc
 import { deriveRoute } from '../../../generator/src/state/route.js';
 import { cloneState, emptyState, type ReduceContext, type State } from '../../../generator/src/state/types.js';
 import { renderVars } from '../../../generator/src/vars/emit.js';
+import { defaultConfig } from '../../../generator/src/config.js';
 import { samplesDocs, samplesText, tls } from '../../fixtures/helpers.js';
 
-const ctx: ReduceContext = { cloudDomain: 'apps.example.com', routedTypes: new Set(['web_framework']) };
+// the certificate policy and the limits have tests of their own (test/unit/state/policy.test.ts)
+const ctx: ReduceContext = {
+  cloudDomain: 'apps.example.com', routedTypes: new Set(['web_framework']), limits: defaultConfig().limits, tlsRequireValid: false, now: Date.now,
+};
 const events = (text: string): SpiEvent[] =>
   parseSpiStream(text, { maxBodyBytes: 1 << 20 }).map((d) => {
     if (!d.ok) throw new Error(d.rejection.reason);

@@ -99,7 +99,7 @@ test('TLS files follow the state: remove_ssl, remove_alias and delete_applicatio
 });
 
 test('a new certificate for the same alias changes the vars (sha256) and the files; appDigest changes', async (t) => {
-  const cfg = await tmpConfig();
+  const cfg = await tmpConfig('tls_require_valid: false\n'); // b.crt is for b.example.org: a file test, not a name test
   const store = await StateStore.open(cfg);
   const ssl = (c: string, k: string) => psych({ action: ':add_ssl', app_name: 'shop', namespace: 'acme', alias: 'a.example.org', ssl: block(c), private_key: block(k), pass_phrase: "''" });
   await store.applyText(psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: 'a.example.org' }) + ssl(tls('a.crt'), tls('a.key')));
