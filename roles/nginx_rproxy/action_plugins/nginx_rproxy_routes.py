@@ -34,7 +34,7 @@ REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*$')
 CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*$')
 NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?$')
 
-TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2')
+TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2', 'app.locations.conf.j2')
 
 
 class RouteError(Exception):
@@ -108,7 +108,7 @@ def check_app(aid, app):
         seen.add(loc['path'])
     if root_location == ('/' in seen):
         raise RouteError('app %s: route.root_location must be true exactly when no location has path "/"' % aid)
-    aliases = app.get('aliases') or []
+    aliases = set(a for a in (app.get('aliases') or []) if _str(a))
     tls = app.get('tls')
     if tls is None:
         tls = []
@@ -159,7 +159,9 @@ def compile_templates(env, read_template):
 
 
 def render_app(compiled, aid, app, settings):
-    """The app's rendered nginx files (relative path -> text), TLS material excluded. check_app first."""
+    """The app's rendered nginx files (relative path -> text), TLS material excluded. check_app first.
+    An app with its own server blocks gets its locations rendered once (locations/<id>.conf), included from
+    each block: the size grows with names + certificates + locations, not with their product."""
     route = app['route']
     tv = dict(app_id=aid, app=app, route=route, s=settings)
     files = {'maps/%s.map' % aid: compiled['app.map.j2'].render(tv)}
@@ -167,6 +169,7 @@ def render_app(compiled, aid, app, settings):
         files['upstreams/%s.conf' % aid] = compiled['app.upstream.conf.j2'].render(tv)
     if route.get('dedicated_server'):
         files['servers/%s.conf' % aid] = compiled['app.server.conf.j2'].render(tv)
+        files['locations/%s.conf' % aid] = compiled['app.locations.conf.j2'].render(tv)
     return files
 
 

@@ -19,8 +19,9 @@ description:
     gracefully (SIGHUP to the master; starts nginx when it is not running).
   - When the test fails, every touched file is restored to its previous content (or removed when it
     is new), the running nginx is left untouched, and the module fails with nginx's message.
-  - Files of an application are C(maps/<id>.map), C(upstreams/<id>.conf), C(servers/<id>.conf) and
-    C(tls/<id>/<alias>.crt|.key) (directory 0700, files 0600) under O(conf_dir).
+  - Files of an application are C(maps/<id>.map), C(upstreams/<id>.conf), C(servers/<id>.conf),
+    C(locations/<id>.conf) (included by the app's server blocks only) and C(tls/<id>/<alias>.crt|.key)
+    (directory 0700, files 0600) under O(conf_dir). Any other path is refused.
 options:
   conf_dir: {description: Directory holding the per-app sub-directories., type: path, required: true}
   apps: {description: App ids this call is authoritative for; their files not in O(files)/O(secret_files) are removed., type: list, elements: str, required: true}
@@ -51,15 +52,17 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
-PLAIN_RE = re.compile(r'^(maps/(?P<m>[a-z0-9]+-[a-z0-9]+)\.map|upstreams/(?P<u>[a-z0-9]+-[a-z0-9]+)\.conf|servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf)$')
+PLAIN_RE = re.compile(r'^(maps/(?P<m>[a-z0-9]+-[a-z0-9]+)\.map|upstreams/(?P<u>[a-z0-9]+-[a-z0-9]+)\.conf'
+                      r'|servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf|locations/(?P<l>[a-z0-9]+-[a-z0-9]+)\.conf)$')
 TLS_RE = re.compile(r'^tls/(?P<t>[a-z0-9]+-[a-z0-9]+)/(?P<f>[A-Za-z0-9*][A-Za-z0-9*._-]*\.(crt|key))$')
-SUBDIRS = ('maps', 'upstreams', 'servers', 'tls')
+PLAIN_SUBDIRS = ('maps', 'upstreams', 'servers', 'locations')
+SUBDIRS = PLAIN_SUBDIRS + ('tls',)
 
 
 def app_of(rel):
     m = PLAIN_RE.match(rel)
     if m:
-        return m.group('m') or m.group('u') or m.group('s')
+        return m.group('m') or m.group('u') or m.group('s') or m.group('l')
     m = TLS_RE.match(rel)
     if m and '..' not in m.group('f'):
         return m.group('t')
@@ -84,7 +87,7 @@ def read_current(path):
 def existing_files(conf_dir, app_ids=None):
     """Relative paths of managed files on the host, limited to app_ids (None = all)."""
     found = []
-    for sub in ('maps', 'upstreams', 'servers'):
+    for sub in PLAIN_SUBDIRS:
         d = os.path.join(conf_dir, sub)
         try:
             names = os.listdir(d)

@@ -8,7 +8,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import { varsFilePath } from '../../../generator/src/vars/paths.js';
@@ -41,9 +41,9 @@ const TRICKY = [
   create('idle'),
 ].join('');
 
-async function renderTree(streams: string[]): Promise<{ dir: string; vars: string; cfgDir: string }> {
+async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: string; vars: string; cfgDir: string }> {
   // the fixture certificate is for a.example.org: the TLS aliases here test rendering, not certificate names
-  const cfg = await tmpConfig('tls_require_valid: false\n');
+  const cfg = await tmpConfig('tls_require_valid: false\n' + extraConfig);
   const store = await StateStore.open(cfg);
   for (const s of streams) {
     const r = await store.applyText(s);
@@ -52,6 +52,14 @@ async function renderTree(streams: string[]): Promise<{ dir: string; vars: strin
   const dir = join(cfg.dir, 'nginx');
   await run('/usr/bin/python3', [HELPER, varsFilePath(cfg), cfg.inventory_dir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]);
   return { dir, vars: varsFilePath(cfg), cfgDir: cfg.inventory_dir };
+}
+
+/** servers/<id>.conf with each include of the app's locations file replaced by that file (what nginx reads). */
+async function serverWithLocations(dir: string, id: string): Promise<string> {
+  const text = await readFile(join(dir, 'rproxy/servers', `${id}.conf`), 'utf8');
+  const locations = await readFile(join(dir, 'rproxy/locations', `${id}.conf`), 'utf8');
+  const include = `    include ${join(dir, 'rproxy/locations', `${id}.conf`)};\n`;
+  return text.split(include).join(locations.split('\n').map((l) => (l ? `    ${l}\n` : '')).join(''));
 }
 
 const nginxT = (dir: string) => run(NGINX!, ['-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf')]);
@@ -73,7 +81,7 @@ for (const [name, streams] of CASES) {
 test('tricky apps render as expected: one location per path, 503 without backend', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([TRICKY]);
-  const server = (id: string) => readFile(join(dir, 'rproxy/servers', `${id}.conf`), 'utf8');
+  const server = (id: string) => serverWithLocations(dir, id);
   const bug = await server('bug-acme');
   t.is(bug.match(/location "\/" \{/g)?.length, 2, 'one location "/" per server block (:80 and the wildcard :443)');
   t.true(bug.includes('rewrite "^//*(.*)$" "/a/$1" break;'));
@@ -129,3 +137,90 @@ for (const [name, tamper, message] of TAMPER) {
     t.regex(String((e as { stderr?: string }).stderr), message);
   });
 }
+
+// --- one app's locations: rendered once, included from each of its servers ------------------------------------
+
+/** An app with `endpoints` gears carrying the same `mappings` path mappings (as web gears do), and `certs` TLS aliases. */
+function bigApp(endpoints: number, mappings: number, certs: number): string {
+  const docs = [create('big')];
+  for (let e = 0; e < endpoints; e++) {
+    docs.push(endpoint('big', `g${e}`, `198.51.100.${50 + e}`, 8080, ['http', 'ws'], Array.from({ length: mappings }, (_, m) => [`/p${m}`, `/b${m}`] as [string, string])));
+  }
+  for (let c = 0; c < certs; c++) {
+    docs.push(psych({ action: ':add_alias', app_name: 'big', namespace: 'acme', alias: `t${c}.example.org` }));
+    docs.push(psych({ action: ':add_ssl', app_name: 'big', namespace: 'acme', alias: `t${c}.example.org`, ssl: block(tls('a.crt')), private_key: block(tls('a.key')), pass_phrase: "''" }));
+  }
+  return docs.join('');
+}
+
+async function appBytes(dir: string, id: string): Promise<number> {
+  let n = 0;
+  for (const sub of ['maps', 'upstreams', 'servers', 'locations']) {
+    const f = join(dir, 'rproxy', sub, `${id}.${sub === 'maps' ? 'map' : 'conf'}`);
+    if (existsSync(f)) n += (await readFile(f)).length;
+  }
+  return n;
+}
+
+test('an app\'s rendered size grows with the sum of its parts, not their product; nginx -t accepts it', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const small = await renderTree([bigApp(12, 32, 25)]);
+  const large = await renderTree([bigApp(25, 64, 50)]); // the reported case: 25 gears × 64 mappings + 50 certificates
+  const [a, b] = [await appBytes(small.dir, 'big-acme'), await appBytes(large.dir, 'big-acme')];
+  t.log(`12 gears, 32 mappings, 25 certificates: ${a} bytes; 25, 64, 50: ${b} bytes (×${(b / a).toFixed(2)})`);
+  t.true(b < 3 * a, 'parts doubled: about twice the bytes (mappings × servers would be 4×)');
+  t.true(b < 100_000, 'tens of kilobytes, not megabytes');
+  const server = await readFile(join(large.dir, 'rproxy/servers/big-acme.conf'), 'utf8');
+  const locations = await readFile(join(large.dir, 'rproxy/locations/big-acme.conf'), 'utf8');
+  t.is(server.match(/^server \{/gm)?.length, 52, ':80, the wildcard :443 and one :443 server per certificate');
+  t.is(server.match(/include .*\/locations\/big-acme\.conf;/g)?.length, 52, 'each includes the one locations file');
+  t.false(server.includes('location '), 'no location is repeated in the servers');
+  t.is(locations.match(/^location "/gm)?.length, 64, 'every mapped path once');
+  await t.notThrowsAsync(nginxT(large.dir));
+});
+
+/** Runs the role's module on this machine, as Ansible would (arguments file), against a rendered prefix. */
+async function runModule(dir: string, args: Record<string, unknown>): Promise<{ failed?: boolean; msg?: string; changed?: boolean; written?: string[]; removed?: string[] }> {
+  const argsFile = join(dir, 'module-args.json');
+  await writeFile(argsFile, JSON.stringify({
+    ANSIBLE_MODULE_ARGS: {
+      conf_dir: join(dir, 'rproxy'), test_command: [NGINX, '-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf')],
+      pid_file: join(dir, 'none.pid'), start_command: ['true'], ...args,
+    },
+  }));
+  const out = await run('/usr/bin/python3', [join(REPO, 'roles/nginx_rproxy/library/nginx_rproxy_routes.py'), argsFile]).catch((e: { stdout: string }) => e);
+  return JSON.parse(out.stdout.slice(out.stdout.indexOf('{')));
+}
+
+test('the module: writes locations files, refuses other paths, removes stale ones, restores the previous files when nginx -t fails', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const { dir } = await renderTree([TRICKY]);
+  const rel = 'locations/bug-acme.conf';
+  const good = await readFile(join(dir, 'rproxy', rel), 'utf8');
+  // the locations file is part of an app's files: a targeted run restores a lost one
+  await unlink(join(dir, 'rproxy', rel));
+  const files: Record<string, string> = {};
+  for (const sub of ['maps/bug-acme.map', 'upstreams/bug-acme.conf', 'servers/bug-acme.conf']) files[sub] = await readFile(join(dir, 'rproxy', sub), 'utf8');
+  const restored = await runModule(dir, { apps: ['bug-acme'], files: { ...files, [rel]: good } });
+  t.falsy(restored.failed, restored.msg);
+  t.deepEqual(restored.written, [rel]);
+  t.is(await readFile(join(dir, 'rproxy', rel), 'utf8'), good);
+  // allow-list: nothing outside the app's own kinds of files
+  for (const bad of ['locations/../servers/x-acme.conf', 'locations/bug-acme.map', 'locations/other.conf', 'snippets/bug-acme.conf']) {
+    const r = await runModule(dir, { apps: ['bug-acme'], files: { [bad]: 'x' } });
+    t.true(r.failed, bad);
+    t.regex(r.msg ?? '', /refusing to write/, bad);
+  }
+  // rollback: a locations file nginx refuses leaves the previous one in place
+  const broken = await runModule(dir, { apps: ['bug-acme'], files: { ...files, [rel]: 'location "/" { no_such_directive; }\n' } });
+  t.true(broken.failed);
+  t.regex(broken.msg ?? '', /nginx configuration test failed, previous files restored/);
+  t.is(await readFile(join(dir, 'rproxy', rel), 'utf8'), good);
+  // stale files: a full run for the apps that remain removes the others' locations files too
+  const full = await runModule(dir, { apps: ['split-acme'], full: true, files: {} });
+  t.falsy(full.failed, full.msg);
+  t.true(full.removed!.includes(rel));
+  t.true(full.removed!.includes('locations/split-acme.conf'), 'split-acme was selected with no files: its files go as well');
+  t.false(existsSync(join(dir, 'rproxy', rel)));
+  await t.notThrowsAsync(nginxT(dir));
+});

@@ -22,7 +22,7 @@ spec.loader.exec_module(plugin)
 
 vars_file, base_dir, out, wc_crt, wc_key = sys.argv[1:6]
 conf = os.path.join(out, 'rproxy')
-for d in ('snippets', 'maps', 'upstreams', 'servers', 'tls'):
+for d in ('snippets', 'maps', 'upstreams', 'servers', 'locations', 'tls'):
     os.makedirs(os.path.join(conf, d), exist_ok=True)
 env = AnsibleEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
