@@ -1,0 +1,87 @@
+/**
+ * Generated worst cases of hostile input (test/fixtures/hostile.ts), through the store as `paas-rproxy apply`
+ * uses it. Each asserts the outcome, that growth is linear — the CPU time (process.cpuUsage, not wall clock) of
+ * the case at size 2n stays under 3× its time at size n, the minimum of a few repetitions each — and that no byte
+ * of a private key (nor the pass phrase) appears in any file the product writes but the key files.
+ * Serial: CPU time is per process, concurrent tests would be counted in.
+ */
+import test from 'ava';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { StateStore } from '../../../generator/src/vars/store.js';
+import type { ApplyResult } from '../../../generator/src/vars/store.js';
+import { tmpConfig } from '../../fixtures/helpers.js';
+import { CASES, KEY_ENCODINGS, leakedSecrets, secretNeedles, type HostileCase } from '../../fixtures/hostile.js';
+
+const NEEDLES = secretNeedles();
+const REPS = 5;
+// A full collection before each measured run, so garbage of the previous run is not billed to this one.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+async function runOnce(c: HostileCase, n: number, text: string): Promise<{ cpu: number; result: ApplyResult; dir: string }> {
+  const cfg = await tmpConfig(c.config?.(n) ?? '');
+  const store = await StateStore.open(cfg);
+  if (c.setup) await store.applyText(c.setup);
+  gc();
+  const before = process.cpuUsage();
+  const result = await store.applyText(text, { source: 'hostile' });
+  const used = process.cpuUsage(before);
+  return { cpu: (used.user + used.system) / 1e6, result, dir: cfg.dir };
+}
+
+/** Minimum CPU seconds over REPS runs (after one warm-up run), and the last run's result. */
+async function measure(c: HostileCase, n: number): Promise<{ cpu: number; result: ApplyResult; dir: string }> {
+  const text = c.make(n);
+  let last = await runOnce(c, n, text);
+  let min = Infinity;
+  for (let i = 0; i < REPS; i++) {
+    last = await runOnce(c, n, text);
+    min = Math.min(min, last.cpu);
+  }
+  return { ...last, cpu: min };
+}
+
+for (const c of CASES) {
+  test.serial(`hostile: ${c.name}`, async (t) => {
+    const small = await measure(c, c.n);
+    const large = await measure(c, 2 * c.n);
+    // outcome, at n and 2n
+    for (const [n, r] of [[c.n, small.result], [2 * c.n, large.result]] as const) {
+      const want = c.expect(n);
+      if (want.applied !== undefined) t.is(r.applied + r.unchanged, want.applied, `applied at ${n}`);
+      if (want.rejected !== undefined) t.is(r.rejected.length, want.rejected, `rejected at ${n}`);
+      if (want.reason) t.true(r.rejected.some((x) => want.reason!.test(x.reason)), r.rejected.map((x) => x.reason).join('\n').slice(0, 2000));
+      if (want.code) t.true(r.rejected.some((x) => x.code === want.code), want.code);
+    }
+    const r = small.result;
+    for (const x of [...r.rejected, ...large.result.rejected]) t.true(x.reason.length <= 400, `reason bounded: ${x.reason.slice(0, 100)}…`);
+    // linear growth (CPU)
+    t.log(`n=${c.n}: ${(small.cpu * 1000).toFixed(1)} ms CPU, 2n: ${(large.cpu * 1000).toFixed(1)} ms CPU (×${(large.cpu / small.cpu).toFixed(2)})`);
+    t.true(large.cpu < 3 * Math.max(small.cpu, 0.005), `CPU at 2n (${large.cpu.toFixed(3)} s) under 3× CPU at n (${small.cpu.toFixed(3)} s)`);
+    // no key byte in any written file
+    const output = [...r.rejected, ...large.result.rejected].map((x) => x.reason);
+    t.deepEqual(await leakedSecrets(small.dir, NEEDLES, output), []);
+    t.deepEqual(await leakedSecrets(large.dir, NEEDLES), []);
+  });
+}
+
+test.serial('key material in every encoding: each document rejected, its reason names the problem, the log keeps none of the key', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  await store.applyText(`---\n:action: :add_alias\n:app_name: shop\n:namespace: acme\n:alias: a.example.org\n`);
+  for (const [name, doc] of KEY_ENCODINGS) {
+    const r = await store.applyText(doc, { source: name });
+    t.is(r.rejected.length, 1, `${name}: rejected`);
+    t.is(r.applied, 0, name);
+    t.deepEqual(await leakedSecrets(cfg.dir, NEEDLES, [r.rejected[0]?.reason ?? '']), [], name);
+  }
+  // the needles do find key material where it belongs (so the check above can fail)
+  const ok = await store.applyText(KEY_ENCODINGS.find(([n]) => n.startsWith('valid add_ssl'))![1].replace('lacks.example.org', 'a.example.org'));
+  t.is(ok.applied, 1);
+  const inKeyFile = await leakedSecrets(cfg.dir, NEEDLES);
+  t.deepEqual(inKeyFile, [], 'the key file itself is not scanned');
+  const { readFile } = await import('node:fs/promises');
+  const keyFile = await readFile(`${cfg.inventory_dir}/.rproxy_tls/shop-acme/a.example.org.key`, 'latin1');
+  t.true(NEEDLES.some((n) => keyFile.includes(n)), 'the needles match the key as written to its key file');
+});
