@@ -9,6 +9,9 @@ import type { Delivery } from './stomp.js';
 import type { BatchOutcome, DocOutcome, IntakePort, MessageOutcome } from './batcher.js';
 import type { SeenIds } from './seen.js';
 
+/** Documents one STOMP message may hold (the broker sends one): more, and the message is rejected whole, unparsed. */
+export const MAX_DOCUMENTS_PER_MESSAGE = 1000;
+
 export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: SeenIds): IntakePort {
   return {
     async apply(all: readonly Delivery[]): Promise<BatchOutcome> {
@@ -30,7 +33,7 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
         if (size > maxBodyBytes) {
           return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
         }
-        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes });
+        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE });
         return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
       });
       const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));

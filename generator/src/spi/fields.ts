@@ -43,10 +43,24 @@ export function maskEncodedRuns(s: string): string {
   return out;
 }
 
-/** A string value as a reason may show it: JSON-quoted, masked, at most ECHO_MAX characters of it. */
-export function echoString(s: string): string {
-  const head = maskEncodedRuns(s.length > 4 * ECHO_MAX ? s.slice(0, 4 * ECHO_MAX) : s);
-  return JSON.stringify(head.length > ECHO_MAX || s.length > 4 * ECHO_MAX ? head.slice(0, ECHO_MAX) + '…' : head);
+/**
+ * At most `max` characters of a string from the input, encoded-looking runs masked. Only a prefix is examined,
+ * and a run cut by that prefix is dropped whole (its length, hence its masking, is unknown). The final cut may
+ * split a kept run: it was judged whole, so a piece of it says no more than it.
+ */
+export function echoText(s: string, max = ECHO_MAX): string {
+  const cut = s.length > 4 * max;
+  const masked = maskEncodedRuns(cut ? dropTrailingRun(s.slice(0, 4 * max)) : s);
+  return !cut && masked.length <= max ? masked : masked.slice(0, max) + '…';
+}
+
+/** A string value as a reason may show it: JSON-quoted `echoText`. */
+export const echoString = (s: string): string => JSON.stringify(echoText(s));
+
+function dropTrailingRun(s: string): string {
+  let end = s.length;
+  while (end > 0 && isRunChar(s.charCodeAt(end - 1))) end--;
+  return s.slice(0, end);
 }
 
 /** Any value as a reason may show it: scalars quoted (bounded), lists and mappings by their type only. */

@@ -4,7 +4,7 @@
  * and a bounded walk (node count, depth, and bytes of strings read) that defuses alias bombs and deep nesting.
  */
 import yaml from 'js-yaml';
-import { echoString, maskEncodedRuns } from './fields.js';
+import { echoText } from './fields.js';
 import type { SpiRejection } from './types.js';
 
 /** Psych output needs only strings, sequences, mappings, booleans, integers and null. */
@@ -13,16 +13,20 @@ const SPI_SCHEMA = yaml.FAILSAFE_SCHEMA.extend({ implicit: [types.null, types.bo
 
 export const MAX_NODES = 10_000;
 export const MAX_DEPTH = 12;
+/** Nodes js-yaml may build (keys and values, aliases once): the walk below then bounds what aliases expand to. */
+export const MAX_PARSED_NODES = 2 * MAX_NODES;
+class TooManyNodes extends Error {}
 /**
  * Bytes of strings (keys and values) the walk may read, as a multiple of the document's own size: aliases let a
  * small document name one large string thousands of times, and every later reader would pay for each mention.
  */
 export const MAX_EXPANSION = 2;
 const TEMPLATE_MARKER = /\{\{|\{%|\{#/;
-/** A key as a path segment of a reason: at most 40 characters, encoded-looking runs masked, no control characters. */
-const segment = (name: string): string =>
-  // eslint-disable-next-line no-control-regex
-  maskEncodedRuns(name.length > 40 ? name.slice(0, 40) + '…' : name).replace(/[\x00-\x1f\x7f]/g, '?');
+/** Text from the input inside a reason: bounded, encoded-looking runs masked, no control characters. */
+// eslint-disable-next-line no-control-regex
+const inline = (text: string, max = 64): string => echoText(text, max).replace(/[\x00-\x1f\x7f]/g, '?');
+/** A key as a path segment of a reason. */
+const segment = (name: string): string => inline(name, 40);
 
 export type LoadResult = { ok: true; value: unknown; templateAt?: string } | { ok: false; rejection: SpiRejection };
 
@@ -34,19 +38,27 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
     return { ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message of ${size} bytes is over the ${maxBodyBytes}-byte limit` } };
   }
   let value: unknown;
+  // js-yaml stops as soon as the document has too many nodes (keys count too) or nests too deep, so a 1 MiB
+  // list of a million items costs what its first 20,000 cost
+  let parsed = 0;
+  const listener = (event: string): void => {
+    if (event === 'open' && ++parsed > MAX_PARSED_NODES) throw new TooManyNodes();
+  };
   try {
-    value = yaml.load(text, { schema: SPI_SCHEMA });
+    value = yaml.load(text, { schema: SPI_SCHEMA, maxDepth: MAX_DEPTH + 2, listener } as yaml.LoadOptions);
   } catch (e) {
+    if (e instanceof TooManyNodes) return yamlReject(`document has more than ${MAX_PARSED_NODES} YAML nodes`);
     if (e instanceof RangeError) return yamlReject('YAML nesting is too deep');
+    if (e instanceof yaml.YAMLException && e.reason.startsWith('nesting exceeded maxDepth')) return yamlReject(`YAML nesting is deeper than ${MAX_DEPTH} levels`);
     if (e instanceof yaml.YAMLException) {
       // js-yaml's reasons may quote the input (tag and alias names): only a bounded, masked part of it is echoed
       const reason = e.reason.length > 512 ? e.reason.slice(0, 512) : e.reason;
       const tag = /unknown tag !<([^>]*)>/.exec(reason);
-      if (tag) return yamlReject(`YAML tag !<${echoString(tag[1]!).slice(1, -1)}> is not accepted (only plain data: no !ruby/... objects)`);
+      if (tag) return yamlReject(`YAML tag !<${inline(tag[1]!)}> is not accepted (only plain data: no !ruby/... objects)`);
       if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key at line ${e.mark.line + 1}`);
-      return yamlReject(`malformed YAML: ${echoString(reason).slice(1, -1)} at line ${e.mark.line + 1}`);
+      return yamlReject(`malformed YAML: ${inline(reason, 160)} at line ${e.mark.line + 1}`);
     }
-    return yamlReject(`malformed YAML: ${echoString((e as Error).message.split('\n')[0] ?? '').slice(1, -1)}`);
+    return yamlReject(`malformed YAML: ${inline((e as Error).message.split('\n')[0] ?? '', 160)}`);
   }
   // Walk the tree once: bounded work whatever the aliases (nodes and bytes read), and find template markers
   // anywhere (keys too). Paths are built from bounded segments, and only while no marker has been found.

@@ -20,6 +20,11 @@ export interface ParseOptions {
   maxTextBytes?: number;
   /** gear addresses must be inside one of these networks (config gear_networks); absent or empty: any unicast */
   gearNetworks?: readonly Cidr[];
+  /**
+   * Optional cap of the documents in the text (a STOMP body: the broker sends one per message): over it, the text
+   * is one ERR_SPI_TOO_LARGE rejection and nothing of it is parsed. Replays of files leave it unset.
+   */
+  maxDocuments?: number;
 }
 
 type Fields = Record<string, unknown>;
@@ -141,8 +146,20 @@ export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<P
       return;
     }
   }
+  let docs: Iterable<string> = iterateYamlDocuments(text);
+  if (opts.maxDocuments !== undefined) {
+    const first: string[] = [];
+    for (const doc of docs) {
+      if (first.length === opts.maxDocuments) {
+        yield { index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message holds more than ${opts.maxDocuments} documents` }, logged: redactUnparsed(text) };
+        return;
+      }
+      first.push(doc);
+    }
+    docs = first;
+  }
   let i = 0;
-  for (const doc of iterateYamlDocuments(text)) yield parseSpiDocument(doc, i++, opts);
+  for (const doc of docs) yield parseSpiDocument(doc, i++, opts);
   // An empty message is still a message: reject it so it is recorded, never silently dropped.
   if (i === 0) yield { index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'message is empty (no YAML document)' }, logged: redactUnparsed(text) };
 }
