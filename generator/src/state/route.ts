@@ -71,8 +71,15 @@ export function deriveLocations(endpoints: AppState['endpoints']): RouteLocation
       backend: nginxQuote(m.backend),
       // the frontend prefix (and any slashes after it) is replaced by the backend path: no double slash
       rewrite_regex: nginxQuote(`^${regexEscape(m.frontend)}/*(.*)$`),
-      rewrite_to: nginxQuote(`${m.backend.replace(/\/+$/, '')}/$1`),
+      rewrite_to: nginxQuote(`${trimTrailingSlashes(m.backend)}/$1`),
     }));
+}
+
+/** `s` without its trailing slashes (a loop: `/\/+$/` backtracks quadratically on a run of slashes not at the end). */
+function trimTrailingSlashes(s: string): string {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 47) end--;
+  return s.slice(0, end);
 }
 
 export function deriveRoute(app: AppState, cloudDomain: string): Route {
