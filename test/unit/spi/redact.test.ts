@@ -1,6 +1,7 @@
 // The rejects log must never carry key material or a pass phrase, whatever YAML style the message used.
 import test from 'ava';
 import { redactKeyMaterial } from '../../../generator/src/spi/redact.js';
+import { tls } from '../../fixtures/helpers.js';
 
 const styles: Array<[string, string]> = [
   ['plain', ':pass_phrase: s3cr3t\n:alias: www.example.com\n'],
@@ -26,4 +27,31 @@ test('private key blocks are redacted, certificates kept', (t) => {
   const out = redactKeyMaterial(`:ssl: |\n  ${cert}\n:private_key: |\n  ${key}\n`);
   t.false(out.includes('MIIEvQIBADANBg'));
   t.true(out.includes('MIIDFTCCAf2g'));
+});
+
+// What the rejects log keeps of a document that does not parse: its skeleton, never a value it cannot vouch for.
+const broken = (body: string) => `---\n:action: :add_ssl\n:app_name: shop\n:namespace: acme\n${body}\n:oops: [unclosed\n`;
+
+test('unparsed documents: known fields with valid values kept, the rest elided, whatever follows a secret field skipped', (t) => {
+  const out = redactKeyMaterial(broken(':alias: www.example.com\n:pass_phrase: |\n  s3cr3t\n  :alias: looks.like.a.field\n:gear_id: "quoted ok"\n:deprecated: free text here'));
+  t.true(out.startsWith('# not parsed'), out);
+  t.true(out.includes(':action: :add_ssl\n:app_name: shop\n:namespace: acme\n:alias: www.example.com\n:pass_phrase: [REDACTED]\n'), out);
+  t.false(/s3cr3t|looks\.like|free text|quoted ok/.test(out), out);
+  t.true(out.includes(':deprecated: […]'));
+});
+
+test('unparsed documents: quoted scalars spanning lines, flow collections, tags and anchors are never kept', (t) => {
+  const out = redactKeyMaterial(broken(':private_key: "-----BEGIN PRIVATE KEY-----\n:alias: inside.the.quote\nMIIE"\n:x: !binary |\n  TUlJRXZR\n:y: &a [1, 2]\n{:pass_phrase: s3cr3t}'));
+  t.false(/inside\.the\.quote|MIIE|TUlJRXZR|s3cr3t/.test(out), out);
+  t.true(out.includes(':private_key: [REDACTED PRIVATE KEY]'));
+});
+
+test('unparsed documents: certificates that parse are kept; a key in certificate armor is not', (t) => {
+  const cert = tls('a.crt');
+  const key = tls('a.key');
+  const fake = key.replace(/PRIVATE KEY/g, 'CERTIFICATE');
+  const out = redactKeyMaterial(broken(`:ssl: |\n${(cert + fake).trimEnd().split('\n').map((l) => `  ${l}`).join('\n')}`));
+  t.true(out.includes(cert.split('\n')[1]!), 'the certificate body is kept');
+  t.false(out.includes(key.split('\n')[1]!), out);
+  t.false(out.includes(key.split('\n')[5]!), out);
 });
