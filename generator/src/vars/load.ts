@@ -109,7 +109,7 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
   const endpoints: Endpoint[] = arr('endpoints').map((e) => {
     if (!isObj(e)) throw new f.FieldError('endpoint is not a mapping');
     return {
-      address: f.ipAddress(e.address), port: f.port(e.port), gear_id: f.token('gear_id', e.gear_id),
+      address: f.ipAddress(e.address, {}, 'address'), port: f.port(e.port), gear_id: f.token('gear_id', e.gear_id),
       port_name: f.token('port_name', e.port_name), protocols: f.tokenList('protocols', e.protocols),
       types: f.tokenList('types', e.types), mappings: f.mappings(e.mappings),
     };
