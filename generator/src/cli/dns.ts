@@ -33,6 +33,49 @@ export interface DnsArgs extends GlobalArgs {
   concurrency?: number;
   'timeout-ms'?: number;
   json: boolean;
+  stdin: boolean;
+}
+
+/** --stdin: settings as one JSON document (how the rproxy_dns role passes the inventory's values). */
+export interface StdinSettings {
+  vips?: unknown[];
+  nameservers?: NameServer[];
+  soa?: Partial<DnsSettings['soa']>;
+}
+
+/** Parses the --stdin document (pure): unknown keys are errors, values are checked where they are used. */
+export function parseStdinSettings(text: string): StdinSettings {
+  const bad = (msg: string) => new RproxyError('ERR_DNS_INVALID', `stdin: ${msg}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not a JSON document: ${(e as Error).message}`);
+  }
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(doc)) throw bad('must be a JSON object {"vips", "nameservers", "soa"}');
+  for (const k of Object.keys(doc)) if (!['vips', 'nameservers', 'soa'].includes(k)) throw bad(`unknown key "${k}" (known: vips, nameservers, soa)`);
+  const out: StdinSettings = {};
+  if (doc.vips !== undefined && doc.vips !== null) {
+    if (!Array.isArray(doc.vips)) throw bad('"vips" must be a list');
+    out.vips = doc.vips;
+  }
+  if (doc.nameservers !== undefined && doc.nameservers !== null) {
+    if (!Array.isArray(doc.nameservers)) throw bad('"nameservers" must be a list of {name, addresses}');
+    out.nameservers = doc.nameservers.map((n, i) => {
+      if (!isObj(n) || typeof n.name !== 'string') throw bad(`nameservers[${i}] must be {name, addresses}`);
+      for (const k of Object.keys(n)) if (k !== 'name' && k !== 'addresses') throw bad(`unknown key nameservers[${i}].${k}`);
+      const addresses = n.addresses ?? [];
+      if (!Array.isArray(addresses)) throw bad(`nameservers[${i}].addresses must be a list`);
+      return { name: n.name, addresses: addresses as string[] };
+    });
+  }
+  if (doc.soa !== undefined && doc.soa !== null) {
+    if (!isObj(doc.soa)) throw bad('"soa" must be an object');
+    for (const k of Object.keys(doc.soa)) if (!['email', 'refresh', 'retry', 'expire', 'negative_ttl'].includes(k)) throw bad(`unknown key soa.${k}`);
+    out.soa = doc.soa as StdinSettings['soa'];
+  }
+  return out;
 }
 
 /** --ns NAME or NAME=ADDRESS[,ADDRESS...] */
@@ -43,7 +86,7 @@ export function parseNs(spec: string): NameServer {
 }
 
 /** The VIPs: --vip, else dns.vips, else keepalived_vrrp_vips of the first host of the proxies group. */
-export async function vipsFor(config: Config, flags: string[] | undefined): Promise<{ vips: unknown[]; source: string }> {
+export async function vipsFor(config: Config, flags: unknown[] | undefined): Promise<{ vips: unknown[]; source: string }> {
   if (flags && flags.length > 0) return { vips: flags, source: '--vip' };
   if (config.dns.vips.length > 0) return { vips: config.dns.vips, source: 'dns.vips of the config' };
   const hosts = await proxiesOf(config).catch((e: Error) => {
@@ -61,14 +104,26 @@ export async function vipsFor(config: Config, flags: string[] | undefined): Prom
   return { vips, source: `keepalived_vrrp_vips of ${first} in ${config.inventory_dir}` };
 }
 
-function settingsFor(config: Config, domain: string, argv: DnsArgs): DnsSettings {
+/** Flags over --stdin over the config over the defaults. */
+function settingsFor(config: Config, domain: string, argv: DnsArgs, given: StdinSettings): DnsSettings {
   const d = config.dns;
-  const defaults = DEFAULT_DNS_SETTINGS(domain);
+  const soa = { ...d.soa, ...given.soa };
   return {
     ttl: argv.ttl ?? d.ttl,
-    nameservers: argv.ns && argv.ns.length > 0 ? argv.ns.map(parseNs) : d.nameservers,
-    soa: { ...d.soa, email: argv['soa-email'] ?? (d.soa.email || defaults.soa.email) },
+    nameservers: argv.ns && argv.ns.length > 0 ? argv.ns.map(parseNs) : given.nameservers ?? d.nameservers,
+    soa: { ...soa, email: argv['soa-email'] ?? (soa.email || DEFAULT_DNS_SETTINGS(domain).soa.email) },
   };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) throw new RproxyError('ERR_DNS_INVALID', 'stdin: larger than 1 MiB');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function formatChecks(results: AliasCheck[], vips: string[], resolvers: string[]): string {
@@ -86,8 +141,8 @@ function formatChecks(results: AliasCheck[], vips: string[], resolvers: string[]
   return out.join('\n') + '\n';
 }
 
-async function runCheckAliases(config: Config, argv: DnsArgs): Promise<void> {
-  const { vips } = await vipsFor(config, argv.vip);
+async function runCheckAliases(config: Config, argv: DnsArgs, given: StdinSettings): Promise<void> {
+  const { vips } = await vipsFor(config, argv.vip ?? given.vips);
   const vipAddresses = vipRecords(vips).map((r) => r.address);
   const state = await loadState(config);
   const aliases = [...state.apps.values()].flatMap((a) => a.aliases.map((alias) => ({ alias, app: a.id })))
@@ -109,10 +164,10 @@ async function runCheckAliases(config: Config, argv: DnsArgs): Promise<void> {
   }
 }
 
-async function runRender(config: Config, argv: DnsArgs): Promise<void> {
+async function runRender(config: Config, argv: DnsArgs, given: StdinSettings): Promise<void> {
   const domain = argv.domain ?? config.cloud_domain;
-  const { vips } = await vipsFor(config, argv.vip);
-  const settings = settingsFor(config, domain, argv);
+  const { vips } = await vipsFor(config, argv.vip ?? given.vips);
+  const settings = settingsFor(config, domain, argv, given);
   if (argv.format === 'zone') {
     if (argv['if-changed']) throw new RproxyError('ERR_USAGE', '--if-changed goes with --format nsupdate (a zone file is compared by whoever installs it)');
     const records = zoneRecords(domain, vips, settings);
@@ -156,13 +211,15 @@ export const command: CommandModule<GlobalArgs, DnsArgs> = {
       .option('concurrency', { type: 'number', requiresArg: true, describe: '--check-aliases: aliases checked at once (default: dns.check.concurrency, 16)' })
       .option('timeout-ms', { type: 'number', requiresArg: true, describe: 'per DNS question and attempt, 2 attempts (default: dns.check.timeout_ms, 2000)' })
       .option('json', { type: 'boolean', default: false, describe: '--check-aliases: machine-readable output' })
+      .option('stdin', { type: 'boolean', default: false, describe: 'read settings as JSON from stdin: {"vips": [...], "nameservers": [{name, addresses}], "soa": {email, refresh, retry, expire, negative_ttl}} (flags still win)' })
       .example('$0 dns > /etc/bind/paas-rproxy/db.apps.example.com', 'the zone, VIPs from the inventory, SOA/NS from the config')
       .example('$0 dns --format nsupdate --server 192.0.2.53 | nsupdate -k /etc/paas-rproxy/tsig.key', 'update the operator\'s DNS server (RFC 2136, TSIG)')
       .example('$0 dns --check-aliases', 'list the aliases that do not resolve to the VIPs')
       .epilog('Exit codes: 0 ok, 2 bad settings (the message names the value), 5 aliases not on the VIPs (--check-aliases) or a DNS server that does not answer (--if-changed).') as Argv<DnsArgs>,
   handler: async (argv: ArgumentsCamelCase<DnsArgs>) => {
     const config = await configFromArgv(argv);
-    if (argv['check-aliases']) await runCheckAliases(config, argv);
-    else await runRender(config, argv);
+    const given = argv.stdin ? parseStdinSettings(await readStdin()) : {};
+    if (argv['check-aliases']) await runCheckAliases(config, argv, given);
+    else await runRender(config, argv, given);
   },
 };
