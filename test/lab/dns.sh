@@ -52,7 +52,9 @@ write_config() {
   [ -f "$D/rproxy-lab.key" ] || tsig-keygen -a hmac-sha256 rproxy-lab > "$D/rproxy-lab.key"
   chmod 600 "$D"/*.key
   cat > "$D/named.conf" <<EOF
-// The lab's DNS server (test/lab/dns.sh); removed by lab.sh down. Only 198.51.100.1:53, authoritative only.
+// The lab's DNS server (test/lab/dns.sh); removed by lab.sh down. Only 198.51.100.1:53. It is the lab client's
+// resolver too (recursion, so a CNAME into another zone is followed), but it is authoritative for the root zone:
+// every question is answered from the lab's own zones and no query ever leaves the machine.
 options {
     directory "$D/data";
     pid-file "$D/named.pid";
@@ -60,7 +62,8 @@ options {
     managed-keys-directory "$D/data";
     listen-on port 53 { $DNS_IP; };
     listen-on-v6 { none; };
-    recursion no;
+    recursion yes;
+    allow-recursion { $NET.0/24; };
     allow-query { any; };
     dnssec-validation no;
     notify no;
@@ -71,6 +74,7 @@ logging {
     category default { lab; };
     category lame-servers { null; };
 };
+zone "." { type primary; file "$D/data/db.root"; };
 include "$D/lab-owners.key";
 include "$D/rproxy-lab.key";
 // the application owners' zones: their aliases (updated by the tests with the key lab-owners)
@@ -80,6 +84,8 @@ zone "example.org" { type primary; file "$D/data/db.example.org"; allow-update {
 include "$D/named.conf.local";
 EOF
   : > "$D/named.conf.local"
+  printf '$TTL 60\n@\tIN\tSOA\ta.root.lab. hostmaster.root.lab. ( 1 3600 900 1209600 60 )\n@\tIN\tNS\ta.root.lab.\na.root.lab.\tIN\tA\t%s\n' "$DNS_IP" \
+    > "$D/data/db.root"
   {
     zone_head example.com ns1.example.com
     echo "ns1	IN	A	$DNS_IP"
