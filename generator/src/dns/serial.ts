@@ -34,21 +34,26 @@ function parse(text: string, file: string): SerialFile {
 /** The serial for `digest` of `domain`, recorded when it changes (under `<state_dir>/dns.lock`). */
 export async function zoneSerial(config: Config, domain: string, digest: string, now = new Date()): Promise<number> {
   const file = dnsSerialPath(config);
-  await ensureDir(config.state_dir);
-  return withLock(lockPathOf(config), async () => {
-    let text: string | null = null;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RproxyError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
-    }
-    const state = text === null ? { zones: {} } : parse(text, file);
-    const prev = state.zones[domain] ?? null;
-    const serial = nextSerial(prev, digest, now);
-    if (prev?.serial !== serial || prev.digest !== digest) {
-      state.zones[domain] = { serial, digest, updated: now.toISOString() };
-      await writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
-    }
-    return serial;
-  });
+  try {
+    await ensureDir(config.state_dir);
+    return await withLock(lockPathOf(config), async () => {
+      let text: string | null = null;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      const state = text === null ? { zones: {} } : parse(text, file);
+      const prev = state.zones[domain] ?? null;
+      const serial = nextSerial(prev, digest, now);
+      if (prev?.serial !== serial || prev.digest !== digest) {
+        state.zones[domain] = { serial, digest, updated: now.toISOString() };
+        await writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
+      }
+      return serial;
+    });
+  } catch (e) {
+    if (e instanceof RproxyError) throw e;
+    throw new RproxyError('ERR_IO', `cannot keep the zone serial in ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Run as the user that owns state_dir (${config.state_dir}), or give the serial with --serial N.`);
+  }
 }
