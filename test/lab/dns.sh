@@ -5,7 +5,7 @@
 # touched: everything lives under .lab/dns/ (removed by lab.sh down, which also stops named through its pid file).
 #
 # It serves:
-#   apps.example.com   the cloud domain, by the rproxy_dns role of site.yml (bind mode: the role writes the zone
+#   apps.example.com   the cloud domain (cloud_domain of .lab/config.yml), by the rproxy_dns role of site.yml (bind mode: the role writes the zone
 #                      and its statement under .lab/dns/rproxy/ and includes it from .lab/dns/named.conf.local)
 #   example.com, example.org   the application owners' zones (aliases), dynamic with the TSIG key lab-owners
 #
@@ -25,9 +25,10 @@ LAB="$REPO/.lab"
 D="$LAB/dns"
 NET=198.51.100
 DNS_IP=$NET.1
-CLOUD_DOMAIN=apps.example.com
+# the lab profile's cloud domain, as lab.sh wrote it into the product's config
+CLOUD_DOMAIN=$(sed -n 's/^cloud_domain: *//p' "$LAB/config.yml" 2>/dev/null | head -1)
+CLOUD_DOMAIN=${CLOUD_DOMAIN:-apps.example.com}
 CLIENT_NS=rpclient
-VIPS=($NET.201 $NET.202)
 
 die() { printf '\033[31mdns: %s\033[0m\n' "$*" >&2; exit 1; }
 info() { printf '          %s\n' "$*"; }
@@ -89,18 +90,13 @@ EOF
   {
     zone_head example.com ns1.example.com
     echo "ns1	IN	A	$DNS_IP"
-    echo "; the cloud domain is delegated (and served by this same server)"
-    echo "apps	IN	NS	ns1.apps.example.com."
-    echo "ns1.apps	IN	A	$DNS_IP"
     echo "; the demo's aliases, as their owners would point them: a CNAME to the application's name"
     echo "www	IN	CNAME	shop-acme.$CLOUD_DOMAIN."
     echo "secure	IN	CNAME	shop-acme.$CLOUD_DOMAIN."
   } > "$D/data/db.example.com"
   {
     zone_head example.org ns1.example.com
-    echo "; the demo's alias blog.example.org: A records to the VIPs"
-    local v
-    for v in "${VIPS[@]}"; do echo "blog	IN	A	$v"; done
+    echo "blog	IN	CNAME	blog-acme.$CLOUD_DOMAIN."
   } > "$D/data/db.example.org"
   named-checkconf -z "$D/named.conf" >/dev/null || die "named-checkconf refused $D/named.conf: $(named-checkconf -z "$D/named.conf" 2>&1 | tail -3)"
 }
