@@ -44,6 +44,11 @@ function owners(lines: string[]): Run {
   return run('bash', [DNS_SH, 'owners', f], { timeoutMs: 20_000 });
 }
 
+/** What the lab's BIND answers for a name (for the test log when a check fails). */
+function dig(name: string): string {
+  return run('dig', ['+time=2', '+tries=1', `@${DNS_IP}`, name, 'A'], { timeoutMs: 10_000 }).stdout;
+}
+
 const sameSet = (a: string[], b: readonly string[]) => a.length === b.length && [...b].sort().every((x, i) => a[i] === x);
 
 test.before(async (t) => {
@@ -161,8 +166,9 @@ test.serial('nsupdate mode: TSIG-signed updates to the operator\'s server only w
     t.is(back.recap.broker?.changed, 1);
     t.deepEqual(clientResolves(HOST), [...VIPS].sort());
   } finally {
-    t.is(run('bash', [DNS_SH, 'mode', 'bind']).code, 0);
+    const toBind = run('bash', [DNS_SH, 'mode', 'bind']);
     const bind = await sitePlaybook(['--tags', 'rproxy_dns']);
+    t.is(toBind.code, 0, toBind.stderr);
     t.is(bind.code, 0, failureLines(bind));
   }
   t.deepEqual(await waitFor(() => { const a = clientResolves(HOST); return sameSet(a, VIPS) ? a : false; }, 10_000), [...VIPS].sort(), 'bind mode again');
@@ -174,6 +180,7 @@ test.serial('--check-aliases reports a misconfigured alias (exit 5) and clears o
   t.is(a.code, 0, failureLines(a));
   t.is(owners([`update add good.example.org 60 CNAME ${HOST}.`, 'update add bad.example.org 60 A 198.51.100.77']).code, 0);
   const good = clientGet('http://good.example.org/');
+  if (good.status !== 200) t.log(`good.example.org: client resolves ${clientResolves('good.example.org').join(' ') || 'nothing'}\n${dig('good.example.org')}\n${dig(HOST)}`);
   t.is(good.status, 200, 'an alias pointed at the app name is served by name');
   t.is(good.gear, '198.51.100.36:35551');
 

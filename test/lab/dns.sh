@@ -167,11 +167,12 @@ mode() {
   esac
   named-checkconf -z "$D/named.conf" >/dev/null || die "named-checkconf refused the configuration: $(named-checkconf -z "$D/named.conf" 2>&1 | tail -3)"
   reload
-  # the reload is asynchronous: wait until the cloud domain's SOA is (dynamic) or is not (bind) served
+  # the reload is asynchronous: wait until the cloud domain's own zone is (dynamic) or is not (bind) served, i.e.
+  # until its SOA is (or is not) in the answer
   local i want; [ "$1" = dynamic ] && want=1 || want=0
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 100; i++)); do
     local got=0
-    dig +time=1 +tries=1 +norec @"$DNS_IP" "$CLOUD_DOMAIN" SOA | grep -q 'flags:.* aa' && got=1
+    dig +time=1 +tries=1 +norec +noall +answer @"$DNS_IP" "$CLOUD_DOMAIN" SOA | grep -qE "^${CLOUD_DOMAIN//./\\.}\.[[:space:]].*SOA" && got=1
     [ "$got" = "$want" ] && return 0
     sleep 0.1
   done

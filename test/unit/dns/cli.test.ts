@@ -38,7 +38,7 @@ test('zone: the config\'s cloud domain, flags for VIPs and name servers; the ser
   t.regex(r.stdout, /^@\tIN\tSOA\tns1\.paas\.example\.net\. hostmaster\.paas\.example\.net\. \($/m);
   const serial = /^\t\t(\d+)\t; serial/m.exec(r.stdout)?.[1];
   const kept = JSON.parse(await readFile(join(r.dir, 'var', 'dns.json'), 'utf8')) as { zones: Record<string, { serial: number }> };
-  t.is(String(kept.zones['paas.example.net']?.serial), serial);
+  t.is(String(kept.zones["paas.example.net"]?.serial), String(serial));
 });
 
 test('--stdin settings (what the role passes); flags win over them; unknown keys are refused', async (t) => {
