@@ -152,6 +152,10 @@ test.serial('nsupdate mode: TSIG-signed updates to the operator\'s server only w
     const unsigned = run('nsupdate', ['-v'], { input: batch.stdout, timeoutMs: 20_000 });
     t.not(unsigned.code, 0, 'an unsigned update is refused');
     t.deepEqual(clientResolves(HOST), [...VIPS].sort(), 'and changes nothing');
+    const outside = run('nsupdate', ['-v', '-k', RPROXY_KEY], {
+      input: `server ${DNS_IP}\nzone ${CLOUD_DOMAIN}.\nupdate add evil.${CLOUD_DOMAIN}. 60 A 198.51.100.77\nsend\n`, timeoutMs: 20_000,
+    });
+    t.not(outside.code, 0, 'the key may change the wildcard\'s records only (update-policy of the lab\'s server)');
     const signed = run('nsupdate', ['-v', '-k', RPROXY_KEY], { input: batch.stdout, timeoutMs: 20_000 });
     t.is(signed.code, 0, signed.stderr);
     t.deepEqual(clientResolves(HOST), [VIPS[1]]);

@@ -13,7 +13,7 @@
 #                             the role's lab settings (.lab/inventory/group_vars/brokers/rproxy_dns.yml)
 #        dns.sh mode bind     the cloud domain is served by the role's zone (the lab's default)
 #        dns.sh mode dynamic  the lab's BIND plays "the operator's DNS server": apps.example.com becomes an empty
-#                             dynamic zone that accepts updates signed with the TSIG key rproxy-lab (nsupdate mode)
+#                             dynamic zone where the TSIG key rproxy-lab may change *.apps.example.com A/AAAA only
 #        dns.sh reload        named reloads its configuration and zones (SIGHUP; the role's reload command here)
 #        dns.sh check         exit 0 when named runs and answers
 #        dns.sh owners FILE   apply an nsupdate batch (without key) to the owners' zones, signed with lab-owners
@@ -161,7 +161,8 @@ mode() {
     dynamic)
       rm -rf "$D/dyn" && mkdir -p "$D/dyn"
       { zone_head "$CLOUD_DOMAIN" "ns1.$CLOUD_DOMAIN"; echo "ns1	IN	A	$DNS_IP"; } > "$D/dyn/db.$CLOUD_DOMAIN"
-      echo "zone \"$CLOUD_DOMAIN\" { type primary; file \"$D/dyn/db.$CLOUD_DOMAIN\"; allow-update { key \"rproxy-lab\"; }; };" > "$D/named.conf.local"
+      # least privilege, as roles/rproxy_dns/README.md recommends: the key may change the wildcard's A/AAAA only
+      echo "zone \"$CLOUD_DOMAIN\" { type primary; file \"$D/dyn/db.$CLOUD_DOMAIN\"; update-policy { grant rproxy-lab name *.$CLOUD_DOMAIN. A AAAA; }; };" > "$D/named.conf.local"
       ;;
     *) die "usage: dns.sh mode bind|dynamic" ;;
   esac
