@@ -31,6 +31,17 @@ export interface Config {
   runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
   stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number };
   metrics: { listen: string };
+  dns: DnsConfig;
+}
+
+/** `paas-rproxy dns` settings (config.example.yml); values are checked again where they are used (dns/records.ts). */
+export interface DnsConfig {
+  /** VIPs of *.<cloud_domain>; empty: keepalived_vrrp_vips of the proxies group in the inventory */
+  vips: string[];
+  ttl: number;
+  nameservers: Array<{ name: string; addresses: string[] }>;
+  soa: { email: string; refresh: number; retry: number; expire: number; negative_ttl: number };
+  check: { resolvers: string[]; concurrency: number; timeout_ms: number };
 }
 
 /** Root of the installed package (holds package.json), found from this module's location (src or dist). */
@@ -68,6 +79,14 @@ export function defaultConfig(): Config {
       heartbeat_ms: 10000,
     },
     metrics: { listen: '127.0.0.1:9464' },
+    dns: {
+      vips: [],
+      ttl: 300,
+      nameservers: [],
+      // '' = hostmaster@<cloud_domain>
+      soa: { email: '', refresh: 3600, retry: 900, expire: 1209600, negative_ttl: 300 },
+      check: { resolvers: [], concurrency: 16, timeout_ms: 2000 },
+    },
   };
 }
 
@@ -111,6 +130,16 @@ const brokers: Leaf = (v, p) => {
   });
 };
 
+const nameservers: Leaf = (v, p) => {
+  if (!Array.isArray(v)) return bad(p, 'a list of {name, addresses}', v);
+  return v.map((n, i) => {
+    const np = `${p}[${i}]`;
+    if (!isPlainObject(n)) return bad(np, 'a mapping {name, addresses}', n);
+    for (const k of Object.keys(n)) if (k !== 'name' && k !== 'addresses') unknownKey(`${np}.${k}`);
+    return { name: str(n.name, `${np}.name`, ''), addresses: n.addresses === undefined ? [] : strList(n.addresses, `${np}.addresses`, '') };
+  });
+};
+
 const SCHEMA: Schema = {
   cloud_domain: domain,
   routed_types: tokenList,
@@ -134,6 +163,11 @@ const SCHEMA: Schema = {
     brokers, login: anyStr, passcode: anyStr, destination: str, client_id: str, heartbeat_ms: int(0, 3_600_000),
   },
   metrics: { listen: hostPort },
+  dns: {
+    vips: strList, ttl: int(1, 604800), nameservers,
+    soa: { email: anyStr, refresh: int(1, 2147483647), retry: int(1, 2147483647), expire: int(1, 2147483647), negative_ttl: int(0, 86400) },
+    check: { resolvers: strList, concurrency: int(1, 256), timeout_ms: int(100, 60_000) },
+  },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -18,10 +18,16 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_PLAYBOOK_FAILED'
   | 'ERR_PREFLIGHT_FAILED'
+  | 'ERR_DNS_INVALID'
+  | 'ERR_DNS_QUERY_FAILED'
+  | 'ERR_DNS_CHECK_FAILED'
   | 'ERR_INTERNAL';
 
-/** CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed. */
-export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4 } as const;
+/**
+ * CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed,
+ * 5 a check found a problem (dns --check-aliases: an alias not on the VIPs; a DNS server that does not answer).
+ */
+export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4, CHECK: 5 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_CONFIG_UNKNOWN_KEY: EXIT.USAGE,
@@ -37,6 +43,9 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_PLAYBOOK_FAILED: EXIT.PLAYBOOK,
   // a proxy that is not ready to be onboarded: the operator fixes the host (the message says how)
   ERR_PREFLIGHT_FAILED: EXIT.USAGE,
+  ERR_DNS_INVALID: EXIT.USAGE,
+  ERR_DNS_QUERY_FAILED: EXIT.CHECK,
+  ERR_DNS_CHECK_FAILED: EXIT.CHECK,
 };
 
 export class RproxyError extends Error {

@@ -2,7 +2,7 @@
 # Installs the Debian packages the lab, the tests and the benchmarks need, without starting any daemon
 # in the root namespace (a policy-rc.d refuses service starts during the install).
 set -euo pipefail
-packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3)
+packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 bind9 bind9-utils bind9-dnsutils prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -433,6 +433,7 @@ infra_up() {
   for h in "${PROXIES[@]}"; do proxy_wait_ssh "$h"; done
   gears_up
   write_inventory
+  step "DNS: named on $BR_IP:53, client resolver (test/lab/dns.sh)"; bash "$LAB_SCRIPT_DIR/dns.sh" up
   activemq_wait
   write_ready
   step "infrastructure up: $(cat "$LAB/READY" | head -1)"
@@ -445,6 +446,7 @@ infra_healthy() {
   for h in "${PROXIES[@]}"; do kill -0 "$(cat "$LAB/hosts/$h/sshd.pid" 2>/dev/null)" 2>/dev/null || return 1; done
   kill -0 "$(cat "$LAB/gears.pid" 2>/dev/null)" 2>/dev/null || return 1
   kill -0 "$(cat "$LAB/activemq/activemq.pid" 2>/dev/null)" 2>/dev/null || return 1
+  bash "$LAB_SCRIPT_DIR/dns.sh" check || return 1
   return 0
 }
 

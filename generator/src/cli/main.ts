@@ -12,8 +12,9 @@ import { command as status } from './status.js';
 import { command as vrrpLayout } from './vrrp-layout.js';
 import { command as onboard } from './onboard.js';
 import { command as offboard } from './offboard.js';
+import { command as dns } from './dns.js';
 
-const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard];
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard, dns];
 
 export function buildCli(args: string[]): Argv<GlobalArgs> {
   let y = yargs(args)
@@ -33,7 +34,7 @@ export function buildCli(args: string[]): Argv<GlobalArgs> {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .epilog('Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 input rejected, 4 playbook run failed.')
+    .epilog('Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 input rejected, 4 playbook run failed, 5 a check found a problem (dns).')
     .fail((msg, err) => {
       // Usage errors (msg set) → exit 2; errors from handlers are rethrown for main() to map.
       if (err) throw err;
