@@ -55,8 +55,10 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
       const reason = e.reason.length > 512 ? e.reason.slice(0, 512) : e.reason;
       const tag = /unknown tag !<([^>]*)>/.exec(reason);
       if (tag) return yamlReject(`YAML tag !<${inline(tag[1]!)}> is not accepted (only plain data: no !ruby/... objects)`);
-      if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key at line ${e.mark.line + 1}`);
-      return yamlReject(`malformed YAML: ${inline(reason, 160)} at line ${e.mark.line + 1}`);
+      // some js-yaml errors have no mark (more than one document in the text)
+      const at = e.mark ? ` at line ${e.mark.line + 1}` : '';
+      if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key${at}`);
+      return yamlReject(`malformed YAML: ${inline(reason, 160)}${at}`);
     }
     return yamlReject(`malformed YAML: ${inline((e as Error).message.split('\n')[0] ?? '', 160)}`);
   }

@@ -94,8 +94,20 @@ function toEvent(action: SpiAction, d: Fields, opts: ParseOptions): SpiEvent {
   }
 }
 
-/** Parses one document (one SPI message body). */
+/**
+ * Parses one document (one SPI message body). Never throws: a document the checks themselves fail on is rejected
+ * alone, since an exception would fail the whole batch, and the listener retries a failed batch forever.
+ */
 export function parseSpiDocument(text: string, index: number, opts: ParseOptions): ParsedDoc {
+  try {
+    return parseDocument(text, index, opts);
+  } catch (e) {
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return { index, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: `message could not be checked (internal error ${f.echoString(what.split('\n')[0]!)})` }, logged: redactUnparsed(text) };
+  }
+}
+
+function parseDocument(text: string, index: number, opts: ParseOptions): ParsedDoc {
   const loaded = loadSpiDocument(text, opts.maxBodyBytes);
   if (!loaded.ok) return { index, ok: false, rejection: loaded.rejection, logged: redactUnparsed(text) };
   const v = loaded.value;

@@ -138,6 +138,8 @@ export function certProblem(chainPem: string, alias: string, now: number): strin
   }
   const notAfter = Date.parse(leaf.validTo);
   const notBefore = Date.parse(leaf.validFrom);
+  // OpenSSL prints an invalid time (month 13, say) as "Bad time value": no date to compare with, or to print
+  if (Number.isNaN(notAfter) || Number.isNaN(notBefore)) return 'the certificate\'s validity dates do not parse';
   if (!(now <= notAfter)) return `the certificate expired on ${new Date(notAfter).toISOString()}`;
   if (!(now >= notBefore)) return `the certificate is not valid before ${new Date(notBefore).toISOString()}`;
   if (leaf.checkHost(alias) === undefined) {

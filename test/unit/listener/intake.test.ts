@@ -37,3 +37,12 @@ test('intake: a body over max_body_bytes holding a key is rejected, its log entr
   const log = await readFile(`${cfg.state_dir}/rejects.jsonl`, 'utf8');
   t.true(log.includes(':private_key: [REDACTED PRIVATE KEY]'), log.slice(0, 500));
 });
+
+test('intake: a message js-yaml would read as two documents ("..." and a tab) no longer fails the batch, so the other messages apply', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  const evil = `---\n:action: :create_application\n:app_name: evil\n:namespace: x\n:scalable: true\n:ha: false\n...\t\n:a: 1\n`;
+  const out = await storeIntake(store, cfg.max_body_bytes).apply([delivery('m-good', alias('innocent.example.org')), delivery('m-evil', evil)]);
+  t.deepEqual(out.messages.map((m) => m.docs.map((d) => d.result)), [['applied'], ['rejected', 'applied']]);
+  t.deepEqual(store.state.apps.get('shop-acme')!.aliases, ['innocent.example.org']);
+});

@@ -105,6 +105,21 @@ test('encrypted keys: the derivation cost is bounded before decrypting (1,000,00
   t.log(`refusal took ${((used.user + used.system) / 1000).toFixed(1)} ms of CPU`);
 });
 
+test('a certificate whose validity dates do not parse is rejected alone (it threw under the state lock: the batch failed)', async (t) => {
+  const { s } = await store();
+  await s.applyText(alias('a.example.org'));
+  // a.crt with the month of notAfter set to 13 (OpenSSL then prints "Bad time value"); signatures are not checked
+  const der = Buffer.from(tls('a.crt').split('\n').filter((l) => l && !l.startsWith('-----')).join(''), 'base64');
+  const times = [...der.toString('latin1').matchAll(/\x17\x0d\d{12}Z/g)].map((m) => m.index!);
+  t.is(times.length, 2);
+  der.write('13', times[1]! + 4, 'latin1');
+  const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  const bad = psych({ action: ':add_ssl', ...app, alias: 'a.example.org', ssl: block(pem), private_key: block(tls('a.key')), pass_phrase: "''" });
+  const r = await s.applyText(bad + alias('b.example.org'));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'applied']);
+  t.regex(r.rejected[0]!.reason, /^add_ssl: alias "a\.example\.org": the certificate's validity dates do not parse \(tls_require_valid is on\)$/);
+});
+
 test('gear_networks (default []): addresses outside are refused, and the network and broadcast addresses of an IPv4 one', async (t) => {
   const { s } = await store('gear_networks: [198.51.100.0/24, "2001:db8:10::/64"]\n');
   const r = await s.applyText([
