@@ -260,6 +260,12 @@ export function normalizeKeys(obj: Record<string, unknown>, where: string): Reco
 }
 
 /**
+ * Longest alias that can have a certificate: its certificate and key files are named `<alias>.crt` / `<alias>.key`
+ * (generator/src/vars/paths.ts, and on the proxies), and a file name has at most 255 bytes.
+ */
+export const MAX_TLS_ALIAS = 251;
+
+/**
  * Whether `s` is a valid value of SPI field `field` (Psych colon stripped), as the event would store it. The
  * rejects log keeps such values verbatim (they are what a vars file may hold anyway); anything else it shows
  * only through `echoString`.

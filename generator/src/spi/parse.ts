@@ -84,6 +84,7 @@ function toEvent(action: SpiAction, d: Fields, opts: ParseOptions): SpiEvent {
       return { action, ...app, alias: f.hostName('alias', d.alias) };
     case 'add_ssl': {
       const alias = f.hostName('alias', d.alias);
+      if (alias.length > f.MAX_TLS_ALIAS) throw new FieldError(`alias ${f.quote(alias)} is longer than ${f.MAX_TLS_ALIAS} characters: it cannot have a certificate (its files are named <alias>.crt and <alias>.key)`);
       const ssl = f.string('ssl', d.ssl);
       const key = f.string('private_key', d.private_key);
       const pass = d.pass_phrase === undefined || d.pass_phrase === null ? '' : f.string('pass_phrase', d.pass_phrase);

@@ -120,6 +120,17 @@ test('a certificate whose validity dates do not parse is rejected alone (it thre
   t.regex(r.rejected[0]!.reason, /^add_ssl: alias "a\.example\.org": the certificate's validity dates do not parse \(tls_require_valid is on\)$/);
 });
 
+test('an alias longer than 251 characters cannot have a certificate (its files <alias>.crt/.key would be over 255 bytes); 251 can', async (t) => {
+  const { cfg, s } = await store('tls_require_valid: false\n');
+  const host = (last: number) => `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(last)}.org`;
+  t.is(host(55).length, 251);
+  await s.applyText(alias(host(55)) + alias(host(56)));
+  const r = await s.applyText(ssl(host(56), 'a.crt', 'a.key') + ssl(host(55), 'a.crt', 'a.key'));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'applied']);
+  t.regex(r.rejected[0]!.reason, /^add_ssl: alias "a{63}\.…" is longer than 251 characters: it cannot have a certificate/);
+  t.is((await loadState(cfg)).apps.get('shop-acme')!.tls[0]!.alias, host(55));
+});
+
 test('gear_networks (default []): addresses outside are refused, and the network and broadcast addresses of an IPv4 one', async (t) => {
   const { s } = await store('gear_networks: [198.51.100.0/24, "2001:db8:10::/64"]\n');
   const r = await s.applyText([
