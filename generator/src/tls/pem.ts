@@ -5,7 +5,7 @@
  * is read and bounded before OpenSSL is asked to decrypt it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { encryptedPkcs8Algorithm, isDerSequence, pkcs8KdfIterations } from './der.js';
+import { encryptedPkcs8Algorithm, hasPrivateKeyShape, pkcs8KdfIterations } from './der.js';
 
 /** At most this many PBKDF2 (or PBES1 / PKCS#12) iterations are run for one key: about 0.2 s of CPU here. */
 export const MAX_KDF_ITERATIONS = 600_000;
@@ -162,28 +162,13 @@ function decodeBlob(s: string): Buffer | null {
   return null;
 }
 
-/** Whether DER bytes are a private key: PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC. */
-export function derIsPrivateKey(der: Buffer): boolean {
-  if (!isDerSequence(der)) return false;
-  if (encryptedPkcs8Algorithm(der) !== null) return true;
-  for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
-    try {
-      createPrivateKey({ key: der, format: 'der', type });
-      return true;
-    } catch {
-      // not this encoding
-    }
-  }
-  return false;
-}
-
 /**
  * Whether a value is private key material, whatever its encoding: PEM armor of a private or encrypted key in
  * any letter case (even without its END line), or, whitespace aside, base64 / base64url / hex of a DER private
- * key. Linear in `s` (one lowercase copy, one compaction, at most three DER parses).
+ * key (by its shape: tls/der.ts). Linear in `s` (one lowercase copy, one compaction, one read of the DER's shape).
  */
 export function isPrivateKeyMaterial(s: string | Uint8Array): boolean {
-  if (typeof s !== 'string') return derIsPrivateKey(Buffer.from(s)) || isPrivateKeyMaterial(Buffer.from(s).toString('latin1'));
+  if (typeof s !== 'string') return hasPrivateKeyShape(s) || isPrivateKeyMaterial(Buffer.from(s).toString('latin1'));
   const lower = s.toLowerCase();
   const armor = lower.indexOf('-----begin');
   if (armor >= 0) {
@@ -191,5 +176,5 @@ export function isPrivateKeyMaterial(s: string | Uint8Array): boolean {
     if (line.includes('private') || line.includes('encrypted') || line.includes(' key')) return true;
   }
   const blob = decodeBlob(s);
-  return blob !== null && derIsPrivateKey(blob);
+  return blob !== null && hasPrivateKeyShape(blob);
 }
