@@ -5,6 +5,7 @@
  * is read and bounded before OpenSSL is asked to decrypt it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { encryptedPkcs8Algorithm, hasPrivateKeyShape, pkcs8KdfIterations } from './der.js';
 
 /** At most this many PBKDF2 (or PBES1 / PKCS#12) iterations are run for one key: about 0.2 s of CPU here. */
@@ -115,7 +116,33 @@ export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: str
   if (!match) return { ok: false, field: 'private_key', reason: 'private_key does not match the ssl certificate' };
   const cert = certs.map((c) => c.toString().trim() + '\n').join('');
   const keyOut = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const unservable = servingProblem(cert, keyOut, key);
+  if (unservable) return { ok: false, field: 'ssl', reason: unservable };
   return { ok: true, cert, key: keyOut };
+}
+
+/** RSA keys above this make every TLS handshake with the alias expensive for the proxies (15360 bits: 176 ms of CPU). */
+export const MAX_RSA_BITS = 4096;
+/** What nginx on the proxies loads (Debian's OpenSSL 3 defaults): weaker material makes `nginx -t` fail there. */
+const SERVER_CIPHERS = 'DEFAULT:@SECLEVEL=2';
+
+/**
+ * Why nginx could not serve this chain and key, or null. A chain nginx refuses to load fails `nginx -t` on every
+ * proxy, and with it every later run that includes the app: OpenSSL is asked here, as nginx will (keys under 2048
+ * bits or on weak curves, SHA-1/MD5 signatures, keys that cannot sign such as X25519, weak chain certificates).
+ */
+function servingProblem(cert: string, key: string, keyObject: KeyObject): string | null {
+  const bits = keyObject.asymmetricKeyDetails?.modulusLength;
+  if ((keyObject.asymmetricKeyType === 'rsa' || keyObject.asymmetricKeyType === 'rsa-pss') && bits !== undefined && bits > MAX_RSA_BITS) {
+    return `private_key is a ${bits}-bit RSA key, more than the ${MAX_RSA_BITS} bits accepted (each TLS handshake would cost the proxies too much CPU)`;
+  }
+  try {
+    createSecureContext({ cert, key, ciphers: SERVER_CIPHERS });
+  } catch (e) {
+    const why = shortCryptoError(e).replace(/^error:[0-9A-F]+:[^:]*::?/, '');
+    return `nginx would refuse this certificate and key (${why}; OpenSSL security level 2: RSA and DSA keys of 2048 bits or more, no SHA-1 or MD5 signatures, a key that can sign)`;
+  }
+  return null;
 }
 
 function shortCryptoError(e: unknown): string {

@@ -105,6 +105,22 @@ test('encrypted keys: the derivation cost is bounded before decrypting (1,000,00
   t.log(`refusal took ${((used.user + used.system) / 1000).toFixed(1)} ms of CPU`);
 });
 
+test('certificates nginx would refuse to load are rejected (weak keys, a key that cannot sign, SHA-1 by a CA, a weak chain certificate), and RSA keys over 4096 bits', async (t) => {
+  const { s } = await store();
+  await s.applyText(alias('serve.example.org'));
+  const cases = ['rsa1024', 'x25519', 'sha1-ca', 'weak-ca', 'rsa4608', 'ok-chain'];
+  const r = await s.applyText(cases.map((c) => ssl('serve.example.org', `${c}.crt`, `${c}.key`)).join(''));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'applied']);
+  t.true(r.rejected.every((x) => x.code === 'ERR_SPI_INVALID'));
+  const why = r.rejected.map((x) => x.reason);
+  t.regex(why[0]!, /^add_ssl: alias "serve\.example\.org": nginx would refuse this certificate and key \(ee key too small; OpenSSL security level 2/);
+  t.regex(why[1]!, /nginx would refuse this certificate and key \(unknown certificate type;/);
+  t.regex(why[2]!, /nginx would refuse this certificate and key \(ca md too weak;/);
+  t.regex(why[3]!, /nginx would refuse this certificate and key \(ca key too small;/);
+  t.regex(why[4]!, /private_key is a 4608-bit RSA key, more than the 4096 bits accepted/);
+  t.is(s.state.apps.get('shop-acme')!.tls[0]!.cert, tls('ok-chain.crt'), 'the accepted chain is kept whole, leaf first');
+});
+
 test('a certificate whose validity dates do not parse is rejected alone (it threw under the state lock: the batch failed)', async (t) => {
   const { s } = await store();
   await s.applyText(alias('a.example.org'));

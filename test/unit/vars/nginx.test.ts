@@ -224,3 +224,44 @@ test('the module: writes locations files, refuses other paths, removes stale one
   t.false(existsSync(join(dir, 'rproxy', rel)));
   await t.notThrowsAsync(nginxT(dir));
 });
+
+// --- TLS material: what the intake accepts, nginx loads ----------------------------------------------------------
+
+const sslDoc = (name: string, alias: string, crt: string, key: string): string =>
+  psych({ action: ':add_alias', app_name: name, namespace: 'acme', alias }) +
+  psych({ action: ':add_ssl', app_name: name, namespace: 'acme', alias, ssl: block(tls(crt)), private_key: block(tls(key)), pass_phrase: "''" });
+/** 251 characters: the longest alias whose files <alias>.crt / <alias>.key fit in a 255-byte file name. */
+const LONG_ALIAS = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(55)}.org`;
+
+test('TLS material: what the intake refuses is what nginx refuses to load (weak keys, X25519, SHA-1 by a CA, weak chain); the rest passes nginx -t', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const refused = ['rsa1024', 'x25519', 'sha1-ca', 'weak-ca'];
+  const cfg = await tmpConfig('tls_require_valid: false\n');
+  const store = await StateStore.open(cfg);
+  const r = await store.applyText(refused.map((c, i) => sslDoc(`r${i}`, `r${i}.example.org`, `${c}.crt`, `${c}.key`)).join(''));
+  t.deepEqual(r.rejected.map((x) => x.reason.replace(/^.*nginx would refuse this certificate and key \(([^;]*);.*$/, '$1')),
+    ['ee key too small', 'unknown certificate type', 'ca md too weak', 'ca key too small']);
+  // accepted: a chain, EC and RSA keys, a certificate for the longest alias that can have one (its files are 255 bytes)
+  const { dir } = await renderTree([create('chain') + sslDoc('chain', 'chain.example.org', 'ok-chain.crt', 'ok-chain.key') +
+    create('ec') + sslDoc('ec', 'ec.example.org', 'b.crt', 'b.key') + create('long') + sslDoc('long', LONG_ALIAS, 'a.crt', 'a.key')]);
+  await t.notThrowsAsync(nginxT(dir));
+  // the module writes the 255-byte file names on a proxy
+  const files: Record<string, string> = {};
+  const secret: Record<string, string> = {};
+  for (const sub of ['maps/long-acme.map', 'servers/long-acme.conf', 'locations/long-acme.conf']) {
+    if (existsSync(join(dir, 'rproxy', sub))) files[sub] = await readFile(join(dir, 'rproxy', sub), 'utf8');
+  }
+  files[`tls/long-acme/${LONG_ALIAS}.crt`] = await readFile(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.crt`), 'utf8');
+  secret[`tls/long-acme/${LONG_ALIAS}.key`] = await readFile(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.key`), 'utf8');
+  for (const ext of ['crt', 'key']) await unlink(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.${ext}`));
+  const m = await runModule(dir, { apps: ['long-acme'], files, secret_files: secret });
+  t.falsy(m.failed, m.msg);
+  t.deepEqual(m.written, [`tls/long-acme/${LONG_ALIAS}.crt`, `tls/long-acme/${LONG_ALIAS}.key`]);
+  // control: each refused certificate, put in place of an accepted one, does make nginx -t fail here
+  for (const c of refused) {
+    await writeFile(join(dir, 'rproxy/tls/ec-acme/ec.example.org.crt'), tls(`${c}.crt`));
+    await writeFile(join(dir, 'rproxy/tls/ec-acme/ec.example.org.key'), tls(`${c}.key`));
+    const e = await t.throwsAsync(nginxT(dir), undefined, c);
+    t.regex(String((e as { stderr?: string }).stderr), /SSL_CTX_use_certificate|SSL_CTX_set0_chain/, c);
+  }
+});
