@@ -7,7 +7,7 @@ import * as f from './fields.js';
 import { FieldError } from './fields.js';
 import { checkCertAndKey } from '../tls/pem.js';
 import type { Cidr } from '../net/address.js';
-import { collectSecrets, redactDocument, redactUnparsed, scrubReason } from './redact.js';
+import { collectSecrets, loggedMax, redactDocument, redactUnparsed, scrubReason } from './redact.js';
 import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent } from './types.js';
 
 export interface ParseOptions {
@@ -116,7 +116,7 @@ function parseDocument(text: string, index: number, opts: ParseOptions): ParsedD
     // what the log keeps, and a reason that never echoes the value of a secret field (even through an alias)
     const secrets = collectSecrets(v);
     const reason = scrubReason(action === undefined ? why : `${action}: ${why}`, secrets);
-    const logged = redactDocument(v, secrets);
+    const logged = redactDocument(v, secrets, loggedMax(text.length));
     return action === undefined
       ? { index, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason }, logged }
       : { index, ok: false, action, rejection: { code: 'ERR_SPI_INVALID', reason }, logged };

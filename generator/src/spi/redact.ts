@@ -23,6 +23,10 @@ import { isPrivateKeyMaterial, pemBlocks, pemBody } from '../tls/pem.js';
 import type { SpiEvent } from './types.js';
 
 export const MAX_LOGGED = 65536;
+/** What the log keeps of a parsed document is at most twice its text, plus this (redaction markers are longer than `*k`). */
+const LOGGED_SLACK = 256;
+/** The most the log keeps of a document of `textLength` characters. */
+export const loggedMax = (textLength: number): number => Math.min(MAX_LOGGED, 2 * textLength + LOGGED_SLACK);
 const REDACTED = '[REDACTED]';
 const REDACTED_KEY = '[REDACTED PRIVATE KEY]';
 const CERT = new Set(['CERTIFICATE']);
@@ -130,10 +134,11 @@ class Printer {
   readonly lines: string[] = [];
   private size = 0;
   full = false;
+  constructor(private readonly max = MAX_LOGGED) {}
   line(indent: number, text: string): void {
     if (this.full) return;
     this.size += indent + text.length + 1;
-    if (this.size > MAX_LOGGED) {
+    if (this.size > this.max) {
       this.full = true;
       this.lines.push('…[truncated]');
       return;
@@ -179,9 +184,13 @@ function printValue(p: Printer, v: unknown, field: string, indent: number, prefi
   p.line(indent, `${lead}(${typeof v})`);
 }
 
-/** A parsed document (a value loadSpiDocument accepted: bounded nodes and bytes) as the rejects log keeps it. */
-export function redactDocument(value: unknown, secrets: Secrets = collectSecrets(value)): string {
-  const p = new Printer();
+/**
+ * A parsed document (a value loadSpiDocument accepted: bounded nodes and bytes) as the rejects log keeps it, at
+ * most `max` characters. Callers bound it by the document's own size: aliases let a 1 KB document print as 64 KB,
+ * and a message of a thousand such documents would write 60 MB to the log (and spend seconds printing it).
+ */
+export function redactDocument(value: unknown, secrets: Secrets = collectSecrets(value), max = MAX_LOGGED): string {
+  const p = new Printer(max);
   printValue(p, value, '', 0, '', secrets);
   return p.lines.join('\n') + '\n';
 }
@@ -316,7 +325,7 @@ export function redactUnparsed(text: string): string {
  */
 export function redactKeyMaterial(text: string, maxBodyBytes = 1048576): string {
   const loaded = loadSpiDocument(text, maxBodyBytes);
-  return loaded.ok ? redactDocument(loaded.value) : redactUnparsed(text);
+  return loaded.ok ? redactDocument(loaded.value, collectSecrets(loaded.value), loggedMax(text.length)) : redactUnparsed(text);
 }
 
 /** A validated event as the rejects log keeps it (a rejection found when applying it): the key never, the chain summarized. */

@@ -6,6 +6,8 @@
  * Serial: CPU time is per process, concurrent tests would be counted in.
  */
 import test from 'ava';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { StateStore } from '../../../generator/src/vars/store.js';
@@ -66,6 +68,13 @@ for (const c of CASES) {
     const output = [...r.rejected, ...large.result.rejected].map((x) => x.reason);
     t.deepEqual(await leakedSecrets(small.dir, NEEDLES, output), []);
     t.deepEqual(await leakedSecrets(large.dir, NEEDLES), []);
+    if (c.maxLog) {
+      for (const [n, dir] of [[c.n, small.dir], [2 * c.n, large.dir]] as const) {
+        const size = (await stat(join(dir, 'var', 'rejects.jsonl'))).size;
+        const input = Buffer.byteLength(c.make(n));
+        t.true(size <= c.maxLog(input), `rejects.jsonl holds ${size} bytes for ${input} bytes of input`);
+      }
+    }
   });
 }
 
