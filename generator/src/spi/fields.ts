@@ -8,7 +8,12 @@ import { addressKind, cidrContains, isNetworkOrBroadcast, parseIp, type Cidr } f
 import { isPrivateKeyMaterial } from '../tls/pem.js';
 import type { Mapping } from './types.js';
 
-export class FieldError extends Error {}
+export class FieldError extends Error {
+  /** ERR_SPI_TOO_LARGE: refused for what the whole message costs, not for this document's values */
+  constructor(message: string, readonly code: 'ERR_SPI_INVALID' | 'ERR_SPI_TOO_LARGE' = 'ERR_SPI_INVALID') {
+    super(message);
+  }
+}
 
 /** Longest part of a value a reason (or the rejects log) echoes. */
 export const ECHO_MAX = 64;

@@ -65,13 +65,35 @@ export function pemBody(block: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
-export type TlsResult = { ok: true; cert: string; key: string } | { ok: false; field: 'ssl' | 'private_key' | 'pass_phrase'; reason: string };
+/** `overBudget`: refused only because the TlsBudget it was given is spent. */
+export type TlsResult = { ok: true; cert: string; key: string } | { ok: false; field: 'ssl' | 'private_key' | 'pass_phrase'; reason: string; overBudget?: true };
 
-/** Parses the chain (leaf first), decrypts the key if needed and checks that the leaf matches the key. */
-export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: string): TlsResult {
+/**
+ * What the add_ssl checks of one text may cost together (the listener: one STOMP message), decremented as they
+ * run: certificates parsed and loaded (about 1 ms each), and key derivation iterations of encrypted keys (600,000
+ * take 0.2 s). Without it, a 1 MiB message of small add_ssl documents costs seconds of CPU.
+ */
+export interface TlsBudget {
+  certificates: number;
+  kdfIterations: number;
+}
+/** The budget of one STOMP message (which the broker fills with one document): two full chains, one costly key. */
+export const MESSAGE_TLS_BUDGET: Readonly<TlsBudget> = { certificates: 2 * MAX_CHAIN, kdfIterations: MAX_KDF_ITERATIONS };
+const budgetReason = (what: string) =>
+  `this message has spent its budget of ${what} (${MESSAGE_TLS_BUDGET.certificates} certificates and ${MESSAGE_TLS_BUDGET.kdfIterations} key derivation iterations per message; the broker sends one add_ssl per message)`;
+
+/**
+ * Parses the chain (leaf first), decrypts the key if needed and checks that the leaf matches the key and that nginx
+ * can serve them. With a budget, refuses (overBudget) what the budget no longer covers, and charges what it runs.
+ */
+export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: string, budget?: TlsBudget): TlsResult {
   const blocks = pemBlocks(ssl, CERT_LABELS, MAX_CHAIN);
   if (blocks.length === 0) return { ok: false, field: 'ssl', reason: 'ssl is not a PEM certificate' };
   if (blocks.length > MAX_CHAIN) return { ok: false, field: 'ssl', reason: `ssl holds more than ${MAX_CHAIN} certificates` };
+  if (budget) {
+    if (blocks.length > budget.certificates) return { ok: false, field: 'ssl', reason: budgetReason('certificate checks'), overBudget: true };
+    budget.certificates -= blocks.length;
+  }
   const certs: X509Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
     try {
@@ -93,6 +115,10 @@ export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: str
     if ('refused' in kdf) return { ok: false, field: 'private_key', reason: `private_key is encrypted, but ${kdf.refused}` };
     if (kdf.iterations > MAX_KDF_ITERATIONS) {
       return { ok: false, field: 'private_key', reason: `private_key is encrypted with ${kdf.iterations} key derivation iterations, more than the ${MAX_KDF_ITERATIONS} accepted` };
+    }
+    if (budget) {
+      if (kdf.iterations > budget.kdfIterations) return { ok: false, field: 'private_key', reason: budgetReason('key derivation iterations'), overBudget: true };
+      budget.kdfIterations -= kdf.iterations;
     }
   }
   const encrypted = pkcs8Encrypted || keyPem.startsWith('-----BEGIN ENCRYPTED') || /Proc-Type:[ \t]*4,ENCRYPTED/.test(keyPem);
