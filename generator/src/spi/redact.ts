@@ -17,7 +17,7 @@
  * Both are linear in the document and bounded to MAX_LOGGED characters.
  */
 import { X509Certificate } from 'node:crypto';
-import { echoString, maskEncodedRuns, passesFieldRule } from './fields.js';
+import { echoString, echoText, maskEncodedRuns, passesFieldRule } from './fields.js';
 import { loadSpiDocument } from './load.js';
 import { isPrivateKeyMaterial, pemBlocks, pemBody } from '../tls/pem.js';
 import type { SpiEvent } from './types.js';
@@ -116,8 +116,10 @@ export function scrubReason(reason: string, secrets: Secrets): string {
   let out = reason;
   for (const s of secrets.all) {
     if (s.length < 3) continue;
-    const echoed = JSON.stringify(maskEncodedRuns(s.slice(0, 64))).slice(1, -1);
-    if (out.includes(echoed)) out = out.split(echoed).join(REDACTED);
+    // the echo exactly as a reason printed it first (a masked run shifts what the first 64 characters show)
+    for (const echoed of [JSON.stringify(echoText(s)).slice(1, -1), JSON.stringify(maskEncodedRuns(s.slice(0, 64))).slice(1, -1)]) {
+      if (out.includes(echoed)) out = out.split(echoed).join(REDACTED);
+    }
   }
   return out;
 }
@@ -147,9 +149,12 @@ class Printer {
   }
 }
 
-/** A list of at least 32 integers 0-255 is bytes: it may be a DER key written as numbers. */
-const asBytes = (v: unknown[]): Uint8Array | null =>
-  v.length >= 32 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 255) ? Uint8Array.from(v as number[]) : null;
+/**
+ * A list of at least 16 integers 0-255 is bytes: a DER key, or a bare 32-byte EC or Ed25519 private key, written
+ * as numbers (no SPI field is such a list). It is never printed.
+ */
+const isByteList = (v: unknown[]): boolean =>
+  v.length >= 16 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 255);
 
 function printValue(p: Printer, v: unknown, field: string, indent: number, prefix: string, secrets: Secrets): void {
   if (p.full) return;
@@ -168,8 +173,7 @@ function printValue(p: Printer, v: unknown, field: string, indent: number, prefi
   if (v instanceof Uint8Array) return p.line(indent, `${lead}[${v.length} bytes of binary data redacted]`);
   if (Array.isArray(v)) {
     if (v.length === 0) return p.line(indent, `${lead}[]`);
-    const bytes = asBytes(v);
-    if (bytes && isPrivateKeyMaterial(bytes)) return p.line(indent, lead + REDACTED_KEY);
+    if (isByteList(v)) return p.line(indent, `${lead}[${v.length} byte values redacted]`);
     if (prefix) p.line(indent, prefix);
     for (const item of v) printValue(p, item, field, indent, '-', secrets);
     return;

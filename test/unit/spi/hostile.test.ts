@@ -12,9 +12,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import type { ApplyResult } from '../../../generator/src/vars/store.js';
-import { parseSpiStream } from '../../../generator/src/spi/parse.js';
 import { psych, tmpConfig } from '../../fixtures/helpers.js';
-import { CASES, KEY_ENCODINGS, leakedSecrets, secretNeedles, type HostileCase } from '../../fixtures/hostile.js';
+import { parseSpiStream } from '../../../generator/src/spi/parse.js';
+import { A_KEY, CASES, EC_KEY, ED_KEY, KEY_ENCODINGS, leakedSecrets, scatteredSecrets, secretNeedles, type HostileCase } from '../../fixtures/hostile.js';
 
 const NEEDLES = secretNeedles();
 const REPS = 5;
@@ -96,6 +96,14 @@ test.serial('key material in every encoding: each document rejected, its reason 
   const { readFile } = await import('node:fs/promises');
   const keyFile = await readFile(`${cfg.inventory_dir}/.rproxy_tls/shop-acme/a.example.org.key`, 'latin1');
   t.true(NEEDLES.some((n) => keyFile.includes(n)), 'the needles match the key as written to its key file');
+});
+
+test.serial('key material split by separators (colon hex as openssl -text prints it, base64 in groups, byte values): no 16 secret bytes in any file or reason', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  const reasons: string[] = [];
+  for (const [, doc] of KEY_ENCODINGS) reasons.push(...(await store.applyText(doc)).rejected.map((x) => x.reason));
+  t.deepEqual(await scatteredSecrets(cfg.dir, [A_KEY, EC_KEY, ED_KEY], reasons), []);
 });
 
 /** Minimum CPU seconds over a few parses of `text` (what the listener does before taking the lock). */
