@@ -5,7 +5,9 @@
  * then `nginx -t -p DIR -c DIR/nginx.conf`.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, unlink, writeFile } from 'node:fs/promises';
@@ -263,5 +265,61 @@ test('TLS material: what the intake refuses is what nginx refuses to load (weak 
     await writeFile(join(dir, 'rproxy/tls/ec-acme/ec.example.org.key'), tls(`${c}.key`));
     const e = await t.throwsAsync(nginxT(dir), undefined, c);
     t.regex(String((e as { stderr?: string }).stderr), /SSL_CTX_use_certificate|SSL_CTX_set0_chain/, c);
+  }
+});
+
+// --- the loop guard: a gear address that is a proxy ---------------------------------------------------------------
+
+const freePort = (): Promise<number> => new Promise((resolve, reject) => {
+  const srv = createServer();
+  srv.once('error', reject);
+  srv.listen(0, '127.0.0.1', () => {
+    const { port } = srv.address() as AddressInfo;
+    srv.close(() => resolve(port));
+  });
+});
+
+/** One GET to nginx at 127.0.0.1:port for `host`: the status. */
+const get = (port: number, host: string): Promise<number> => new Promise((resolve, reject) => {
+  const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 10_000 }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode ?? 0));
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', reject);
+  req.end();
+});
+
+test('loop guard: a gear that is the proxy itself is answered 508 at the second hop (it looped until the workers ran out of connections)', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const { dir } = await renderTree([[create('loop'), endpoint('loop', 'g1', '198.51.100.41', 8080, ['http'], []),
+    create('mapped'), endpoint('mapped', 'g2', '198.51.100.42', 8080, ['http', 'ws'], [['/a', '/b']])].join('')]);
+  // Serve on free loopback ports only; the generator refuses loopback gears, so the upstreams are pointed at this
+  // nginx by hand, as a published gear address that is a proxy's or a VIP would.
+  const [http, https, health] = [await freePort(), await freePort(), await freePort()];
+  const conf = join(dir, 'rproxy');
+  for (const f of ['rproxy.conf', 'servers/mapped-acme.conf']) {
+    const text = (await readFile(join(conf, f), 'utf8')).replace(/^ *listen \[::\].*\n/gm, '')
+      .replace(/listen 8080\b/g, `listen 127.0.0.1:${http}`).replace(/listen 8443\b/g, `listen 127.0.0.1:${https}`).replace('127.0.0.1:18081', `127.0.0.1:${health}`);
+    await writeFile(join(conf, f), text);
+  }
+  for (const id of ['loop-acme', 'ws.mapped-acme']) {
+    const f = join(conf, 'upstreams', `${id.replace('ws.', '')}.conf`);
+    await writeFile(f, (await readFile(f, 'utf8')).replace(/server [^ ]+/, `server 127.0.0.1:${http}`));
+  }
+  const log = join(dir, 'access.log');
+  await writeFile(join(dir, 'nginx.conf'), (await readFile(join(dir, 'nginx.conf'), 'utf8')).replace('access_log off;', `access_log ${log};`));
+  await nginxT(dir);
+  const nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise((r) => nginx.once('exit', r));
+  try {
+    for (let i = 0; i < 100 && !(await get(health, 'localhost').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    t.is(await get(http, 'loop-acme.apps.example.com'), 508, 'shared server');
+    t.is(await get(http, 'mapped-acme.apps.example.com'), 508, 'dedicated server (path mappings)');
+    // the health server logs nothing: every line is a hop of the two requests
+    t.is((await readFile(log, 'utf8')).trim().split('\n').length, 4, 'two hops per request');
+  } finally {
+    nginx.kill('SIGQUIT');
+    await exited;
   }
 });
