@@ -24,7 +24,8 @@ export interface WriteOptions {
 /** `data` may be a list of string chunks: they are written in ~1 MiB batches, never joined into one string. */
 export async function writeFileAtomic(path: string, data: string | Buffer | readonly string[], opts: WriteOptions = {}): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  // the temp name never outgrows NAME_MAX (255 bytes), whatever the target's name (a TLS file named after a long alias)
+  const tmp = join(dir, `.${basename(path).slice(0, 200)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const h = await open(tmp, 'wx', opts.mode ?? 0o644);
   try {
     if (typeof data === 'string' || Buffer.isBuffer(data)) await h.writeFile(data);

@@ -4,6 +4,7 @@
 import type { StateStore, DocResult } from '../vars/store.js';
 import { parseSpiStream } from '../spi/parse.js';
 import { redactUnparsed } from '../spi/redact.js';
+import { MESSAGE_TLS_BUDGET } from '../tls/pem.js';
 import type { ParsedDoc } from '../spi/types.js';
 import type { Delivery } from './stomp.js';
 import type { BatchOutcome, DocOutcome, IntakePort, MessageOutcome } from './batcher.js';
@@ -33,7 +34,7 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
         if (size > maxBodyBytes) {
           return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
         }
-        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE });
+        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE, tlsBudgetPerText: MESSAGE_TLS_BUDGET });
         return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
       });
       const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));

@@ -159,8 +159,8 @@ function embeddedIpv4(b: Uint8Array): Uint8Array | null {
   const zero = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
   // IPv4-compatible ::a.b.c.d (not :: or ::1 themselves) and IPv4-translated ::ffff:0:a.b.c.d (RFC 2765)
   if (zero(0, 12) || (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && b[10] === 0 && b[11] === 0)) return b.subarray(12);
-  // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052)
-  if (b[0] === 0 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return b.subarray(12);
+  // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052), and the local-use 64:ff9b:1::/48 (RFC 8215) used as a /96
+  if (b[0] === 0 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && (zero(4, 12) || (b[4] === 0 && b[5] === 1 && zero(6, 12)))) return b.subarray(12);
   // 6to4 2002:AABB:CCDD::/48 (RFC 3056)
   if (b[0] === 0x20 && b[1] === 0x02) return b.subarray(2, 6);
   return null;

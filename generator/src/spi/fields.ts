@@ -8,7 +8,12 @@ import { addressKind, cidrContains, isNetworkOrBroadcast, parseIp, type Cidr } f
 import { isPrivateKeyMaterial } from '../tls/pem.js';
 import type { Mapping } from './types.js';
 
-export class FieldError extends Error {}
+export class FieldError extends Error {
+  /** ERR_SPI_TOO_LARGE: refused for what the whole message costs, not for this document's values */
+  constructor(message: string, readonly code: 'ERR_SPI_INVALID' | 'ERR_SPI_TOO_LARGE' = 'ERR_SPI_INVALID') {
+    super(message);
+  }
+}
 
 /** Longest part of a value a reason (or the rejects log) echoes. */
 export const ECHO_MAX = 64;
@@ -18,7 +23,23 @@ const ENCODED_RUN = 16;
 const isRunChar = (c: number): boolean =>
   (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47 || c === 61 || c === 45 || c === 95;
 
-/** Masks each run of base64/hex characters that is long and mixes letters and digits (what encoded bytes look like). */
+/** Characters that separate the groups of encoded bytes as tools print them: `openssl pkey -text` (colon hex), wrapped base64. */
+const isSeparator = (c: number): boolean => c === 58 || c === 46 || c === 44 || c === 59 || c === 32 || c === 9 || c === 10 || c === 13;
+/** Letters and digits a span of short separated runs may hold before it is masked (an IPv6 address has at most 32). */
+const SEPARATED_RUN = 33;
+
+/** End of the run of run characters starting at `i`. */
+function runEnd(s: string, i: number): number {
+  let j = i;
+  while (j < s.length && isRunChar(s.charCodeAt(j))) j++;
+  return j;
+}
+
+/**
+ * Masks what looks like encoded bytes: each run of base64/hex characters that is long and mixes letters and digits,
+ * and each span of short such runs joined by separators (`2e:f3:29:…`, base64 cut in groups) whose letters and
+ * digits, taken together, are many and hex- or base64-like (hex letters only, or both cases, with digits).
+ */
 export function maskEncodedRuns(s: string): string {
   let out = '';
   let i = 0;
@@ -28,25 +49,55 @@ export function maskEncodedRuns(s: string): string {
       i++;
       continue;
     }
-    let j = i;
-    let digit = false;
-    let letter = false;
-    while (j < s.length && isRunChar(s.charCodeAt(j))) {
-      const c = s.charCodeAt(j);
-      if (c >= 48 && c <= 57) digit = true;
-      else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) letter = true;
-      j++;
+    let j = runEnd(s, i);
+    if (j - i >= ENCODED_RUN) {
+      out += maskRun(s.slice(i, j));
+      i = j;
+      continue;
     }
-    out += j - i >= ENCODED_RUN && digit && letter ? '[…]' : s.slice(i, j);
+    // a span of short runs and separators; it ends before a long run
+    let end = j;
+    for (;;) {
+      let k = end;
+      while (k < s.length && isSeparator(s.charCodeAt(k))) k++;
+      const next = runEnd(s, k);
+      if (k === end || next === k || next - k >= ENCODED_RUN) break;
+      end = next;
+    }
+    j = end;
+    let alnum = 0;
+    let digit = false;
+    let upper = false;
+    let lower = false;
+    let hex = true;
+    for (let k = i; k < j; k++) {
+      const c = s.charCodeAt(k);
+      if (c >= 48 && c <= 57) { digit = true; alnum++; }
+      else if (c >= 65 && c <= 90) { upper = true; alnum++; hex &&= c <= 70; }
+      else if (c >= 97 && c <= 122) { lower = true; alnum++; hex &&= c <= 102; }
+    }
+    out += alnum >= SEPARATED_RUN && digit && ((upper && lower) || (hex && (upper || lower))) ? '[…]' : s.slice(i, j);
     i = j;
   }
   return out;
 }
 
+/** A run (no separators): masked when it is long and mixes letters and digits. */
+function maskRun(run: string): string {
+  let digit = false;
+  let letter = false;
+  for (let k = 0; k < run.length; k++) {
+    const c = run.charCodeAt(k);
+    if (c >= 48 && c <= 57) digit = true;
+    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) letter = true;
+  }
+  return digit && letter ? '[…]' : run;
+}
+
 /**
  * At most `max` characters of a string from the input, encoded-looking runs masked. Only a prefix is examined,
- * and a run cut by that prefix is dropped whole (its length, hence its masking, is unknown). The final cut may
- * split a kept run: it was judged whole, so a piece of it says no more than it.
+ * and a run (or a span of separated runs) cut by that prefix is dropped whole (its length, hence its masking, is
+ * unknown). The final cut may split a kept run: it was judged whole, so a piece of it says no more than it.
  */
 export function echoText(s: string, max = ECHO_MAX): string {
   const cut = s.length > 4 * max;
@@ -60,6 +111,15 @@ export const echoString = (s: string): string => JSON.stringify(echoText(s));
 function dropTrailingRun(s: string): string {
   let end = s.length;
   while (end > 0 && isRunChar(s.charCodeAt(end - 1))) end--;
+  // and the span of short separated runs the cut run may belong to
+  for (;;) {
+    let sep = end;
+    while (sep > 0 && isSeparator(s.charCodeAt(sep - 1))) sep--;
+    let run = sep;
+    while (run > 0 && isRunChar(s.charCodeAt(run - 1))) run--;
+    if (sep === end || run === sep || sep - run >= ENCODED_RUN) break;
+    end = run;
+  }
   return s.slice(0, end);
 }
 
@@ -220,6 +280,12 @@ export function hostName(field: string, v: unknown): string {
   if (s.length >= 80) noKeyMaterial(field, s, [s.replace(/[.-]/g, '')]);
   return s;
 }
+
+/**
+ * Longest alias that can have a certificate: its certificate and key files are named `<alias>.crt` / `<alias>.key`
+ * (generator/src/vars/paths.ts, and on the proxies), and a file name has at most 255 bytes.
+ */
+export const MAX_TLS_ALIAS = 251;
 
 /**
  * Path mappings: '' or an absolute URI path made of characters that are inert in nginx config

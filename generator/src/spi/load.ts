@@ -16,6 +16,7 @@ export const MAX_DEPTH = 12;
 /** Nodes js-yaml may build (keys and values, aliases once): the walk below then bounds what aliases expand to. */
 export const MAX_PARSED_NODES = 2 * MAX_NODES;
 class TooManyNodes extends Error {}
+class TooManyBytes extends Error {}
 /**
  * Bytes of strings (keys and values) the walk may read, as a multiple of the document's own size: aliases let a
  * small document name one large string thousands of times, and every later reader would pay for each mention.
@@ -38,16 +39,25 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
     return { ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message of ${size} bytes is over the ${maxBodyBytes}-byte limit` } };
   }
   let value: unknown;
+  const maxBytes = MAX_EXPANSION * Math.max(text.length, 65536);
+  const tooMuch = () => yamlReject(`document expands to more than ${maxBytes} bytes of strings through aliases (alias bomb?)`);
   // js-yaml stops as soon as the document has too many nodes (keys count too) or nests too deep, so a 1 MiB
-  // list of a million items costs what its first 20,000 cost
+  // list of a million items costs what its first 20,000 cost. Sequences are measured as js-yaml closes them
+  // (aliases included), before it can use one as a key: it joins a sequence key into one string, so `? [*big, 1]`,
+  // `? [*big, 2]`… would build (and hash, and compare) a copy of a large anchored string per key.
   let parsed = 0;
-  const listener = (event: string): void => {
+  let seqBytes = 0;
+  const listener = (event: string, state: { result: unknown }): void => {
     if (event === 'open' && ++parsed > MAX_PARSED_NODES) throw new TooManyNodes();
+    if (event === 'close' && Array.isArray(state.result)) {
+      for (const x of state.result) if ((seqBytes += typeof x === 'string' ? x.length + 1 : 1) > maxBytes) throw new TooManyBytes();
+    }
   };
   try {
     value = yaml.load(text, { schema: SPI_SCHEMA, maxDepth: MAX_DEPTH + 2, listener } as yaml.LoadOptions);
   } catch (e) {
     if (e instanceof TooManyNodes) return yamlReject(`document has more than ${MAX_PARSED_NODES} YAML nodes`);
+    if (e instanceof TooManyBytes) return tooMuch();
     if (e instanceof RangeError) return yamlReject('YAML nesting is too deep');
     if (e instanceof yaml.YAMLException && e.reason.startsWith('nesting exceeded maxDepth')) return yamlReject(`YAML nesting is deeper than ${MAX_DEPTH} levels`);
     if (e instanceof yaml.YAMLException) {
@@ -55,8 +65,10 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
       const reason = e.reason.length > 512 ? e.reason.slice(0, 512) : e.reason;
       const tag = /unknown tag !<([^>]*)>/.exec(reason);
       if (tag) return yamlReject(`YAML tag !<${inline(tag[1]!)}> is not accepted (only plain data: no !ruby/... objects)`);
-      if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key at line ${e.mark.line + 1}`);
-      return yamlReject(`malformed YAML: ${inline(reason, 160)} at line ${e.mark.line + 1}`);
+      // some js-yaml errors have no mark (more than one document in the text)
+      const at = e.mark ? ` at line ${e.mark.line + 1}` : '';
+      if (reason.includes('duplicated mapping key')) return yamlReject(`malformed YAML: duplicated key${at}`);
+      return yamlReject(`malformed YAML: ${inline(reason, 160)}${at}`);
     }
     return yamlReject(`malformed YAML: ${inline((e as Error).message.split('\n')[0] ?? '', 160)}`);
   }
@@ -64,8 +76,6 @@ export function loadSpiDocument(text: string, maxBodyBytes: number): LoadResult 
   // anywhere (keys too). Paths are built from bounded segments, and only while no marker has been found.
   let nodes = 0;
   let bytes = 0;
-  const maxBytes = MAX_EXPANSION * Math.max(text.length, 65536);
-  const tooMuch = () => yamlReject(`document expands to more than ${maxBytes} bytes of strings through aliases (alias bomb?)`);
   let templateAt: string | undefined;
   const stack: Array<[unknown, number, string]> = [[value, 0, '']];
   while (stack.length > 0) {

@@ -5,10 +5,10 @@ import { iterateYamlDocuments } from './split.js';
 import { loadSpiDocument } from './load.js';
 import * as f from './fields.js';
 import { FieldError } from './fields.js';
-import { checkCertAndKey } from '../tls/pem.js';
+import { checkCertAndKey, type TlsBudget } from '../tls/pem.js';
 import type { Cidr } from '../net/address.js';
-import { collectSecrets, redactDocument, redactUnparsed, scrubReason } from './redact.js';
-import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent } from './types.js';
+import { collectSecrets, loggedMax, redactDocument, redactUnparsed, scrubReason } from './redact.js';
+import { SPI_ACTIONS, type ParsedDoc, type SpiAction, type SpiEvent, type SpiRejection } from './types.js';
 
 export interface ParseOptions {
   /** size cap of one document (one SPI message), checked before parsing */
@@ -20,6 +20,11 @@ export interface ParseOptions {
   maxTextBytes?: number;
   /** gear addresses must be inside one of these networks (config gear_networks); absent or empty: any unicast */
   gearNetworks?: readonly Cidr[];
+  /**
+   * Optional budget of the add_ssl checks of the whole text (the listener: tls/pem.ts MESSAGE_TLS_BUDGET per STOMP
+   * message). Replays of files leave it unset (each key is still bounded by MAX_KDF_ITERATIONS).
+   */
+  tlsBudgetPerText?: Readonly<TlsBudget>;
   /**
    * Optional cap of the documents in the text (a STOMP body: the broker sends one per message): over it, the text
    * is one ERR_SPI_TOO_LARGE rejection and nothing of it is parsed. Replays of files leave it unset.
@@ -49,7 +54,7 @@ const OPTIONAL_FOR: Partial<Record<SpiAction, Set<string>>> = { delete_applicati
 const ACTIONS = new Set<string>(SPI_ACTIONS);
 
 /** Validates one loaded document; throws FieldError with the text after "<action>: ". */
-function toEvent(action: SpiAction, d: Fields, opts: ParseOptions): SpiEvent {
+function toEvent(action: SpiAction, d: Fields, opts: ParseOptions, tlsBudget: TlsBudget | undefined): SpiEvent {
   const allowed = ACTION_FIELDS[action];
   for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new FieldError(`unknown field ${f.echoString(k)}`);
   const policy = { gearNetworks: opts.gearNetworks };
@@ -84,29 +89,42 @@ function toEvent(action: SpiAction, d: Fields, opts: ParseOptions): SpiEvent {
       return { action, ...app, alias: f.hostName('alias', d.alias) };
     case 'add_ssl': {
       const alias = f.hostName('alias', d.alias);
+      if (alias.length > f.MAX_TLS_ALIAS) throw new FieldError(`alias ${f.quote(alias)} is longer than ${f.MAX_TLS_ALIAS} characters: it cannot have a certificate (its files are named <alias>.crt and <alias>.key)`);
       const ssl = f.string('ssl', d.ssl);
       const key = f.string('private_key', d.private_key);
       const pass = d.pass_phrase === undefined || d.pass_phrase === null ? '' : f.string('pass_phrase', d.pass_phrase);
-      const tls = checkCertAndKey(ssl, key, pass);
-      if (!tls.ok) throw new FieldError(`alias ${JSON.stringify(alias)}: ${tls.reason}`);
+      const tls = checkCertAndKey(ssl, key, pass, tlsBudget);
+      if (!tls.ok) throw new FieldError(`alias ${JSON.stringify(alias)}: ${tls.reason}`, tls.overBudget ? 'ERR_SPI_TOO_LARGE' : 'ERR_SPI_INVALID');
       return { action, ...app, alias, cert: tls.cert, key: tls.key };
     }
   }
 }
 
-/** Parses one document (one SPI message body). */
-export function parseSpiDocument(text: string, index: number, opts: ParseOptions): ParsedDoc {
+/**
+ * Parses one document (one SPI message body). Never throws: a document the checks themselves fail on is rejected
+ * alone, since an exception would fail the whole batch, and the listener retries a failed batch forever.
+ */
+export function parseSpiDocument(text: string, index: number, opts: ParseOptions, tlsBudget?: TlsBudget): ParsedDoc {
+  try {
+    return parseDocument(text, index, opts, tlsBudget);
+  } catch (e) {
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return { index, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: `message could not be checked (internal error ${f.echoString(what.split('\n')[0]!)})` }, logged: redactUnparsed(text) };
+  }
+}
+
+function parseDocument(text: string, index: number, opts: ParseOptions, tlsBudget: TlsBudget | undefined): ParsedDoc {
   const loaded = loadSpiDocument(text, opts.maxBodyBytes);
   if (!loaded.ok) return { index, ok: false, rejection: loaded.rejection, logged: redactUnparsed(text) };
   const v = loaded.value;
-  const invalid = (why: string, action?: string): ParsedDoc => {
+  const invalid = (why: string, action?: string, code: SpiRejection['code'] = 'ERR_SPI_INVALID'): ParsedDoc => {
     // what the log keeps, and a reason that never echoes the value of a secret field (even through an alias)
     const secrets = collectSecrets(v);
     const reason = scrubReason(action === undefined ? why : `${action}: ${why}`, secrets);
-    const logged = redactDocument(v, secrets);
+    const logged = redactDocument(v, secrets, loggedMax(text.length));
     return action === undefined
-      ? { index, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason }, logged }
-      : { index, ok: false, action, rejection: { code: 'ERR_SPI_INVALID', reason }, logged };
+      ? { index, ok: false, rejection: { code, reason }, logged }
+      : { index, ok: false, action, rejection: { code, reason }, logged };
   };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     return invalid(`message is not a mapping (got ${v === null ? 'an empty document' : Array.isArray(v) ? 'a list' : typeof v})`);
@@ -125,9 +143,9 @@ export function parseSpiDocument(text: string, index: number, opts: ParseOptions
     return invalid(`${loaded.templateAt} contains a template marker ("{{", "{%" or "{#"), which is never accepted`, action);
   }
   try {
-    return { index, ok: true, event: toEvent(action as SpiAction, d, opts) };
+    return { index, ok: true, event: toEvent(action as SpiAction, d, opts, tlsBudget) };
   } catch (e) {
-    if (e instanceof FieldError) return invalid(e.message, action);
+    if (e instanceof FieldError) return invalid(e.message, action, e.code);
     throw e;
   }
 }
@@ -159,7 +177,8 @@ export function* iterateSpiStream(text: string, opts: ParseOptions): Generator<P
     docs = first;
   }
   let i = 0;
-  for (const doc of docs) yield parseSpiDocument(doc, i++, opts);
+  const tlsBudget = opts.tlsBudgetPerText && { ...opts.tlsBudgetPerText };
+  for (const doc of docs) yield parseSpiDocument(doc, i++, opts, tlsBudget);
   // An empty message is still a message: reject it so it is recorded, never silently dropped.
   if (i === 0) yield { index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'message is empty (no YAML document)' }, logged: redactUnparsed(text) };
 }

@@ -17,12 +17,16 @@
  * Both are linear in the document and bounded to MAX_LOGGED characters.
  */
 import { X509Certificate } from 'node:crypto';
-import { echoString, maskEncodedRuns, passesFieldRule } from './fields.js';
+import { echoString, echoText, maskEncodedRuns, passesFieldRule } from './fields.js';
 import { loadSpiDocument } from './load.js';
 import { isPrivateKeyMaterial, pemBlocks, pemBody } from '../tls/pem.js';
 import type { SpiEvent } from './types.js';
 
 export const MAX_LOGGED = 65536;
+/** What the log keeps of a parsed document is at most twice its text, plus this (redaction markers are longer than `*k`). */
+const LOGGED_SLACK = 256;
+/** The most the log keeps of a document of `textLength` characters. */
+export const loggedMax = (textLength: number): number => Math.min(MAX_LOGGED, 2 * textLength + LOGGED_SLACK);
 const REDACTED = '[REDACTED]';
 const REDACTED_KEY = '[REDACTED PRIVATE KEY]';
 const CERT = new Set(['CERTIFICATE']);
@@ -112,8 +116,10 @@ export function scrubReason(reason: string, secrets: Secrets): string {
   let out = reason;
   for (const s of secrets.all) {
     if (s.length < 3) continue;
-    const echoed = JSON.stringify(maskEncodedRuns(s.slice(0, 64))).slice(1, -1);
-    if (out.includes(echoed)) out = out.split(echoed).join(REDACTED);
+    // the echo exactly as a reason printed it first (a masked run shifts what the first 64 characters show)
+    for (const echoed of [JSON.stringify(echoText(s)).slice(1, -1), JSON.stringify(maskEncodedRuns(s.slice(0, 64))).slice(1, -1)]) {
+      if (out.includes(echoed)) out = out.split(echoed).join(REDACTED);
+    }
   }
   return out;
 }
@@ -130,10 +136,11 @@ class Printer {
   readonly lines: string[] = [];
   private size = 0;
   full = false;
+  constructor(private readonly max = MAX_LOGGED) {}
   line(indent: number, text: string): void {
     if (this.full) return;
     this.size += indent + text.length + 1;
-    if (this.size > MAX_LOGGED) {
+    if (this.size > this.max) {
       this.full = true;
       this.lines.push('…[truncated]');
       return;
@@ -142,9 +149,12 @@ class Printer {
   }
 }
 
-/** A list of at least 32 integers 0-255 is bytes: it may be a DER key written as numbers. */
-const asBytes = (v: unknown[]): Uint8Array | null =>
-  v.length >= 32 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 255) ? Uint8Array.from(v as number[]) : null;
+/**
+ * A list of at least 16 integers 0-255 is bytes: a DER key, or a bare 32-byte EC or Ed25519 private key, written
+ * as numbers (no SPI field is such a list). It is never printed.
+ */
+const isByteList = (v: unknown[]): boolean =>
+  v.length >= 16 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 255);
 
 function printValue(p: Printer, v: unknown, field: string, indent: number, prefix: string, secrets: Secrets): void {
   if (p.full) return;
@@ -163,8 +173,7 @@ function printValue(p: Printer, v: unknown, field: string, indent: number, prefi
   if (v instanceof Uint8Array) return p.line(indent, `${lead}[${v.length} bytes of binary data redacted]`);
   if (Array.isArray(v)) {
     if (v.length === 0) return p.line(indent, `${lead}[]`);
-    const bytes = asBytes(v);
-    if (bytes && isPrivateKeyMaterial(bytes)) return p.line(indent, lead + REDACTED_KEY);
+    if (isByteList(v)) return p.line(indent, `${lead}[${v.length} byte values redacted]`);
     if (prefix) p.line(indent, prefix);
     for (const item of v) printValue(p, item, field, indent, '-', secrets);
     return;
@@ -179,9 +188,13 @@ function printValue(p: Printer, v: unknown, field: string, indent: number, prefi
   p.line(indent, `${lead}(${typeof v})`);
 }
 
-/** A parsed document (a value loadSpiDocument accepted: bounded nodes and bytes) as the rejects log keeps it. */
-export function redactDocument(value: unknown, secrets: Secrets = collectSecrets(value)): string {
-  const p = new Printer();
+/**
+ * A parsed document (a value loadSpiDocument accepted: bounded nodes and bytes) as the rejects log keeps it, at
+ * most `max` characters. Callers bound it by the document's own size: aliases let a 1 KB document print as 64 KB,
+ * and a message of a thousand such documents would write 60 MB to the log (and spend seconds printing it).
+ */
+export function redactDocument(value: unknown, secrets: Secrets = collectSecrets(value), max = MAX_LOGGED): string {
+  const p = new Printer(max);
   printValue(p, value, '', 0, '', secrets);
   return p.lines.join('\n') + '\n';
 }
@@ -316,7 +329,7 @@ export function redactUnparsed(text: string): string {
  */
 export function redactKeyMaterial(text: string, maxBodyBytes = 1048576): string {
   const loaded = loadSpiDocument(text, maxBodyBytes);
-  return loaded.ok ? redactDocument(loaded.value) : redactUnparsed(text);
+  return loaded.ok ? redactDocument(loaded.value, collectSecrets(loaded.value), loggedMax(text.length)) : redactUnparsed(text);
 }
 
 /** A validated event as the rejects log keeps it (a rejection found when applying it): the key never, the chain summarized. */

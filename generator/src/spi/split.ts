@@ -1,7 +1,7 @@
 /**
  * Splits a YAML stream into documents without parsing it, so each document stands alone: one broken document
- * must not take the others down (js-yaml's loadAll fails the whole stream). A line that is `---` (alone or
- * followed by a space/tab) or `...` at column 0 is a document boundary per the YAML spec, whatever precedes it
+ * must not take the others down (js-yaml's loadAll fails the whole stream). A line that is `---` or `...` at
+ * column 0, alone or followed by a space or tab, is a document boundary per the YAML spec, whatever precedes it
  * (block scalars end at column 0 and quoted scalars may not contain such lines). `%` directive lines before a
  * `---` belong to the next document. Index-based (no per-line array) so a 20 MiB replay stays cheap.
  */
@@ -16,7 +16,7 @@ export function* iterateYamlDocuments(text: string): Generator<string> {
     if (c === 45 /* - */ || c === 46 /* . */) {
       const line = text.slice(pos, eol).replace(/\r$/, '');
       const isStart = line === '---' || line.startsWith('--- ') || line.startsWith('---\t');
-      const isEnd = line === '...' || line.startsWith('... ');
+      const isEnd = line === '...' || line.startsWith('... ') || line.startsWith('...\t');
       if (isStart || isEnd) {
         const prevEnd = directivesStart(text, docStart, pos);
         const doc = text.slice(docStart, prevEnd);

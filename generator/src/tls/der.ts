@@ -99,3 +99,25 @@ export function pkcs8KdfIterations(b: Uint8Array): { iterations: number } | { re
   const it = integer(b, params[1]);
   return it === null ? { refused: 'its encryption parameters do not parse' } : { iterations: it };
 }
+
+/**
+ * Whether DER bytes have the shape of a private key, read without OpenSSL (a few element reads: linear, and cheap
+ * however many hostile strings ask; a DER parse by OpenSSL costs about a millisecond, even to fail):
+ * EncryptedPrivateKeyInfo; PKCS#8 PrivateKeyInfo / OneAsymmetricKey {INTEGER 0|1, SEQUENCE {OID, ...},
+ * OCTET STRING, ...}; SEC1 ECPrivateKey {INTEGER 1, OCTET STRING, [0]?, [1]?}; PKCS#1 RSAPrivateKey and the
+ * traditional DSA key {INTEGER 0|1, at least five more INTEGERs}. Anything of that shape counts, whether or not
+ * OpenSSL would load it: a value that only looks like a key is refused or redacted all the same.
+ */
+export function hasPrivateKeyShape(b: Uint8Array): boolean {
+  if (!isDerSequence(b)) return false;
+  if (encryptedPkcs8Algorithm(b) !== null) return true;
+  const c = childrenOf(b, readTlv(b, 0)!, 12);
+  if (!c || c.length < 2 || c[0]!.tag !== 0x02) return false;
+  const version = integer(b, c[0]);
+  if ((version === 0 || version === 1) && c.length >= 3 && c[1]!.tag === 0x30 && c[2]!.tag === 0x04) {
+    const alg = childrenOf(b, c[1]!, 4);
+    if (alg && alg.length >= 1 && alg[0]!.tag === 0x06) return true;
+  }
+  if (version === 1 && c[1]!.tag === 0x04 && c.slice(2).every((x) => x.tag === 0xa0 || x.tag === 0xa1)) return true;
+  return (version === 0 || version === 1) && c.length >= 6 && c.slice(0, 6).every((x) => x.tag === 0x02);
+}

@@ -5,7 +5,8 @@
  * is read and bounded before OpenSSL is asked to decrypt it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { encryptedPkcs8Algorithm, isDerSequence, pkcs8KdfIterations } from './der.js';
+import { createSecureContext } from 'node:tls';
+import { encryptedPkcs8Algorithm, hasPrivateKeyShape, pkcs8KdfIterations } from './der.js';
 
 /** At most this many PBKDF2 (or PBES1 / PKCS#12) iterations are run for one key: about 0.2 s of CPU here. */
 export const MAX_KDF_ITERATIONS = 600_000;
@@ -64,13 +65,35 @@ export function pemBody(block: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
-export type TlsResult = { ok: true; cert: string; key: string } | { ok: false; field: 'ssl' | 'private_key' | 'pass_phrase'; reason: string };
+/** `overBudget`: refused only because the TlsBudget it was given is spent. */
+export type TlsResult = { ok: true; cert: string; key: string } | { ok: false; field: 'ssl' | 'private_key' | 'pass_phrase'; reason: string; overBudget?: true };
 
-/** Parses the chain (leaf first), decrypts the key if needed and checks that the leaf matches the key. */
-export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: string): TlsResult {
+/**
+ * What the add_ssl checks of one text may cost together (the listener: one STOMP message), decremented as they
+ * run: certificates parsed and loaded (about 1 ms each), and key derivation iterations of encrypted keys (600,000
+ * take 0.2 s). Without it, a 1 MiB message of small add_ssl documents costs seconds of CPU.
+ */
+export interface TlsBudget {
+  certificates: number;
+  kdfIterations: number;
+}
+/** The budget of one STOMP message (which the broker fills with one document): two full chains, one costly key. */
+export const MESSAGE_TLS_BUDGET: Readonly<TlsBudget> = { certificates: 2 * MAX_CHAIN, kdfIterations: MAX_KDF_ITERATIONS };
+const budgetReason = (what: string) =>
+  `this message has spent its budget of ${what} (${MESSAGE_TLS_BUDGET.certificates} certificates and ${MESSAGE_TLS_BUDGET.kdfIterations} key derivation iterations per message; the broker sends one add_ssl per message)`;
+
+/**
+ * Parses the chain (leaf first), decrypts the key if needed and checks that the leaf matches the key and that nginx
+ * can serve them. With a budget, refuses (overBudget) what the budget no longer covers, and charges what it runs.
+ */
+export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: string, budget?: TlsBudget): TlsResult {
   const blocks = pemBlocks(ssl, CERT_LABELS, MAX_CHAIN);
   if (blocks.length === 0) return { ok: false, field: 'ssl', reason: 'ssl is not a PEM certificate' };
   if (blocks.length > MAX_CHAIN) return { ok: false, field: 'ssl', reason: `ssl holds more than ${MAX_CHAIN} certificates` };
+  if (budget) {
+    if (blocks.length > budget.certificates) return { ok: false, field: 'ssl', reason: budgetReason('certificate checks'), overBudget: true };
+    budget.certificates -= blocks.length;
+  }
   const certs: X509Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
     try {
@@ -92,6 +115,10 @@ export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: str
     if ('refused' in kdf) return { ok: false, field: 'private_key', reason: `private_key is encrypted, but ${kdf.refused}` };
     if (kdf.iterations > MAX_KDF_ITERATIONS) {
       return { ok: false, field: 'private_key', reason: `private_key is encrypted with ${kdf.iterations} key derivation iterations, more than the ${MAX_KDF_ITERATIONS} accepted` };
+    }
+    if (budget) {
+      if (kdf.iterations > budget.kdfIterations) return { ok: false, field: 'private_key', reason: budgetReason('key derivation iterations'), overBudget: true };
+      budget.kdfIterations -= kdf.iterations;
     }
   }
   const encrypted = pkcs8Encrypted || keyPem.startsWith('-----BEGIN ENCRYPTED') || /Proc-Type:[ \t]*4,ENCRYPTED/.test(keyPem);
@@ -115,7 +142,33 @@ export function checkCertAndKey(ssl: string, privateKey: string, passPhrase: str
   if (!match) return { ok: false, field: 'private_key', reason: 'private_key does not match the ssl certificate' };
   const cert = certs.map((c) => c.toString().trim() + '\n').join('');
   const keyOut = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const unservable = servingProblem(cert, keyOut, key);
+  if (unservable) return { ok: false, field: 'ssl', reason: unservable };
   return { ok: true, cert, key: keyOut };
+}
+
+/** RSA keys above this make every TLS handshake with the alias expensive for the proxies (15360 bits: 176 ms of CPU). */
+export const MAX_RSA_BITS = 4096;
+/** What nginx on the proxies loads (Debian's OpenSSL 3 defaults): weaker material makes `nginx -t` fail there. */
+const SERVER_CIPHERS = 'DEFAULT:@SECLEVEL=2';
+
+/**
+ * Why nginx could not serve this chain and key, or null. A chain nginx refuses to load fails `nginx -t` on every
+ * proxy, and with it every later run that includes the app: OpenSSL is asked here, as nginx will (keys under 2048
+ * bits or on weak curves, SHA-1/MD5 signatures, keys that cannot sign such as X25519, weak chain certificates).
+ */
+function servingProblem(cert: string, key: string, keyObject: KeyObject): string | null {
+  const bits = keyObject.asymmetricKeyDetails?.modulusLength;
+  if ((keyObject.asymmetricKeyType === 'rsa' || keyObject.asymmetricKeyType === 'rsa-pss') && bits !== undefined && bits > MAX_RSA_BITS) {
+    return `private_key is a ${bits}-bit RSA key, more than the ${MAX_RSA_BITS} bits accepted (each TLS handshake would cost the proxies too much CPU)`;
+  }
+  try {
+    createSecureContext({ cert, key, ciphers: SERVER_CIPHERS });
+  } catch (e) {
+    const why = shortCryptoError(e).replace(/^error:[0-9A-F]+:[^:]*::?/, '');
+    return `nginx would refuse this certificate and key (${why}; OpenSSL security level 2: RSA and DSA keys of 2048 bits or more, no SHA-1 or MD5 signatures, a key that can sign)`;
+  }
+  return null;
 }
 
 function shortCryptoError(e: unknown): string {
@@ -138,6 +191,8 @@ export function certProblem(chainPem: string, alias: string, now: number): strin
   }
   const notAfter = Date.parse(leaf.validTo);
   const notBefore = Date.parse(leaf.validFrom);
+  // OpenSSL prints an invalid time (month 13, say) as "Bad time value": no date to compare with, or to print
+  if (Number.isNaN(notAfter) || Number.isNaN(notBefore)) return 'the certificate\'s validity dates do not parse';
   if (!(now <= notAfter)) return `the certificate expired on ${new Date(notAfter).toISOString()}`;
   if (!(now >= notBefore)) return `the certificate is not valid before ${new Date(notBefore).toISOString()}`;
   if (leaf.checkHost(alias) === undefined) {
@@ -160,28 +215,13 @@ function decodeBlob(s: string): Buffer | null {
   return null;
 }
 
-/** Whether DER bytes are a private key: PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC. */
-export function derIsPrivateKey(der: Buffer): boolean {
-  if (!isDerSequence(der)) return false;
-  if (encryptedPkcs8Algorithm(der) !== null) return true;
-  for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
-    try {
-      createPrivateKey({ key: der, format: 'der', type });
-      return true;
-    } catch {
-      // not this encoding
-    }
-  }
-  return false;
-}
-
 /**
  * Whether a value is private key material, whatever its encoding: PEM armor of a private or encrypted key in
  * any letter case (even without its END line), or, whitespace aside, base64 / base64url / hex of a DER private
- * key. Linear in `s` (one lowercase copy, one compaction, at most three DER parses).
+ * key (by its shape: tls/der.ts). Linear in `s` (one lowercase copy, one compaction, one read of the DER's shape).
  */
 export function isPrivateKeyMaterial(s: string | Uint8Array): boolean {
-  if (typeof s !== 'string') return derIsPrivateKey(Buffer.from(s)) || isPrivateKeyMaterial(Buffer.from(s).toString('latin1'));
+  if (typeof s !== 'string') return hasPrivateKeyShape(s) || isPrivateKeyMaterial(Buffer.from(s).toString('latin1'));
   const lower = s.toLowerCase();
   const armor = lower.indexOf('-----begin');
   if (armor >= 0) {
@@ -189,5 +229,5 @@ export function isPrivateKeyMaterial(s: string | Uint8Array): boolean {
     if (line.includes('private') || line.includes('encrypted') || line.includes(' key')) return true;
   }
   const blob = decodeBlob(s);
-  return blob !== null && derIsPrivateKey(blob);
+  return blob !== null && hasPrivateKeyShape(blob);
 }

@@ -9,10 +9,11 @@ import type { Config } from '../config.js';
 import { withLock, type LockOptions } from '../io/lock.js';
 import { parseCidr, type Cidr } from '../net/address.js';
 import { parseSpiStream, type ParseOptions } from '../spi/parse.js';
+import { echoString } from '../spi/fields.js';
 import { redactEvent } from '../spi/redact.js';
 import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
-import { cloneState, type ReduceContext, type State } from '../state/types.js';
-import { commit, deferAliasLists, finishAliasLists, reduce } from '../state/reduce.js';
+import { appId, cloneState, type ReduceContext, type State } from '../state/types.js';
+import { commit, deferAliasLists, finishAliasLists, reduce, type Outcome } from '../state/reduce.js';
 import { readState } from './load.js';
 import { appDigest } from './digest.js';
 import { migrateLegacyVars, writeState } from './write.js';
@@ -74,6 +75,22 @@ async function fileStamp(path: string): Promise<Stamp> {
 /** The vars file and the legacy one: a legacy file put back by hand is noticed (and migrated) too. */
 async function varsStamp(config: Config): Promise<Stamp> {
   return `${await fileStamp(varsFilePath(config))}|${await fileStamp(legacyVarsFilePath(config))}`;
+}
+
+/**
+ * reduce, with an event the reducer throws on rejected alone: an exception would fail the whole batch, and the
+ * listener retries a failed batch forever (every later message waits behind it).
+ */
+function reduceOrReject(state: State, event: SpiEvent, ctx: ReduceContext): Outcome {
+  try {
+    return reduce(state, event, ctx);
+  } catch (e) {
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return {
+      status: 'rejected', appId: appId(event.app_name, event.namespace),
+      rejection: { code: 'ERR_SPI_INVALID', reason: `${event.action}: could not be applied (internal error ${echoString(what.split('\n')[0]!)})` },
+    };
+  }
 }
 
 export class StateStore {
@@ -170,7 +187,7 @@ export class StateStore {
           records.push(this.record(rej, d.logged, meta));
           continue;
         }
-        const out = reduce(next, d.event, this.ctx);
+        const out = reduceOrReject(next, d.event, this.ctx);
         if (out.status === 'rejected') {
           const rej: Rejection = { index: d.index, ...out.rejection, action: d.event.action, app: out.appId };
           results.push({ status: 'rejected', ...rej });

@@ -50,6 +50,13 @@ test('kinds in every spelling: loopback, unspecified, link-local, multicast, bro
   for (const [k, spellings] of cases) for (const s of spellings) t.is(kind(s) as string, k, s);
 });
 
+test('the local-use NAT64 prefix 64:ff9b:1::/96 (RFC 8215) is judged by the IPv4 address it carries, like 64:ff9b::/96', (t) => {
+  t.is(kind('64:ff9b:1::127.0.0.1') as string, 'loopback');
+  t.is(kind('64:ff9b:1::7f00:1') as string, 'loopback');
+  t.is(kind('64:ff9b:1::169.254.169.254') as string, 'link-local');
+  t.is(kind('64:ff9b:1::198.51.100.7') as string, 'unicast');
+});
+
 test('networks: host bits refused, containment by bytes, network and broadcast addresses of an IPv4 network', (t) => {
   const net = (s: string): Cidr => {
     const c = parseCidr(s);

@@ -6,12 +6,15 @@
  * Serial: CPU time is per process, concurrent tests would be counted in.
  */
 import test from 'ava';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import type { ApplyResult } from '../../../generator/src/vars/store.js';
-import { tmpConfig } from '../../fixtures/helpers.js';
-import { CASES, KEY_ENCODINGS, leakedSecrets, secretNeedles, type HostileCase } from '../../fixtures/hostile.js';
+import { psych, tmpConfig } from '../../fixtures/helpers.js';
+import { parseSpiStream } from '../../../generator/src/spi/parse.js';
+import { A_KEY, CASES, EC_KEY, ED_KEY, KEY_ENCODINGS, leakedSecrets, scatteredSecrets, secretNeedles, type HostileCase } from '../../fixtures/hostile.js';
 
 const NEEDLES = secretNeedles();
 const REPS = 5;
@@ -65,6 +68,13 @@ for (const c of CASES) {
     const output = [...r.rejected, ...large.result.rejected].map((x) => x.reason);
     t.deepEqual(await leakedSecrets(small.dir, NEEDLES, output), []);
     t.deepEqual(await leakedSecrets(large.dir, NEEDLES), []);
+    if (c.maxLog) {
+      for (const [n, dir] of [[c.n, small.dir], [2 * c.n, large.dir]] as const) {
+        const size = (await stat(join(dir, 'var', 'rejects.jsonl'))).size;
+        const input = Buffer.byteLength(c.make(n));
+        t.true(size <= c.maxLog(input), `rejects.jsonl holds ${size} bytes for ${input} bytes of input`);
+      }
+    }
   });
 }
 
@@ -86,4 +96,59 @@ test.serial('key material in every encoding: each document rejected, its reason 
   const { readFile } = await import('node:fs/promises');
   const keyFile = await readFile(`${cfg.inventory_dir}/.rproxy_tls/shop-acme/a.example.org.key`, 'latin1');
   t.true(NEEDLES.some((n) => keyFile.includes(n)), 'the needles match the key as written to its key file');
+});
+
+test.serial('key material split by separators (colon hex as openssl -text prints it, base64 in groups, byte values): no 16 secret bytes in any file or reason', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  const reasons: string[] = [];
+  for (const [, doc] of KEY_ENCODINGS) reasons.push(...(await store.applyText(doc)).rejected.map((x) => x.reason));
+  t.deepEqual(await scatteredSecrets(cfg.dir, [A_KEY, EC_KEY, ED_KEY], reasons), []);
+});
+
+/** Minimum CPU seconds over a few parses of `text` (what the listener does before taking the lock). */
+function parseCpu(text: string): { cpu: number; docs: ReturnType<typeof parseSpiStream> } {
+  let min = Infinity;
+  let docs = parseSpiStream(text, { maxBodyBytes: 1048576 });
+  for (let i = 0; i < REPS; i++) {
+    gc();
+    const before = process.cpuUsage();
+    docs = parseSpiStream(text, { maxBodyBytes: 1048576 });
+    const used = process.cpuUsage(before);
+    min = Math.min(min, (used.user + used.system) / 1e6);
+  }
+  return { cpu: min, docs };
+}
+
+test.serial('strings shaped like DER keys cost what other strings of their length do (OpenSSL took 1 ms to refuse each one)', (t) => {
+  // 44 base64 characters without "+", "/" or "=", 33 bytes: SEQUENCE { INTEGER 0, SEQUENCE { rsaEncryption, NULL },
+  // OCTET STRING (11 bytes from i) } has the shape of a PKCS#8 key; the same bytes under another first tag (MR8C) do not
+  const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const blob = (i: number, tag: number): string => {
+    let tail = '';
+    for (let k = 0, v = i; k < 14; k++, v = Math.floor(v / 62)) tail += ALNUM[v % 62];
+    const s = `${tag === 0x30 ? 'MB8C' : 'MR8C'}AQAwDQYJKoZIhvcNAQEBBQAE` + 'C' + 'wxyz0123456789'[i % 14] + tail;
+    const b = Buffer.from(s, 'base64');
+    if (b.length !== 33 || b[0] !== tag || b[21] !== 0x0b) throw new Error(`blob ${i}`);
+    return s;
+  };
+  const head = '---\n:action: :add_alias\n:app_name: shop\n:namespace: acme\n:alias: x.example.org\n';
+  const list = (tag: number) => `${head}:junk:\n${Array.from({ length: 4000 }, (_, i) => `- ${blob(i, tag)}\n`).join('')}`;
+  const paths = (tag: number) => Array.from({ length: 2 }, (_, d) => psych({
+    action: ':add_public_endpoint', app_name: 'shop', namespace: 'acme', gear_id: `g${d}`, public_port_name: 'web', public_address: '198.51.100.31',
+    public_port: String(8000 + d), protocols: '[http]', types: '[web_framework]',
+    mappings: `\n${Array.from({ length: 64 }, (_, k) => `- {frontend: "/${Array.from({ length: 22 }, (_, i) => blob((d * 64 + k) * 22 + i, tag)).join('/')}", backend: ''}`).join('\n')}`,
+  })).join('');
+  for (const [name, make, keyShaped, other] of [
+    ['a rejected document listing 4000 of them', list, /unknown field "junk"/, /unknown field "junk"/],
+    ['mapping paths made of them (2 documents, 64 paths of 22 each)', paths, /mappings\[0\]\.frontend holds private key material/, null],
+  ] as const) {
+    const der = parseCpu(make(0x30));
+    const plain = parseCpu(make(0x31));
+    t.log(`${name}: DER-shaped ${(der.cpu * 1000).toFixed(1)} ms CPU, other ${(plain.cpu * 1000).toFixed(1)} ms CPU`);
+    t.true(der.cpu < 3 * Math.max(plain.cpu, FLOOR_S), `${name}: ${der.cpu.toFixed(3)} s against ${plain.cpu.toFixed(3)} s`);
+    t.true(der.docs.every((d) => !d.ok && keyShaped.test(d.rejection.reason)), name);
+    t.true(plain.docs.every((d) => (other ? !d.ok && other.test(d.rejection.reason) : d.ok)), name);
+    if (make === list) t.true(!der.docs[0]!.ok && der.docs[0]!.logged.includes('- [REDACTED PRIVATE KEY]'), 'key-shaped values are redacted in the log');
+  }
 });

@@ -79,6 +79,16 @@ test('stream splitting: implicit first document, "..." ends, directives, CRLF, c
   t.is(splitYamlStream('---\n:ssl: |\n  ---\n  x\n').length, 1);
 });
 
+test('"..." followed by a tab ends a document too: js-yaml never sees two documents in one piece (it threw a TypeError)', (t) => {
+  const a = ':action: :add_alias\n:app_name: a\n:namespace: b\n:alias: x.example.org\n';
+  t.is(splitYamlStream(`${a}...\t\n${a}`).length, 2);
+  t.is(splitYamlStream(`${a}...\t# end\n${a}`).length, 2);
+  // a text holding two documents, given as one (js-yaml's error for it has no line mark): rejected, never thrown
+  const d = parseSpiDocument(`${a}...\t\n${a}`, 0, opts);
+  t.false(d.ok);
+  t.regex(d.ok ? '' : d.rejection.reason, /^malformed YAML: expected a single document in the stream, but found more$/);
+});
+
 test('one broken document in a stream is rejected alone', (t) => {
   const good = psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: 'a.example.org' });
   const docs = parseSpiStream(`${good}---\n:action: [unclosed\n${good}`, opts);

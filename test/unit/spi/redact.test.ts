@@ -1,6 +1,7 @@
 // The rejects log must never carry key material or a pass phrase, whatever YAML style the message used.
 import test from 'ava';
 import { redactKeyMaterial } from '../../../generator/src/spi/redact.js';
+import { parseSpiDocument } from '../../../generator/src/spi/parse.js';
 import { tls } from '../../fixtures/helpers.js';
 
 const styles: Array<[string, string]> = [
@@ -54,4 +55,13 @@ test('unparsed documents: certificates that parse are kept; a key in certificate
   t.true(out.includes(cert.split('\n')[1]!), 'the certificate body is kept');
   t.false(out.includes(key.split('\n')[1]!), out);
   t.false(out.includes(key.split('\n')[5]!), out);
+});
+
+test('a pass phrase reused in another field is scrubbed from the reason as it was echoed (a masked run shifted the echo past 64 characters)', (t) => {
+  const pass = 'abcdefgh12345678 correct horse battery staple and then some more secretwords end';
+  const d = parseSpiDocument(`---\n:action: :add_ssl\n:app_name: &p "${pass}"\n:namespace: acme\n:alias: x.example.org\n:ssl: x\n:private_key: y\n:pass_phrase: *p\n`, 0, { maxBodyBytes: 1048576 });
+  t.false(d.ok);
+  const reason = d.ok ? '' : d.rejection.reason;
+  t.is(reason, 'add_ssl: app_name "[REDACTED]" must be 1-32 lowercase letters or digits');
+  for (const word of pass.split(' ')) t.false(reason.includes(word), word);
 });

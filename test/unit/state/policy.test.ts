@@ -105,6 +105,48 @@ test('encrypted keys: the derivation cost is bounded before decrypting (1,000,00
   t.log(`refusal took ${((used.user + used.system) / 1000).toFixed(1)} ms of CPU`);
 });
 
+test('certificates nginx would refuse to load are rejected (weak keys, a key that cannot sign, SHA-1 by a CA, a weak chain certificate), and RSA keys over 4096 bits', async (t) => {
+  const { s } = await store();
+  await s.applyText(alias('serve.example.org'));
+  const cases = ['rsa1024', 'x25519', 'sha1-ca', 'weak-ca', 'rsa4608', 'ok-chain'];
+  const r = await s.applyText(cases.map((c) => ssl('serve.example.org', `${c}.crt`, `${c}.key`)).join(''));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'applied']);
+  t.true(r.rejected.every((x) => x.code === 'ERR_SPI_INVALID'));
+  const why = r.rejected.map((x) => x.reason);
+  t.regex(why[0]!, /^add_ssl: alias "serve\.example\.org": nginx would refuse this certificate and key \(ee key too small; OpenSSL security level 2/);
+  t.regex(why[1]!, /nginx would refuse this certificate and key \(unknown certificate type;/);
+  t.regex(why[2]!, /nginx would refuse this certificate and key \(ca md too weak;/);
+  t.regex(why[3]!, /nginx would refuse this certificate and key \(ca key too small;/);
+  t.regex(why[4]!, /private_key is a 4608-bit RSA key, more than the 4096 bits accepted/);
+  t.is(s.state.apps.get('shop-acme')!.tls[0]!.cert, tls('ok-chain.crt'), 'the accepted chain is kept whole, leaf first');
+});
+
+test('a certificate whose validity dates do not parse is rejected alone (it threw under the state lock: the batch failed)', async (t) => {
+  const { s } = await store();
+  await s.applyText(alias('a.example.org'));
+  // a.crt with the month of notAfter set to 13 (OpenSSL then prints "Bad time value"); signatures are not checked
+  const der = Buffer.from(tls('a.crt').split('\n').filter((l) => l && !l.startsWith('-----')).join(''), 'base64');
+  const times = [...der.toString('latin1').matchAll(/\x17\x0d\d{12}Z/g)].map((m) => m.index!);
+  t.is(times.length, 2);
+  der.write('13', times[1]! + 4, 'latin1');
+  const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  const bad = psych({ action: ':add_ssl', ...app, alias: 'a.example.org', ssl: block(pem), private_key: block(tls('a.key')), pass_phrase: "''" });
+  const r = await s.applyText(bad + alias('b.example.org'));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'applied']);
+  t.regex(r.rejected[0]!.reason, /^add_ssl: alias "a\.example\.org": the certificate's validity dates do not parse \(tls_require_valid is on\)$/);
+});
+
+test('an alias longer than 251 characters cannot have a certificate (its files <alias>.crt/.key would be over 255 bytes); 251 can', async (t) => {
+  const { cfg, s } = await store('tls_require_valid: false\n');
+  const host = (last: number) => `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(last)}.org`;
+  t.is(host(55).length, 251);
+  await s.applyText(alias(host(55)) + alias(host(56)));
+  const r = await s.applyText(ssl(host(56), 'a.crt', 'a.key') + ssl(host(55), 'a.crt', 'a.key'));
+  t.deepEqual(r.results.map((x) => x.status), ['rejected', 'applied']);
+  t.regex(r.rejected[0]!.reason, /^add_ssl: alias "a{63}\.…" is longer than 251 characters: it cannot have a certificate/);
+  t.is((await loadState(cfg)).apps.get('shop-acme')!.tls[0]!.alias, host(55));
+});
+
 test('gear_networks (default []): addresses outside are refused, and the network and broadcast addresses of an IPv4 one', async (t) => {
   const { s } = await store('gear_networks: [198.51.100.0/24, "2001:db8:10::/64"]\n');
   const r = await s.applyText([

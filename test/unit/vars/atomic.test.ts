@@ -26,6 +26,15 @@ test('writeFileAtomic: replaces by rename (new inode), exact mode whatever the u
   t.deepEqual((await readdir(d)).sort(), ['x.key', 'y.yml']);
 });
 
+test('writeFileAtomic: a target name of 255 bytes (a TLS file of a 251-character alias) is written: the temp name stays shorter', async (t) => {
+  const d = await dir();
+  const name = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(55)}.org.key`;
+  t.is(name.length, 255);
+  await writeFileAtomic(join(d, name), 'k', { mode: 0o600 });
+  t.is(await readFile(join(d, name), 'utf8'), 'k');
+  t.deepEqual(await readdir(d), [name]);
+});
+
 test('writeFileAtomic: a failed rename leaves the target as it was and removes the temp file', async (t) => {
   const d = await dir();
   const target = join(d, 'is-a-dir');

@@ -5,7 +5,9 @@
  * then `nginx -t -p DIR -c DIR/nginx.conf`.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, unlink, writeFile } from 'node:fs/promises';
@@ -223,4 +225,101 @@ test('the module: writes locations files, refuses other paths, removes stale one
   t.true(full.removed!.includes('locations/split-acme.conf'), 'split-acme was selected with no files: its files go as well');
   t.false(existsSync(join(dir, 'rproxy', rel)));
   await t.notThrowsAsync(nginxT(dir));
+});
+
+// --- TLS material: what the intake accepts, nginx loads ----------------------------------------------------------
+
+const sslDoc = (name: string, alias: string, crt: string, key: string): string =>
+  psych({ action: ':add_alias', app_name: name, namespace: 'acme', alias }) +
+  psych({ action: ':add_ssl', app_name: name, namespace: 'acme', alias, ssl: block(tls(crt)), private_key: block(tls(key)), pass_phrase: "''" });
+/** 251 characters: the longest alias whose files <alias>.crt / <alias>.key fit in a 255-byte file name. */
+const LONG_ALIAS = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(55)}.org`;
+
+test('TLS material: what the intake refuses is what nginx refuses to load (weak keys, X25519, SHA-1 by a CA, weak chain); the rest passes nginx -t', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const refused = ['rsa1024', 'x25519', 'sha1-ca', 'weak-ca'];
+  const cfg = await tmpConfig('tls_require_valid: false\n');
+  const store = await StateStore.open(cfg);
+  const r = await store.applyText(refused.map((c, i) => sslDoc(`r${i}`, `r${i}.example.org`, `${c}.crt`, `${c}.key`)).join(''));
+  t.deepEqual(r.rejected.map((x) => x.reason.replace(/^.*nginx would refuse this certificate and key \(([^;]*);.*$/, '$1')),
+    ['ee key too small', 'unknown certificate type', 'ca md too weak', 'ca key too small']);
+  // accepted: a chain, EC and RSA keys, a certificate for the longest alias that can have one (its files are 255 bytes)
+  const { dir } = await renderTree([create('chain') + sslDoc('chain', 'chain.example.org', 'ok-chain.crt', 'ok-chain.key') +
+    create('ec') + sslDoc('ec', 'ec.example.org', 'b.crt', 'b.key') + create('long') + sslDoc('long', LONG_ALIAS, 'a.crt', 'a.key')]);
+  await t.notThrowsAsync(nginxT(dir));
+  // the module writes the 255-byte file names on a proxy
+  const files: Record<string, string> = {};
+  const secret: Record<string, string> = {};
+  for (const sub of ['maps/long-acme.map', 'servers/long-acme.conf', 'locations/long-acme.conf']) {
+    if (existsSync(join(dir, 'rproxy', sub))) files[sub] = await readFile(join(dir, 'rproxy', sub), 'utf8');
+  }
+  files[`tls/long-acme/${LONG_ALIAS}.crt`] = await readFile(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.crt`), 'utf8');
+  secret[`tls/long-acme/${LONG_ALIAS}.key`] = await readFile(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.key`), 'utf8');
+  for (const ext of ['crt', 'key']) await unlink(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.${ext}`));
+  const m = await runModule(dir, { apps: ['long-acme'], files, secret_files: secret });
+  t.falsy(m.failed, m.msg);
+  t.deepEqual(m.written, [`tls/long-acme/${LONG_ALIAS}.crt`, `tls/long-acme/${LONG_ALIAS}.key`]);
+  // control: each refused certificate, put in place of an accepted one, does make nginx -t fail here
+  for (const c of refused) {
+    await writeFile(join(dir, 'rproxy/tls/ec-acme/ec.example.org.crt'), tls(`${c}.crt`));
+    await writeFile(join(dir, 'rproxy/tls/ec-acme/ec.example.org.key'), tls(`${c}.key`));
+    const e = await t.throwsAsync(nginxT(dir), undefined, c);
+    t.regex(String((e as { stderr?: string }).stderr), /SSL_CTX_use_certificate|SSL_CTX_set0_chain/, c);
+  }
+});
+
+// --- the loop guard: a gear address that is a proxy ---------------------------------------------------------------
+
+const freePort = (): Promise<number> => new Promise((resolve, reject) => {
+  const srv = createServer();
+  srv.once('error', reject);
+  srv.listen(0, '127.0.0.1', () => {
+    const { port } = srv.address() as AddressInfo;
+    srv.close(() => resolve(port));
+  });
+});
+
+/** One GET to nginx at 127.0.0.1:port for `host`: the status. */
+const get = (port: number, host: string): Promise<number> => new Promise((resolve, reject) => {
+  const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 10_000 }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode ?? 0));
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', reject);
+  req.end();
+});
+
+test('loop guard: a gear that is the proxy itself is answered 508 at the second hop (it looped until the workers ran out of connections)', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  const { dir } = await renderTree([[create('loop'), endpoint('loop', 'g1', '198.51.100.41', 8080, ['http'], []),
+    create('mapped'), endpoint('mapped', 'g2', '198.51.100.42', 8080, ['http', 'ws'], [['/a', '/b']])].join('')]);
+  // Serve on free loopback ports only; the generator refuses loopback gears, so the upstreams are pointed at this
+  // nginx by hand, as a published gear address that is a proxy's or a VIP would.
+  const [http, https, health] = [await freePort(), await freePort(), await freePort()];
+  const conf = join(dir, 'rproxy');
+  for (const f of ['rproxy.conf', 'servers/mapped-acme.conf']) {
+    const text = (await readFile(join(conf, f), 'utf8')).replace(/^ *listen \[::\].*\n/gm, '')
+      .replace(/listen 8080\b/g, `listen 127.0.0.1:${http}`).replace(/listen 8443\b/g, `listen 127.0.0.1:${https}`).replace('127.0.0.1:18081', `127.0.0.1:${health}`);
+    await writeFile(join(conf, f), text);
+  }
+  for (const id of ['loop-acme', 'ws.mapped-acme']) {
+    const f = join(conf, 'upstreams', `${id.replace('ws.', '')}.conf`);
+    await writeFile(f, (await readFile(f, 'utf8')).replace(/server [^ ]+/, `server 127.0.0.1:${http}`));
+  }
+  const log = join(dir, 'access.log');
+  await writeFile(join(dir, 'nginx.conf'), (await readFile(join(dir, 'nginx.conf'), 'utf8')).replace('access_log off;', `access_log ${log};`));
+  await nginxT(dir);
+  const nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise((r) => nginx.once('exit', r));
+  try {
+    for (let i = 0; i < 100 && !(await get(health, 'localhost').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    t.is(await get(http, 'loop-acme.apps.example.com'), 508, 'shared server');
+    t.is(await get(http, 'mapped-acme.apps.example.com'), 508, 'dedicated server (path mappings)');
+    // the health server logs nothing: every line is a hop of the two requests
+    t.is((await readFile(log, 'utf8')).trim().split('\n').length, 4, 'two hops per request');
+  } finally {
+    nginx.kill('SIGQUIT');
+    await exited;
+  }
 });
