@@ -36,16 +36,23 @@ export function packageRoot(): string {
   return process.cwd();
 }
 
+/**
+ * The production places, used without a config file (never the current directory): the listener's config, the
+ * operator's inventory and the controller's state (routing state, TLS material, locks, status, rejects log).
+ */
+export const DEFAULT_CONFIG_FILE = '/etc/paas-rproxy/config.yml';
+export const DEFAULT_INVENTORY_DIR = '/etc/paas-rproxy/inventory';
+export const DEFAULT_STATE_DIR = '/var/lib/paas-rproxy';
+
 export function defaultConfig(): Config {
-  const cwd = process.cwd();
   return {
     source: null,
     cloud_domain: 'apps.example.com',
     routed_types: ['web_framework'],
-    inventory_dir: resolve(cwd, 'inventory'),
+    inventory_dir: DEFAULT_INVENTORY_DIR,
     proxies_group: 'proxies',
     brokers_group: 'brokers',
-    state_dir: resolve(cwd, 'var'),
+    state_dir: DEFAULT_STATE_DIR,
     max_body_bytes: 1048576,
     ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [] },
     runner: { quiet_ms: 250, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
@@ -134,7 +141,7 @@ function merge(target: Record<string, unknown>, input: Record<string, unknown>, 
   }
 }
 
-/** Parses and checks a config text; relative paths resolve against `baseDir`. Pure apart from cwd defaults. */
+/** Parses and checks a config text; relative paths resolve against `baseDir`. Pure. */
 export function parseConfig(text: string, baseDir: string, source: string | null = null): Config {
   let doc: unknown;
   try {
@@ -157,12 +164,20 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /** --inventory DIR (relative to cwd) */
   inventory?: string | undefined;
+  /** --state-dir DIR (relative to cwd) */
+  stateDir?: string | undefined;
+  /** the file used when neither --config nor $PAAS_RPROXY_CONFIG names one, if it exists (tests pass their own) */
+  defaultFile?: string | undefined;
 }
 
-/** --config FILE, else $PAAS_RPROXY_CONFIG, else the embedded defaults; then env and --inventory overrides. */
+/**
+ * --config FILE, else $PAAS_RPROXY_CONFIG, else /etc/paas-rproxy/config.yml when it exists, else the embedded
+ * defaults (production paths); then env, --inventory and --state-dir overrides.
+ */
 export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> {
   const env = opts.env ?? process.env;
-  const file = opts.file ?? (env.PAAS_RPROXY_CONFIG || undefined);
+  const fallback = opts.defaultFile ?? DEFAULT_CONFIG_FILE;
+  const file = opts.file ?? (env.PAAS_RPROXY_CONFIG || undefined) ?? (existsSync(fallback) ? fallback : undefined);
   let cfg: Config;
   if (file !== undefined) {
     const abs = resolve(file);
@@ -179,6 +194,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
   if (env.PAAS_RPROXY_STOMP_LOGIN) cfg.stomp.login = env.PAAS_RPROXY_STOMP_LOGIN;
   if (env.PAAS_RPROXY_STOMP_PASSCODE) cfg.stomp.passcode = env.PAAS_RPROXY_STOMP_PASSCODE;
   if (opts.inventory !== undefined) cfg.inventory_dir = isAbsolute(opts.inventory) ? opts.inventory : resolve(opts.inventory);
+  if (opts.stateDir !== undefined) cfg.state_dir = isAbsolute(opts.stateDir) ? opts.stateDir : resolve(opts.stateDir);
   return cfg;
 }
 
@@ -186,9 +202,10 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
 export interface GlobalArgs {
   config?: string | undefined;
   inventory?: string | undefined;
+  stateDir?: string | undefined;
 }
 
-/** Config for a CLI command: --config / $PAAS_RPROXY_CONFIG / defaults, then --inventory. */
+/** Config for a CLI command: --config / $PAAS_RPROXY_CONFIG / /etc/paas-rproxy/config.yml / defaults, then --inventory, --state-dir. */
 export function configFromArgv(argv: GlobalArgs, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  return loadConfig({ file: argv.config, inventory: argv.inventory, env });
+  return loadConfig({ file: argv.config, inventory: argv.inventory, stateDir: argv.stateDir, env });
 }

@@ -12,8 +12,9 @@ import { command as status } from './status.js';
 import { command as vrrpLayout } from './vrrp-layout.js';
 import { command as onboard } from './onboard.js';
 import { command as offboard } from './offboard.js';
+import { command as migrate } from './migrate.js';
 
-const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard];
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard, migrate];
 
 export function buildCli(args: string[]): Argv<GlobalArgs> {
   let y = yargs(args)
@@ -21,9 +22,10 @@ export function buildCli(args: string[]): Argv<GlobalArgs> {
     .usage('$0 <command> [options]\n\nHighly available reverse-proxy tier driven by the OpenShift Routing SPI.')
     .option('config', {
       type: 'string', global: true, requiresArg: true,
-      describe: 'config file (YAML); default: $PAAS_RPROXY_CONFIG, else built-in defaults',
+      describe: 'config file (YAML); default: $PAAS_RPROXY_CONFIG, else /etc/paas-rproxy/config.yml if it exists, else built-in defaults (inventory /etc/paas-rproxy/inventory, state /var/lib/paas-rproxy)',
     })
-    .option('inventory', { type: 'string', global: true, requiresArg: true, describe: 'Ansible inventory directory (overrides inventory_dir)' }) as Argv<GlobalArgs>;
+    .option('inventory', { type: 'string', global: true, requiresArg: true, describe: 'Ansible inventory directory (overrides inventory_dir)' })
+    .option('state-dir', { type: 'string', global: true, requiresArg: true, describe: 'state directory (overrides state_dir)' }) as Argv<GlobalArgs>;
   for (const c of COMMANDS) y = y.command(c);
   return y
     .demandCommand(1, 'Name a command (see --help).')

@@ -1,7 +1,7 @@
 /** `paas-rproxy status [--json]`: apps, pending events, last runs, recent rejections (from the state and the status file). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import { readStatus, recentRejections } from '../status/file.js';
 import { digestsOf, proxiesOf } from '../runner/core.js';
 import { readApplied } from '../runner/applied.js';

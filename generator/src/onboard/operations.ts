@@ -18,11 +18,11 @@ import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { withLock } from '../io/lock.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import { digestsOf, runnerPorts, runnerSettings } from '../runner/core.js';
 import { syncPass, type RunRecord } from '../runner/runner.js';
 import { runPlaybook, failureMessage, type SpawnResult } from '../runner/spawn.js';
-import { shellQuote, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
+import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
 import { writeApplied, appliedDir } from '../runner/applied.js';
 import { recordRun, updateStatus } from '../status/file.js';
 import { addHostToGroup, allHosts, groupHosts, overlayInventory, removeHostFromGroup } from './inventory.js';
@@ -137,7 +137,7 @@ async function play(config: Config, cmd: PlaybookCommand, trigger: string, progr
 }
 
 function command(config: Config, args: string[], kind: PlaybookCommand['kind'], hosts: string[]): PlaybookCommand {
-  const argv = [config.ansible.command, ...args, ...config.ansible.extra_args];
+  const argv = [config.ansible.command, ...args, ...stateDirArgs(config.state_dir), ...config.ansible.extra_args];
   return { argv, display: shellQuote(argv), kind, hosts, apps: null };
 }
 

@@ -8,7 +8,7 @@ import yaml from 'js-yaml';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { appDigest } from '../vars/digest.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import type { StateStore } from '../vars/store.js';
 import type { State } from '../state/types.js';
 import { groupHosts } from './inventory.js';
@@ -20,7 +20,10 @@ export function runnerSettings(config: Config): RunnerSettings {
   return {
     stateDir: config.state_dir,
     proxiesGroup: config.proxies_group,
-    playbook: { command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir, extraArgs: config.ansible.extra_args },
+    playbook: {
+      command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
+      stateDir: config.state_dir, extraArgs: config.ansible.extra_args,
+    },
     quietMs: config.runner.quiet_ms,
     maxWaitMs: config.runner.max_wait_ms,
     retryInitialMs: config.runner.retry_initial_ms,
@@ -36,6 +39,14 @@ export function digestsOf(state: State): Record<string, string> {
   return out;
 }
 
+/** The inventory must exist before anything runs Ansible against it: say which setting names it. */
+export async function requireInventory(config: Config): Promise<void> {
+  const st = await fs.stat(config.inventory_dir).catch(() => null);
+  if (!st?.isDirectory()) {
+    throw new RproxyError('ERR_CONFIG_INVALID', `the inventory ${config.inventory_dir} does not exist: pass --inventory DIR, or set inventory_dir in the config file (${config.source ?? 'none: --config FILE or PAAS_RPROXY_CONFIG'})`);
+  }
+}
+
 async function inventoryFile(config: Config): Promise<string | null> {
   for (const n of ['hosts.yml', 'hosts.yaml']) {
     const f = path.join(config.inventory_dir, n);
@@ -46,6 +57,7 @@ async function inventoryFile(config: Config): Promise<string | null> {
 
 /** The proxies group's hosts in inventory order: hosts.yml parsed directly, else `ansible-inventory --list`. */
 export async function proxiesOf(config: Config): Promise<string[]> {
+  await requireInventory(config);
   const f = await inventoryFile(config);
   if (f) return groupHosts(yaml.load(await fs.readFile(f, 'utf8')), config.proxies_group);
   const out = await new Promise<string>((resolve, reject) => {

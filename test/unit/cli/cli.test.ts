@@ -2,7 +2,8 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, SAMPLES_PATH, samplesDocs, tmpConfig, psych } from '../../fixtures/helpers.js';
 
@@ -114,11 +115,12 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   await writeFile(part, samplesDocs().slice(0, 11).join(''));
   const r = await cli(['apply', part], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(r.code, 0, r.stderr);
-  t.true((await stat(join(s.inventory, 'group_vars/proxies/rproxy_routes.json'))).isFile());
-  const other = join(s.dir, 'other-inventory');
-  const o = await cli(['apply', part, '--inventory', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
+  t.true((await stat(join(s.dir, 'var/routes/rproxy_routes.json'))).isFile());
+  t.false(existsSync(s.inventory), 'nothing is generated into the inventory');
+  const other = join(s.dir, 'other-state');
+  const o = await cli(['apply', part, '--state-dir', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(o.code, 0);
-  t.true((await stat(join(other, 'group_vars/proxies/rproxy_routes.json'))).isFile());
+  t.true((await stat(join(other, 'routes/rproxy_routes.json'))).isFile());
   await writeFile(s.config, 'inventory_dir: ./inventory\nrunner:\n  quiet: 1\n');
   const bad = await cli(['routes', '--config', s.config]);
   t.is(bad.code, 2);
@@ -128,6 +130,25 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   t.regex(missing.stderr, /cannot read .*nope\.yml: ENOENT/);
   const noFile = await cli(['apply', join(s.dir, 'nope.yml'), '--config', s.config.replace('config.yml', 'c2.yml')]);
   t.is(noFile.code, 2);
+});
+
+test('without a config the CLI uses the production paths, never the current directory', async (t) => {
+  const cwd = await mkdtemp(join(tmpdir(), 'rproxy-cwd-'));
+  const hadStateDir = existsSync('/var/lib/paas-rproxy');
+  try {
+    const r = await cli(['routes', '--json'], { cwd, env: { PAAS_RPROXY_CONFIG: '' } });
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(await readdir(cwd), [], 'nothing written where the command ran');
+    // a command that needs the inventory says which setting names it
+    const s = await cli(['sync'], { cwd, env: { PAAS_RPROXY_CONFIG: '' } });
+    if (!existsSync('/etc/paas-rproxy/inventory')) {
+      t.is(s.code, 2);
+      t.regex(s.stderr, /the inventory \/etc\/paas-rproxy\/inventory does not exist: pass --inventory DIR, or set inventory_dir/);
+    }
+    t.deepEqual(await readdir(cwd), []);
+  } finally {
+    if (!hadStateDir) await rm('/var/lib/paas-rproxy', { recursive: true, force: true });
+  }
 });
 
 test('parallel CLI applies (separate processes) are serialized by the lock: nothing lost', async (t) => {

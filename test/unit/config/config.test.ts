@@ -12,8 +12,9 @@ test('defaults: contract values, absolute paths, playbook from the package root'
   const c = defaultConfig();
   t.is(c.cloud_domain, 'apps.example.com');
   t.deepEqual(c.routed_types, ['web_framework']);
-  t.is(c.inventory_dir, resolve('inventory'));
-  t.is(c.state_dir, resolve('var'));
+  // production places, never the current directory
+  t.is(c.inventory_dir, '/etc/paas-rproxy/inventory');
+  t.is(c.state_dir, '/var/lib/paas-rproxy');
   t.is(c.max_body_bytes, 1048576);
   t.is(c.ansible.playbook, join(packageRoot(), 'ansible/site.yml'));
   t.is(packageRoot(), REPO);
