@@ -19,8 +19,8 @@ export type ErrorCode =
   | 'ERR_PREFLIGHT_FAILED'
   | 'ERR_INTERNAL';
 
-/** CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed. */
-export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4 } as const;
+/** CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed, 5 unhealthy (status). */
+export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4, UNHEALTHY: 5 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_CONFIG_UNKNOWN_KEY: EXIT.USAGE,

@@ -89,7 +89,8 @@ demo_publish() { # STREAM-FILE
   demo_publish_cli "$stream"
 }
 
-status_json() { cli status --json 2>/dev/null; }
+# status exits 5 while unhealthy (a health check); the JSON is printed either way
+status_json() { cli status --json 2>/dev/null || true; }
 
 listener_running() {
   status_json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);process.exit(j.listener&&j.listener.running&&j.listener.connected?0:1)}catch{process.exit(1)}})'

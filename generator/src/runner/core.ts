@@ -110,6 +110,13 @@ export interface SyncNowOptions {
  * host(s) and task(s) otherwise. For `paas-rproxy sync` and `paas-rproxy apply --sync`.
  */
 export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
+  const res = await syncRecorded(config, opts);
+  if (!res.ok) throw syncError(res);
+  return res;
+}
+
+/** One sync pass recorded in the status file; the result also when a proxy failed (`sync --json` prints it). */
+export async function syncRecorded(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
   const log: Log = opts.log ?? (() => undefined);
   const by = opts.by ?? 'sync';
   const res = await syncPass(runnerSettings(config), runnerPorts(config), log, {
@@ -121,12 +128,13 @@ export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promis
       s.pendingApps = res.lagging;
     });
   } catch { /* the status file is informative only */ }
-  if (!res.ok) {
-    const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
-    const msg = errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`;
-    throw new RproxyError('ERR_PLAYBOOK_FAILED', msg);
-  }
   return res;
+}
+
+/** ERR_PLAYBOOK_FAILED (exit 4) naming the failing host(s) and task(s) of a pass that left proxies behind. */
+export function syncError(res: SyncResult): RproxyError {
+  const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
+  return new RproxyError('ERR_PLAYBOOK_FAILED', errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`);
 }
 
 export function formatSyncResult(res: SyncResult): string {

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, SAMPLES_PATH, samplesDocs, tmpConfig, psych } from '../../fixtures/helpers.js';
@@ -149,6 +149,36 @@ test('without a config the CLI uses the production paths, never the current dire
   } finally {
     if (!hadStateDir) await rm('/var/lib/paas-rproxy', { recursive: true, force: true });
   }
+});
+
+test('status is a health check: exit 5 with the reasons when no listener ran; --no-listener for CLI-only use', async (t) => {
+  const s = await setup();
+  const r = await cli(['status', '--json', '--config', s.config]);
+  t.is(r.code, 5, r.stderr);
+  const j = JSON.parse(r.stdout) as { healthy: boolean; problems: string[] };
+  t.false(j.healthy);
+  t.deepEqual(j.problems, [`the listener never ran with this state_dir (${join(s.dir, 'var')})`]);
+  const text = await cli(['status', '--config', s.config]);
+  t.is(text.code, 5);
+  t.regex(text.stdout, /^health: UNHEALTHY: the listener never ran/);
+  const ok = await cli(['status', '--no-listener', '--config', s.config]);
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /^health: ok$/m);
+});
+
+test('sync --json prints the result also when the run fails (exit 4)', async (t) => {
+  const s = await setup();
+  await mkdir(s.inventory, { recursive: true });
+  await writeFile(join(s.inventory, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n');
+  await writeFile(s.config, 'inventory_dir: ./inventory\nstate_dir: ./var\nansible:\n  command: /bin/false\n');
+  const r = await cli(['sync', '--json', '--config', s.config]);
+  t.is(r.code, 4, r.stderr);
+  const j = JSON.parse(r.stdout) as { ok: boolean; lagging: Record<string, unknown>; runs: Array<{ result: string }>; error: string };
+  t.false(j.ok);
+  t.deepEqual(Object.keys(j.lagging), ['rp1']);
+  t.is(j.runs[0]!.result, 'failed');
+  t.regex(j.error, /playbook run failed/);
+  t.regex(r.stderr, /paas-rproxy: playbook run failed/);
 });
 
 test('parallel CLI applies (separate processes) are serialized by the lock: nothing lost', async (t) => {
