@@ -42,11 +42,16 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
     const startedAt = new Date();
     const t0 = performance.now();
     const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    await lock.setChild(child.pid).catch(() => undefined);
-    opts.onStart?.(child.pid);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    // listen before the first await: a command that fails at once would close before a later listener
+    const ended = new Promise<[number | null, string | null]>((resolve) => {
+      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
+      child.on('close', (code, s) => resolve([code, s]));
+    });
+    await lock.setChild(child.pid).catch(() => undefined);
+    opts.onStart?.(child.pid);
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -55,10 +60,7 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
       killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
     };
     if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
-    const [exitCode, sig] = await new Promise<[number | null, string | null]>((resolve) => {
-      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
-      child.on('close', (code, s) => resolve([code, s]));
-    });
+    const [exitCode, sig] = await ended;
     if (killTimer) clearTimeout(killTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     const output = Buffer.concat(chunks).toString('utf8');
