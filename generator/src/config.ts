@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { RproxyError } from './errors.js';
 
-export interface StompBroker { host: string; port: number }
+/** A STOMP broker; tls: STOMP over TLS (ActiveMQ's stomp+ssl connector), the certificate verified against stomp.ca_file. */
+export interface StompBroker { host: string; port: number; tls?: boolean }
 export interface Config {
   /** Absolute path of the file the config came from, or null for the embedded defaults. */
   source: string | null;
@@ -22,7 +23,7 @@ export interface Config {
   max_body_bytes: number;
   ansible: { playbook: string; command: string; extra_args: string[] };
   runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
-  stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number };
+  stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number; ca_file: string | null };
   metrics: { listen: string };
 }
 
@@ -63,6 +64,7 @@ export function defaultConfig(): Config {
       destination: '/queue/paas-rproxy.routinginfo',
       client_id: 'paas-rproxy',
       heartbeat_ms: 10000,
+      ca_file: null,
     },
     metrics: { listen: '127.0.0.1:9464' },
   };
@@ -94,8 +96,10 @@ const brokers: Leaf = (v, p) => {
   return v.map((b, i) => {
     const bp = `${p}[${i}]`;
     if (!isPlainObject(b)) return bad(bp, 'a mapping {host, port}', b);
-    for (const k of Object.keys(b)) if (k !== 'host' && k !== 'port') unknownKey(`${bp}.${k}`);
-    return { host: str(b.host, `${bp}.host`, ''), port: int(1, 65535)(b.port, `${bp}.port`, '') };
+    for (const k of Object.keys(b)) if (k !== 'host' && k !== 'port' && k !== 'tls') unknownKey(`${bp}.${k}`);
+    const out: StompBroker = { host: str(b.host, `${bp}.host`, '') as string, port: int(1, 65535)(b.port, `${bp}.port`, '') as number };
+    if (b.tls !== undefined) out.tls = typeof b.tls === 'boolean' ? b.tls : bad(`${bp}.tls`, 'true or false', b.tls);
+    return out;
   });
 };
 
@@ -114,6 +118,7 @@ const SCHEMA: Schema = {
   },
   stomp: {
     brokers, login: anyStr, passcode: anyStr, destination: str, client_id: str, heartbeat_ms: int(0, 3_600_000),
+    ca_file: (v, p, base) => (v === null ? null : path(v, p, base)),
   },
   metrics: { listen: hostPort },
 };

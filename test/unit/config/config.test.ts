@@ -29,6 +29,13 @@ test('config.example.yml parses and documents exactly the defaults', async (t) =
   t.deepEqual({ ...c, source: null }, defaultConfig());
 });
 
+test('STOMP over TLS: brokers[].tls and stomp.ca_file (relative to the file)', (t) => {
+  const c = parseConfig('stomp:\n  brokers:\n    - {host: mq.example.net, port: 61614, tls: true}\n  ca_file: tls/ca.crt\n', '/etc/x');
+  t.deepEqual(c.stomp.brokers, [{ host: 'mq.example.net', port: 61614, tls: true }]);
+  t.is(c.stomp.ca_file, '/etc/x/tls/ca.crt');
+  t.throws(() => parseConfig('stomp:\n  brokers:\n    - {host: a, port: 1, tls: yes please}\n', '/'), { message: /stomp\.brokers\[0\]\.tls must be true or false/ });
+});
+
 test('relative paths resolve against the config file directory', async (t) => {
   const dir = await tmp();
   await writeFile(join(dir, 'c.yml'), 'inventory_dir: ../inv\nstate_dir: data\nansible:\n  playbook: pb/site.yml\n');
@@ -44,7 +51,7 @@ test('unknown keys anywhere are ERR_CONFIG_UNKNOWN_KEY naming the key path (exit
   for (const [text, path] of [
     ['cloud_domian: x.example.com\n', 'cloud_domian'],
     ['runner:\n  quiet_msx: 1\n', 'runner.quiet_msx'],
-    ['stomp:\n  brokers:\n    - host: a\n      port: 1\n      tls: true\n', 'stomp.brokers[0].tls'],
+    ['stomp:\n  brokers:\n    - host: a\n      port: 1\n      ssl: true\n', 'stomp.brokers[0].ssl'],
     ['metrics:\n  listen: 1.2.3.4:1\n  path: /m\n', 'metrics.path'],
   ] as const) {
     const e = t.throws(() => parseConfig(text, '/'));
