@@ -2,7 +2,9 @@
 # Installs the Debian packages the lab, the tests and the benchmarks need, without starting any daemon
 # in the root namespace (a policy-rc.d refuses service starts during the install).
 set -euo pipefail
-packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3)
+# sudo: become on the prod profile's proxies; systemd: systemd-analyze security (unit test); ansible-lint,
+# yamllint: the lint step of npm test
+packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 sudo systemd ansible-lint yamllint)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
