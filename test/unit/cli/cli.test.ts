@@ -2,7 +2,7 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, SAMPLES_PATH, samplesDocs, tmpConfig, psych } from '../../fixtures/helpers.js';
@@ -179,6 +179,32 @@ test('sync --json prints the result also when the run fails (exit 4)', async (t)
   t.is(j.runs[0]!.result, 'failed');
   t.regex(j.error, /playbook run failed/);
   t.regex(r.stderr, /paas-rproxy: playbook run failed/);
+});
+
+test('migrate: --check says what would move and changes nothing; then the state moves out of the inventory', async (t) => {
+  const s = await setup();
+  const part = join(s.dir, 'part.yml');
+  await writeFile(part, samplesDocs().slice(0, 11).join(''));
+  t.is((await cli(['apply', part, '--config', s.config])).code, 0);
+  // the layout of paas-rproxy 0.1: the state inside the inventory
+  const gv = join(s.inventory, 'group_vars/proxies');
+  await mkdir(gv, { recursive: true });
+  const json = await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8');
+  await writeFile(join(gv, 'rproxy_routes.json'), json.replaceAll('"tls/', '".rproxy_tls/'));
+  await cp(join(s.dir, 'var/routes/tls'), join(s.inventory, '.rproxy_tls'), { recursive: true });
+  await rm(join(s.dir, 'var/routes'), { recursive: true });
+  const check = await cli(['migrate', '--check', '--json', '--config', s.config]);
+  t.is(check.code, 0, check.stderr);
+  t.is(JSON.parse(check.stdout).changed, true);
+  t.true(existsSync(join(gv, 'rproxy_routes.json')), '--check moves nothing');
+  const m = await cli(['migrate', '--config', s.config]);
+  t.is(m.code, 0, m.stderr);
+  t.regex(m.stdout, /^moved 1 app\(s\) from .*group_vars\/proxies\/rproxy_routes\.json into .*var\/routes\/rproxy_routes\.json/);
+  t.false(existsSync(join(gv, 'rproxy_routes.json')));
+  t.false(existsSync(join(s.inventory, '.rproxy_tls')));
+  t.is(await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8'), json);
+  const again = await cli(['migrate', '--json', '--config', s.config]);
+  t.is(JSON.parse(again.stdout).changed, false);
 });
 
 test('parallel CLI applies (separate processes) are serialized by the lock: nothing lost', async (t) => {
