@@ -2,7 +2,7 @@
 // down after the test run only when the tests brought it up), and drive it like an operator would:
 // requests from the client netns, ssh to the proxies, the product's CLI against .lab/config.yml.
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -455,8 +455,9 @@ let applySync: boolean | undefined;
 export async function applyAndSync(stream: string): Promise<Run> {
   applySync ??= /--sync\b/.test((await cli(['apply', '--help'])).stdout);
   const dir = mkdtempSync(path.join(tmpdir(), 'rplab-'));
+  chmodSync(dir, 0o755); // prod: the CLI runs as the listener's user
   const file = path.join(dir, 'stream.yml');
-  writeFileSync(file, stream);
+  writeFileSync(file, stream, { mode: 0o644 });
   if (applySync) return cli(['apply', '--sync', file]);
   const a = await cli(['apply', file]);
   if (a.code !== 0) return a;

@@ -1,6 +1,7 @@
 // STOMP intake with stompit: a broker list tried in turn, our own outer reconnect loop forever with backoff
 // (stompit gives up after an ERROR frame on CONNECT), heart-beats, an error handler on every client,
 // client-individual acks sent only by the caller after the effect is durable, and never a NACK.
+import { isIP } from 'node:net';
 import stompit from 'stompit';
 import { backoffDelay } from '../runner/backoff.js';
 
@@ -104,7 +105,8 @@ export class StompIntake {
       client = stompit.connect({
         host: broker.host, port: broker.port, timeout: this.s.connectTimeoutMs,
         // STOMP over TLS: the broker's certificate is verified (CA and host name), never accepted blindly
-        ...(broker.tls ? { ssl: true, rejectUnauthorized: true, servername: broker.host, ...(this.s.ca ? { ca: this.s.ca } : {}) } : {}),
+        // (SNI only for a DNS name: RFC 6066 forbids an IP address there; Node checks an IP against the IP SANs)
+        ...(broker.tls ? { ssl: true, rejectUnauthorized: true, ...(isIP(broker.host) ? {} : { servername: broker.host }), ...(this.s.ca ? { ca: this.s.ca } : {}) } : {}),
         connectHeaders: connectHeaders(this.s, broker),
         // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
         // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence
