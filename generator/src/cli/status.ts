@@ -57,7 +57,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       else if (!file.listener.connected) problems.push('the listener is not connected to the broker');
     }
     for (const [h, p] of Object.entries(perProxy)) {
-      if (!p.known) problems.push(`${h} was never synced`);
+      if (!p.known && state.apps.size > 0) problems.push(`${h} was never synced`); // (no app: nothing it could lack)
       else if (p.backoff) problems.push(`${h} failed its last run and waits for a retry`);
       else if (p.pendingApps.length > 0 && stateAgeMs > (argv['lag-grace'] ?? 30) * 1000) problems.push(`${h} lags: ${p.pendingApps.length} app(s) pending`);
     }
