@@ -446,13 +446,13 @@ prod_tls_setup() {
   mkdir -p "$d" "$inv_tls"
   chmod 700 "$d"
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=paas-rproxy lab CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-  sign() { # NAME SAN -> $d/NAME.{key,crt}
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$d/$1.key" -out "$d/$1.csr" 2>/dev/null
-    printf 'subjectAltName=%s\n' "$2" > "$d/$1.ext"
+  sign() { # NAME CN SAN -> $d/NAME.{key,crt}
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$d/$1.key" -out "$d/$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\n' "$3" > "$d/$1.ext"
     openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 -extfile "$d/$1.ext" -out "$d/$1.crt" 2>/dev/null
   }
-  sign "wildcard.$CLOUD_DOMAIN" "DNS:*.$CLOUD_DOMAIN"
-  sign activemq "IP:$BR_IP,DNS:broker.$CLOUD_DOMAIN"
+  sign "wildcard.$CLOUD_DOMAIN" "*.$CLOUD_DOMAIN" "DNS:*.$CLOUD_DOMAIN"
+  sign activemq "broker.$CLOUD_DOMAIN" "IP:$BR_IP,DNS:broker.$CLOUD_DOMAIN"
   cat "$d/activemq.crt" "$d/ca.crt" > "$d/activemq.chain.crt"
   openssl pkcs12 -export -in "$d/activemq.chain.crt" -inkey "$d/activemq.key" -name activemq -out "$d/activemq.p12" \
     -passout "pass:$KEYSTORE_PASSWORD"
