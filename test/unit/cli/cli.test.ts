@@ -164,6 +164,19 @@ test('status is a health check: exit 5 with the reasons when no listener ran; --
   const ok = await cli(['status', '--no-listener', '--config', s.config]);
   t.is(ok.code, 0, ok.stderr);
   t.regex(ok.stdout, /^health: ok$/m);
+  // a listener that ran and is gone, or runs without its broker (the status file it writes)
+  const listener = { pid: 999999999, startedAt: '2026-01-01T00:00:00Z', connected: true, broker: '127.0.0.1:61613', destination: '/queue/q', lastMessageAt: null, messages: 0 };
+  const statusFile = (l: typeof listener) => writeFile(join(s.dir, 'var/status.json'), JSON.stringify({ schema: 1, updatedAt: '', listener: l, pendingEvents: 0, pendingApps: {}, backoff: {}, lastSuccessByHost: {}, runs: [] }));
+  await statusFile(listener);
+  const gone = await cli(['status', '--json', '--config', s.config]);
+  t.is(gone.code, 5);
+  t.deepEqual(JSON.parse(gone.stdout).problems, ['the listener is not running (pid 999999999 is gone)']);
+  await statusFile({ ...listener, pid: process.pid, connected: false });
+  const cut = await cli(['status', '--json', '--config', s.config]);
+  t.is(cut.code, 5);
+  t.deepEqual(JSON.parse(cut.stdout).problems, ['the listener is not connected to the broker']);
+  await statusFile({ ...listener, pid: process.pid });
+  t.is((await cli(['status', '--config', s.config])).code, 0, 'running and connected: healthy');
 });
 
 test('sync --json prints the result also when the run fails (exit 4)', async (t) => {
