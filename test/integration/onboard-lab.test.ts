@@ -86,7 +86,7 @@ async function freshRp3(): Promise<void> {
 function loads(durationMs: number): Array<{ vip: string; loop: ReturnType<typeof startRequestLoop> }> {
   return VIPS3.map((vip, i) => ({
     vip,
-    loop: startRequestLoop({ vip, host: fqdn(APPS[i]!.app, NS), intervalMs: 20, durationMs, timeoutMs: 3000, retries: 0 }),
+    loop: startRequestLoop({ vip, host: fqdn(APPS[i % APPS.length]!.app, NS), intervalMs: 20, durationMs, timeoutMs: 3000, retries: 0 }),
   }));
 }
 
