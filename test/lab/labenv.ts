@@ -85,9 +85,9 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 }
 
 /** Runs a command to completion without blocking the event loop (bounded by timeoutMs). */
-export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -416,7 +416,7 @@ export function cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<
   const env: NodeJS.ProcessEnv = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
   if (PROFILE === 'prod') {
     return runAsync('setpriv', [`--reuid=${LISTENER_USER}`, `--regid=${LISTENER_USER}`, '--init-groups', 'env', `HOME=${STATE_DIR}`,
-      'node', P.cli, ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env: { ...env, PAAS_RPROXY_CONFIG: '' } });
+      'node', P.cli, ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env: { ...env, PAAS_RPROXY_CONFIG: '' }, cwd: STATE_DIR });
   }
   return runAsync('node', [P.cli, ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env });
 }

@@ -143,7 +143,7 @@ export function asRoot(conn: Pick<Connection, 'user'>, script: string): string {
 
 function command(config: Config, args: string[], kind: PlaybookCommand['kind'], hosts: string[]): PlaybookCommand {
   const argv = [config.ansible.command, ...args, ...stateDirArgs(config.state_dir), ...config.ansible.extra_args];
-  return { argv, display: shellQuote(argv), kind, hosts, apps: null };
+  return { argv, display: shellQuote(argv), kind, playbook: config.ansible.playbook, hosts, apps: null };
 }
 
 async function connectionsOf(config: Config, hosts: string[]): Promise<Connection[]> {

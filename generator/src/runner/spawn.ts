@@ -28,7 +28,8 @@ export interface SpawnOptions {
 export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
   const lock = await PlaybookLock.acquire(opts.lockFile, cmd.display, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
   try {
-    const playbookDir = path.dirname(cmd.argv[3] ?? '.');
+    // (not argv[3]: with a second -i, e.g. onboarding's overlay inventory, that is "-i" and the cwd was the caller's)
+    const playbookDir = path.dirname(cmd.playbook);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ANSIBLE_STDOUT_CALLBACK: 'default', // PLAY RECAP + "fatal: [host]" lines are what we parse

@@ -142,3 +142,22 @@ test('runner: the periodic reconcile runs a full routes run on every proxy even 
   t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"rproxy_state_dir":"${dir}/state"}`);
   await runner.stop({ abandon: false });
 });
+
+test('runPlaybook runs next to the playbook (its ansible.cfg) whatever the arguments before it (a second -i)', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'runner-cwd-'));
+  const fake = path.join(dir, 'ansible-playbook');
+  writeFileSync(fake, '#!/usr/bin/env bash\npwd > "$(dirname "$0")/cwd"\necho "$ANSIBLE_CONFIG" > "$(dirname "$0")/cfg"\n');
+  chmodSync(fake, 0o755);
+  const playbook = path.join(dir, 'pb', 'site.yml');
+  const { runPlaybook } = await import('../../../generator/src/runner/spawn.js');
+  const cmd = { argv: [fake, '-i', '/inv', '-i', '/overlay.yml', playbook, '--limit', 'rp4'], display: '', kind: 'routes-full' as const, playbook, hosts: ['rp4'], apps: null };
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(path.dirname(playbook));
+  const prev = process.env.ANSIBLE_CONFIG;
+  delete process.env.ANSIBLE_CONFIG;
+  try {
+    await runPlaybook(cmd, { lockFile: path.join(dir, 'playbook.lock'), lockTimeoutMs: 5000 });
+  } finally { if (prev !== undefined) process.env.ANSIBLE_CONFIG = prev; }
+  t.is(readFileSync(path.join(dir, 'cwd'), 'utf8').trim(), path.join(dir, 'pb'));
+  t.is(readFileSync(path.join(dir, 'cfg'), 'utf8').trim(), path.join(dir, 'pb', 'ansible.cfg'));
+});
