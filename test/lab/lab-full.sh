@@ -4,8 +4,8 @@
 
 cli() { # the product's CLI against the lab: prod runs the installed one as the listener's user, with its config
   if [ "$LAB_PROFILE" = prod ]; then
-    setpriv --reuid="$LISTENER_USER" --regid="$LISTENER_USER" --init-groups env HOME="$STATE_DIR" \
-      PAAS_RPROXY_CONFIG="$CONFIG_FILE" node "$INSTALL_DIR/dist/cli/main.js" "$@"
+    (cd "$STATE_DIR" && setpriv --reuid="$LISTENER_USER" --regid="$LISTENER_USER" --init-groups env HOME="$STATE_DIR" \
+      PAAS_RPROXY_CONFIG="$CONFIG_FILE" node "$INSTALL_DIR/dist/cli/main.js" "$@")
   else
     PAAS_RPROXY_CONFIG="$CONFIG_FILE" node "$REPO/dist/cli/main.js" "$@"
   fi
