@@ -410,7 +410,7 @@ activemq_connectors_xml() {
 
 activemq_start() {
   local base="$LAB/activemq"
-  step "ActiveMQ (STOMP $BR_IP:$STOMP_PORT and 127.0.0.1:$STOMP_PORT), base $base"
+  step "ActiveMQ (STOMP $([ "$LAB_PROFILE" = prod ] || echo "$BR_IP:$STOMP_PORT and ")127.0.0.1:$STOMP_PORT), base $base"
   if bash -c "echo > /dev/tcp/127.0.0.1/$STOMP_PORT" 2>/dev/null; then
     die "something already listens on 127.0.0.1:$STOMP_PORT (another ActiveMQ?); stop it first"
   fi
