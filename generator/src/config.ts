@@ -11,7 +11,8 @@ import { RproxyError } from './errors.js';
 import { parseCidr } from './net/address.js';
 import type { AppLimits } from './state/types.js';
 
-export interface StompBroker { host: string; port: number }
+/** A STOMP broker; tls: STOMP over TLS (ActiveMQ's stomp+ssl connector), the certificate verified against stomp.ca_file. */
+export interface StompBroker { host: string; port: number; tls?: boolean }
 export interface Config {
   /** Absolute path of the file the config came from, or null for the embedded defaults. */
   source: string | null;
@@ -29,7 +30,7 @@ export interface Config {
   limits: AppLimits;
   ansible: { playbook: string; command: string; extra_args: string[] };
   runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
-  stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number };
+  stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number; ca_file: string | null };
   metrics: { listen: string };
   dns: DnsConfig;
 }
@@ -54,16 +55,23 @@ export function packageRoot(): string {
   return process.cwd();
 }
 
+/**
+ * The production places, used without a config file (never the current directory): the listener's config, the
+ * operator's inventory and the controller's state (routing state, TLS material, locks, status, rejects log).
+ */
+export const DEFAULT_CONFIG_FILE = '/etc/paas-rproxy/config.yml';
+export const DEFAULT_INVENTORY_DIR = '/etc/paas-rproxy/inventory';
+export const DEFAULT_STATE_DIR = '/var/lib/paas-rproxy';
+
 export function defaultConfig(): Config {
-  const cwd = process.cwd();
   return {
     source: null,
     cloud_domain: 'apps.example.com',
     routed_types: ['web_framework'],
-    inventory_dir: resolve(cwd, 'inventory'),
+    inventory_dir: DEFAULT_INVENTORY_DIR,
     proxies_group: 'proxies',
     brokers_group: 'brokers',
-    state_dir: resolve(cwd, 'var'),
+    state_dir: DEFAULT_STATE_DIR,
     max_body_bytes: 1048576,
     gear_networks: [],
     tls_require_valid: true,
@@ -77,6 +85,7 @@ export function defaultConfig(): Config {
       destination: '/queue/paas-rproxy.routinginfo',
       client_id: 'paas-rproxy',
       heartbeat_ms: 10000,
+      ca_file: null,
     },
     metrics: { listen: '127.0.0.1:9464' },
     dns: {
@@ -125,8 +134,10 @@ const brokers: Leaf = (v, p) => {
   return v.map((b, i) => {
     const bp = `${p}[${i}]`;
     if (!isPlainObject(b)) return bad(bp, 'a mapping {host, port}', b);
-    for (const k of Object.keys(b)) if (k !== 'host' && k !== 'port') unknownKey(`${bp}.${k}`);
-    return { host: str(b.host, `${bp}.host`, ''), port: int(1, 65535)(b.port, `${bp}.port`, '') };
+    for (const k of Object.keys(b)) if (k !== 'host' && k !== 'port' && k !== 'tls') unknownKey(`${bp}.${k}`);
+    const out: StompBroker = { host: str(b.host, `${bp}.host`, '') as string, port: int(1, 65535)(b.port, `${bp}.port`, '') as number };
+    if (b.tls !== undefined) out.tls = typeof b.tls === 'boolean' ? b.tls : bad(`${bp}.tls`, 'true or false', b.tls);
+    return out;
   });
 };
 
@@ -161,6 +172,7 @@ const SCHEMA: Schema = {
   },
   stomp: {
     brokers, login: anyStr, passcode: anyStr, destination: str, client_id: str, heartbeat_ms: int(0, 3_600_000),
+    ca_file: (v, p, base) => (v === null ? null : path(v, p, base)),
   },
   metrics: { listen: hostPort },
   dns: {
@@ -193,7 +205,7 @@ function merge(target: Record<string, unknown>, input: Record<string, unknown>, 
   }
 }
 
-/** Parses and checks a config text; relative paths resolve against `baseDir`. Pure apart from cwd defaults. */
+/** Parses and checks a config text; relative paths resolve against `baseDir`. Pure. */
 export function parseConfig(text: string, baseDir: string, source: string | null = null): Config {
   let doc: unknown;
   try {
@@ -216,12 +228,20 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /** --inventory DIR (relative to cwd) */
   inventory?: string | undefined;
+  /** --state-dir DIR (relative to cwd) */
+  stateDir?: string | undefined;
+  /** the file used when neither --config nor $PAAS_RPROXY_CONFIG names one, if it exists (tests pass their own) */
+  defaultFile?: string | undefined;
 }
 
-/** --config FILE, else $PAAS_RPROXY_CONFIG, else the embedded defaults; then env and --inventory overrides. */
+/**
+ * --config FILE, else $PAAS_RPROXY_CONFIG, else /etc/paas-rproxy/config.yml when it exists, else the embedded
+ * defaults (production paths); then env, --inventory and --state-dir overrides.
+ */
 export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> {
   const env = opts.env ?? process.env;
-  const file = opts.file ?? (env.PAAS_RPROXY_CONFIG || undefined);
+  const fallback = opts.defaultFile ?? DEFAULT_CONFIG_FILE;
+  const file = opts.file ?? (env.PAAS_RPROXY_CONFIG || undefined) ?? (existsSync(fallback) ? fallback : undefined);
   let cfg: Config;
   if (file !== undefined) {
     const abs = resolve(file);
@@ -238,6 +258,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
   if (env.PAAS_RPROXY_STOMP_LOGIN) cfg.stomp.login = env.PAAS_RPROXY_STOMP_LOGIN;
   if (env.PAAS_RPROXY_STOMP_PASSCODE) cfg.stomp.passcode = env.PAAS_RPROXY_STOMP_PASSCODE;
   if (opts.inventory !== undefined) cfg.inventory_dir = isAbsolute(opts.inventory) ? opts.inventory : resolve(opts.inventory);
+  if (opts.stateDir !== undefined) cfg.state_dir = isAbsolute(opts.stateDir) ? opts.stateDir : resolve(opts.stateDir);
   return cfg;
 }
 
@@ -245,9 +266,10 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
 export interface GlobalArgs {
   config?: string | undefined;
   inventory?: string | undefined;
+  stateDir?: string | undefined;
 }
 
-/** Config for a CLI command: --config / $PAAS_RPROXY_CONFIG / defaults, then --inventory. */
+/** Config for a CLI command: --config / $PAAS_RPROXY_CONFIG / /etc/paas-rproxy/config.yml / defaults, then --inventory, --state-dir. */
 export function configFromArgv(argv: GlobalArgs, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  return loadConfig({ file: argv.config, inventory: argv.inventory, env });
+  return loadConfig({ file: argv.config, inventory: argv.inventory, stateDir: argv.stateDir, env });
 }

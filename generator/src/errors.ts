@@ -25,7 +25,8 @@ export type ErrorCode =
 
 /**
  * CLI exit codes (README.md): 0 ok, 1 unexpected, 2 usage/config, 3 input rejected, 4 playbook failed,
- * 5 a check found a problem (dns --check-aliases: an alias not on the VIPs; a DNS server that does not answer).
+ * 5 a check found a problem (status: a proxy lags or the listener is down; dns --check-aliases: an alias not on
+ * the VIPs, a DNS server that does not answer).
  */
 export const EXIT = { OK: 0, UNEXPECTED: 1, USAGE: 2, REJECTED: 3, PLAYBOOK: 4, CHECK: 5 } as const;
 

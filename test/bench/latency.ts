@@ -70,6 +70,7 @@ export class PrivateBroker {
       `        activemq_routinginfo_config_file: ${this.conf}`, '        activemq_routinginfo_service_name: ""',
       '        activemq_routinginfo_restart_command: "true"', '        activemq_routinginfo_wait_timeout: 0',
       '        activemq_routinginfo_backup: false', '        activemq_routinginfo_stomp_address: 127.0.0.1',
+      `        activemq_routinginfo_listener_password: ${LISTENER_STOMP.passcode}`, '        activemq_routinginfo_allow_public_password: true',
       `        activemq_routinginfo_stomp_port: ${this.port}`, ''].join('\n'));
     for (let i = 0; i < 2; i++) {
       const r = spawnSync('ansible-playbook', ['-i', 'localhost,', '-c', 'local', play], {
@@ -178,6 +179,9 @@ export class ListenerProc {
   }
 }
 
+/** The listener's own STOMP user on the private broker (roles/activemq_routinginfo: only it may read the queue). */
+export const LISTENER_STOMP = { login: 'paas-rproxy', passcode: 'paas-rproxy-test' } as const;
+
 /** A config for the listener against the lab's inventory and state, consuming the private broker. */
 export function writeListenerConfig(file: string, o: { stompPort: number; stateDir?: string; inventoryDir?: string; quietMs?: number; maxWaitMs?: number; retryMaxMs?: number }): void {
   writeFileSync(file, [
@@ -187,6 +191,7 @@ export function writeListenerConfig(file: string, o: { stompPort: number; stateD
     'ansible:', `  playbook: ${path.join(REPO, 'ansible', 'site.yml')}`,
     'runner:', `  quiet_ms: ${o.quietMs ?? 250}`, `  max_wait_ms: ${o.maxWaitMs ?? 1500}`, '  retry_initial_ms: 500', `  retry_max_ms: ${o.retryMaxMs ?? 4000}`,
     'stomp:', `  brokers: [{host: 127.0.0.1, port: ${o.stompPort}}]`, '  heartbeat_ms: 2000',
+    `  login: ${LISTENER_STOMP.login}`, `  passcode: ${LISTENER_STOMP.passcode}`,
     'metrics:', '  listen: 127.0.0.1:0', ''].join('\n'));
 }
 

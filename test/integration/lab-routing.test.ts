@@ -1,8 +1,9 @@
 // Routing through the lab's VIPs, from the client netns, with the real CLI, real ansible and real proxies.
+// Runs on both lab profiles (the prod profile: 3 VIPs, paas.example.net with a wildcard certificate).
 import test from 'ava';
 import {
   VIPS, CLOUD_DOMAIN, ensureLab, releaseLab, applyAndSync, curlVia, certSubject, selfSigned, spi, fqdn, waitFor, sleep,
-  WsClient, sshProxy, nginxMasterPid, vipHolder, failureLines,
+  WsClient, sshProxy, nginxMasterPid, vipHolder, failureLines, PROFILE, LAB_CA,
 } from '../lab/labenv.js';
 
 const NS = 'labt';
@@ -34,7 +35,7 @@ test.after.always(async (t) => {
   await applyAndSync(stream.join(''));
 });
 
-test.serial('unknown host answers 404 through both VIPs', (t) => {
+test.serial('unknown host answers 404 through every VIP', (t) => {
   for (const v of VIPS) {
     const r = curlVia(v, `nobody-nowhere.${CLOUD_DOMAIN}`);
     t.is(r.status, 404, `${v}: ${r.error}`);
@@ -42,7 +43,7 @@ test.serial('unknown host answers 404 through both VIPs', (t) => {
   }
 });
 
-test.serial('a route appears through both VIPs, carries the forwarding headers, and disappears', async (t) => {
+test.serial('a route appears through every VIP, carries the forwarding headers, and disappears', async (t) => {
   t.timeout(300_000);
   const app = 'appear';
   created.add(`${app}/${NS}`);
@@ -51,8 +52,8 @@ test.serial('a route appears through both VIPs, carries the forwarding headers, 
   const applied = Date.now() - t0;
   t.is(r.code, 0);
   const host = fqdn(app, NS);
-  t.true(await liveEverywhere(host, 200), 'route live through both VIPs');
-  t.log(`apply + targeted run: ${applied} ms; live through both VIPs ${Date.now() - t0} ms after the start`);
+  t.true(await liveEverywhere(host, 200), 'route live through every VIP');
+  t.log(`apply + targeted run: ${applied} ms; live through every VIP ${Date.now() - t0} ms after the start`);
   for (const v of VIPS) {
     const res = curlVia(v, host, '/some/path?x=1');
     t.is(res.status, 200);
@@ -65,8 +66,30 @@ test.serial('a route appears through both VIPs, carries the forwarding headers, 
   }
   const d = await apply(t, spi.deleteApp(app, NS));
   t.is(d.code, 0);
-  t.true(await liveEverywhere(host, 404), 'route gone from both VIPs');
+  t.true(await liveEverywhere(host, 404), 'route gone from every VIP');
   created.delete(`${app}/${NS}`);
+});
+
+test.serial(`the platform name under the cloud domain over TLS: ${PROFILE === 'prod' ? 'the wildcard certificate, verified, through every VIP' : 'no wildcard certificate configured, the handshake is refused'}`, async (t) => {
+  t.timeout(300_000);
+  const app = 'wild';
+  created.add(`${app}/${NS}`);
+  t.is((await apply(t, spi.createApp(app, NS) + spi.addEndpoint(app, NS, '198.51.100.35', 35546))).code, 0);
+  const host = fqdn(app, NS);
+  t.true(host.endsWith(`.${CLOUD_DOMAIN}`));
+  t.true(await liveEverywhere(host, 200), 'over HTTP through every VIP');
+  for (const v of VIPS) {
+    const r = curlVia(v, host, '/w', PROFILE === 'prod' ? { https: true, cacert: LAB_CA } : { https: true });
+    if (PROFILE === 'prod') {
+      t.is(r.status, 200, `${v}: ${r.error}`);
+      t.is(r.gear, '198.51.100.35:35546');
+      t.regex(r.body, /^x-forwarded-proto: https$/m);
+      t.regex(certSubject(v, host), new RegExp(`CN ?= ?\\*\\.${CLOUD_DOMAIN.replace(/\./g, '\\.')}`));
+    } else {
+      t.is(r.status, 0, `${v}: no certificate for the platform names without a wildcard certificate`);
+      t.regex(r.error, /unrecognized name|alert/i, `${v}: refused by the :443 default server (ssl_reject_handshake): ${r.error}`);
+    }
+  }
 });
 
 test.serial('an application without gears answers 503', async (t) => {
@@ -108,7 +131,7 @@ test.serial('requests spread over all gears; load_balancer and database endpoint
   }
 });
 
-test.serial('an alias routes to its application through both VIPs, and stops when removed', async (t) => {
+test.serial('an alias routes to its application through every VIP, and stops when removed', async (t) => {
   t.timeout(300_000);
   const app = 'aliased';
   const alias = 'www.aliased-lab.example.net';
@@ -132,7 +155,7 @@ test.serial('a TLS alias is served on 443 with its own certificate (SNI)', async
     spi.createApp(app, NS) + spi.addEndpoint(app, NS, '198.51.100.39', 35543) + spi.addAlias(app, NS, alias) + spi.addSsl(app, NS, alias, cert, key),
   );
   t.is(r.code, 0);
-  t.true(await liveEverywhere(alias, 200, { https: true, cacert: certFile }), 'https through both VIPs, verified');
+  t.true(await liveEverywhere(alias, 200, { https: true, cacert: certFile }), 'https through every VIP, verified');
   for (const v of VIPS) {
     const subject = certSubject(v, alias);
     t.regex(subject, new RegExp(`CN ?= ?${alias.replace(/\./g, '\\.')}`), `${v}: ${subject}`);

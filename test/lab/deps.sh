@@ -2,7 +2,10 @@
 # Installs the Debian packages the lab, the tests and the benchmarks need, without starting any daemon
 # in the root namespace (a policy-rc.d refuses service starts during the install).
 set -euo pipefail
-packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 bind9 bind9-utils bind9-dnsutils prometheus)
+# sudo: become on the prod profile's proxies; systemd: systemd-analyze security (unit test); ansible-lint,
+# yamllint: the lint step of npm test; bind9*: the lab's DNS (rproxy_dns, dns tests); prometheus: promtool
+# checks the shipped alert rules
+packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 sudo systemd ansible-lint yamllint bind9 bind9-utils bind9-dnsutils prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

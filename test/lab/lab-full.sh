@@ -2,13 +2,20 @@
 # The full lab (`npm run lab` = lab.sh up): sourced by lab.sh, uses its functions and constants.
 #   deps -> npm ci (if needed) -> build -> infrastructure -> site.yml -> demo (publish, show, failover)
 
-cli() { # the product's CLI against the lab
-  PAAS_RPROXY_CONFIG="$LAB/config.yml" node "$REPO/dist/cli/main.js" "$@"
+cli() { # the product's CLI against the lab: prod runs the installed one as the listener's user, with its config
+  if [ "$LAB_PROFILE" = prod ]; then
+    (cd "$STATE_DIR" && setpriv --reuid="$LISTENER_USER" --regid="$LISTENER_USER" --init-groups env HOME="$STATE_DIR" \
+      PAAS_RPROXY_CONFIG="$CONFIG_FILE" node "$INSTALL_DIR/dist/cli/main.js" "$@")
+  else
+    PAAS_RPROXY_CONFIG="$CONFIG_FILE" node "$REPO/dist/cli/main.js" "$@"
+  fi
 }
 
 site_playbook() { # extra ansible-playbook args... (RPLAB_ANSIBLE_ARGS: more args, e.g. "-v")
+  local vault=()
+  [ -f "$LAB/vault-pass" ] && vault=(--vault-password-file "$LAB/vault-pass")
   # shellcheck disable=SC2086
-  (cd "$REPO" && ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg" ansible-playbook -i "$LAB/inventory" "$REPO/ansible/site.yml" "$@" ${RPLAB_ANSIBLE_ARGS:-})
+  (cd "$REPO" && ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg" ansible-playbook -i "$INVENTORY" "${vault[@]}" "$REPO/ansible/site.yml" "$@" ${RPLAB_ANSIBLE_ARGS:-})
 }
 
 npm_ready() {
@@ -39,7 +46,7 @@ playbook_logged() { # NAME ARGS... : site.yml with ARGS, output to .lab/logs/NAM
 
 provision() {
   [ -f "$REPO/ansible/site.yml" ] || die "ansible/site.yml does not exist yet (roles not landed)"
-  step "provision the proxies and the broker: ansible-playbook -i .lab/inventory ansible/site.yml"
+  step "provision the proxies and the broker: ansible-playbook -i $INVENTORY ansible/site.yml"
   local t; t=$(date +%s.%N)
   playbook_logged site
   date -u +%FT%TZ > "$LAB/provisioned"
@@ -79,17 +86,18 @@ demo_tls() { # self-signed certificate for the TLS alias, generated at lab time
 # listener runs (site.yml deploys it on the broker host); else with the CLI (apply --sync).
 demo_publish() { # STREAM-FILE
   local stream=$1
-  if [ -f "$LAB/listener/config.yml" ]; then
+  if [ -f "$LISTENER_DIR/config.yml" ]; then
     # deployed by site.yml: give it a moment to start and connect to the broker
     local i
     for ((i = 0; i < 100; i++)); do listener_running && break; sleep 0.2; done
     if [ "$i" -lt 100 ]; then demo_publish_stomp "$stream"; return; fi
-    info "the listener is deployed but not connected to ActiveMQ (see .lab/listener/listener.log): using the CLI"
+    info "the listener is deployed but not connected to ActiveMQ (see its log): using the CLI"
   fi
   demo_publish_cli "$stream"
 }
 
-status_json() { cli status --json 2>/dev/null; }
+# status exits 5 while unhealthy (a health check); the JSON is printed either way
+status_json() { cli status --json 2>/dev/null || true; }
 
 listener_running() {
   status_json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);process.exit(j.listener&&j.listener.running&&j.listener.connected?0:1)}catch{process.exit(1)}})'
@@ -97,10 +105,17 @@ listener_running() {
 
 demo_publish_stomp() { # STREAM-FILE
   local stream=$1 n; n=$(grep -c '^:action:' "$stream")
-  step "publish the demo stream through ActiveMQ ($n SPI events to /topic/routinginfo on $BR_IP:$STOMP_PORT, no persistent header)"
+  local host=$BR_IP creds=()
+  if [ "$LAB_PROFILE" = prod ]; then
+    # the PaaS broker's plug-in publishes on the broker host's loopback with its (vaulted) password
+    host=127.0.0.1
+    # shellcheck disable=SC1091
+    creds=(--passcode "$(. "$LAB/stomp.env"; echo "$STOMP_PASSCODE")")
+  fi
+  step "publish the demo stream through ActiveMQ ($n SPI events to /topic/routinginfo on $host:$STOMP_PORT as $STOMP_LOGIN, no persistent header)"
   local before; before=$(status_json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).listener.messages||0))')
   local t; t=$(date +%s%N)
-  node "$LAB_SCRIPT_DIR/publish.mjs" --host "$BR_IP" --port "$STOMP_PORT" "$stream" | sed 's/^/          /'
+  node "$LAB_SCRIPT_DIR/publish.mjs" --host "$host" --port "$STOMP_PORT" "${creds[@]}" "$stream" | sed 's/^/          /'
   # the listener has taken every message, written the state, and every proxy is up to date
   local i
   for ((i = 0; i < 600; i++)); do
@@ -112,8 +127,8 @@ demo_publish_stomp() { # STREAM-FILE
         process.exit(done?0:1)})' "$((before + n))" && break
     sleep 0.1
   done
-  [ "$i" -lt 600 ] || die "the listener did not apply the demo stream within 60 s (see .lab/listener/listener.log)"
-  info "received, applied and live on every proxy $(( ($(date +%s%N) - t) / 1000000 )) ms after the publish (listener log: .lab/listener/listener.log)"
+  [ "$i" -lt 600 ] || die "the listener did not apply the demo stream within 60 s (see its log)"
+  info "received, applied and live on every proxy $(( ($(date +%s%N) - t) / 1000000 )) ms after the publish"
 }
 
 demo_publish_cli() { # STREAM-FILE
@@ -122,12 +137,12 @@ demo_publish_cli() { # STREAM-FILE
   mkdir -p "$LAB/logs"
   local out="$LAB/logs/demo-apply.log" rc=0
   if cli apply --help 2>/dev/null | grep -q -- '--sync'; then
-    info "PAAS_RPROXY_CONFIG=.lab/config.yml paas-rproxy apply --sync $stream"
+    info "PAAS_RPROXY_CONFIG=$CONFIG_FILE paas-rproxy apply --sync $stream"
     cli apply --sync "$stream" > "$out" 2>&1 || rc=$?
     grep -v '^$' "$out" | tail -20 | sed 's/^/          /'
     [ $rc = 0 ] || die "paas-rproxy apply --sync failed (exit $rc); output: $out"
   else
-    info "PAAS_RPROXY_CONFIG=.lab/config.yml paas-rproxy apply $stream"
+    info "PAAS_RPROXY_CONFIG=$CONFIG_FILE paas-rproxy apply $stream"
     cli apply "$stream" > "$out" 2>&1 || rc=$?
     sed 's/^/          /' "$out"
     [ $rc = 0 ] || die "paas-rproxy apply failed (exit $rc)"
@@ -157,14 +172,14 @@ wait_live() { # HOST VIP SECONDS: until HOST answers 200 through VIP
 vip_holder() { # VIP -> proxy holding it (or "none")
   local v=$1 h
   for h in $(lab_ns_list | grep -E '^rp[0-9]+$'); do
-    ip -n "$h" -o -4 addr show dev eth0 2>/dev/null | grep -q " $v/" && { echo "$h"; return; }
+    ip -n "$h" -o -4 addr show dev "$PROXY_IF" 2>/dev/null | grep -q " $v/" && { echo "$h"; return; }
   done
   echo none
 }
 
 demo_show() {
-  local d=apps.example.com vip host
-  step "from the client netns $CLIENT_NS: requests through both VIPs"
+  local d=$CLOUD_DOMAIN vip host
+  step "from the client netns $CLIENT_NS: requests through every VIP"
   for vip in "${VIPS[@]}"; do
     info "VIP $vip is held by $(vip_holder "$vip")"
     wait_live "shop-acme.$d" "$vip" 15 || die "shop-acme.$d does not answer through $vip"
@@ -177,11 +192,15 @@ demo_show() {
     local crt="$LAB/demo/secure.example.com.crt"
     printf '          %-16s %-30s -> %s  (TLS verified against the lab certificate)\n' "$vip" "https://secure.example.com" \
       "$(client_curl --cacert "$crt" -w '\n%{http_code}' --resolve "secure.example.com:443:$vip" https://secure.example.com/ | awk 'NR==1{l=$0} {c=$0} END{printf "%s  %s", c, l}')"
+    if [ -f "$LAB/tls/ca.crt" ]; then
+      printf '          %-16s %-30s -> %s  (wildcard certificate, verified against the lab CA)\n' "$vip" "https://shop-acme.$d" \
+        "$(client_curl --cacert "$LAB/tls/ca.crt" -w '\n%{http_code}' --resolve "shop-acme.$d:443:$vip" "https://shop-acme.$d/" | awk 'NR==1{l=$0} {c=$0} END{printf "%s  %s", c, l}')"
+    fi
   done
 }
 
 demo_failover() {
-  local d=apps.example.com
+  local d=$CLOUD_DOMAIN
   local vip=""
   local v
   for v in "${VIPS[@]}"; do [ "$(vip_holder "$v")" = rp1 ] && vip=$v; done
@@ -201,8 +220,8 @@ demo_failover() {
     sleep 0.05
   done
   local moved_ms=$(( ($(date +%s%N) - t) / 1000000 ))
-  if [ "$holder" = rp2 ]; then
-    info "VIP $vip moved to rp2 after ${moved_ms} ms"
+  if [ "$holder" != rp1 ] && [ "$holder" != none ]; then
+    info "VIP $vip moved to $holder after ${moved_ms} ms"
   else
     info "VIP $vip did not move within 10 s (held by $holder)"
   fi
@@ -223,16 +242,28 @@ demo_failover() {
 }
 
 usage() {
-  step "the lab is running"
-  cat <<EOF
+  step "the lab is running ($LAB_PROFILE profile)"
+  if [ "$LAB_PROFILE" = prod ]; then
+    cat <<EOF
+          drive it with the CLI:   setpriv --reuid=$LISTENER_USER --regid=$LISTENER_USER --init-groups env HOME=$STATE_DIR node $INSTALL_DIR/dist/cli/main.js status
+                                   (as the listener's user; its config $CONFIG_FILE is read by default)
+          from the client:         ip netns exec $CLIENT_NS curl --cacert .lab/tls/ca.crt --resolve shop-acme.$CLOUD_DOMAIN:443:${VIPS[0]} https://shop-acme.$CLOUD_DOMAIN/
+          on a proxy:              bash test/lab/lab.sh ssh rp1   ($SSH_USER, sudo)
+          Ansible:                 ANSIBLE_CONFIG=ansible/ansible.cfg ansible-playbook -i $INVENTORY --vault-password-file .lab/vault-pass ansible/site.yml
+          what is where:           cat .lab/READY;  bash test/lab/lab.sh status
+          remove it:               npm run lab:down
+EOF
+  else
+    cat <<EOF
           drive it with the CLI:   PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- routes
                                    PAAS_RPROXY_CONFIG=.lab/config.yml npm run --silent cli -- apply FILE.yml
-          from the client:         ip netns exec $CLIENT_NS curl --resolve shop-acme.apps.example.com:80:${VIPS[0]} http://shop-acme.apps.example.com/
+          from the client:         ip netns exec $CLIENT_NS curl --resolve shop-acme.$CLOUD_DOMAIN:80:${VIPS[0]} http://shop-acme.$CLOUD_DOMAIN/
           on a proxy:              bash test/lab/lab.sh ssh rp1   (ssh -F .lab/ssh/config rp1)
           Ansible:                 ANSIBLE_CONFIG=ansible/ansible.cfg ansible-playbook -i .lab/inventory ansible/site.yml
           what is where:           cat .lab/READY;  bash test/lab/lab.sh status
           remove it:               npm run lab:down
 EOF
+  fi
 }
 
 demo() {

@@ -2,7 +2,7 @@
 // down after the test run only when the tests brought it up), and drive it like an operator would:
 // requests from the client netns, ssh to the proxies, the product's CLI against .lab/config.yml.
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,13 +13,51 @@ export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(LAB_DIR, '../..');
 export const LAB = path.join(REPO, '.lab');
 export const LAB_SH = path.join(LAB_DIR, 'lab.sh');
-export const CLOUD_DOMAIN = 'apps.example.com';
-export const VIPS = ['198.51.100.201', '198.51.100.202'] as const;
-export const PROXIES = { rp1: '198.51.100.11', rp2: '198.51.100.12' } as const;
-export type ProxyName = keyof typeof PROXIES;
+
+/**
+ * The lab profile the tests run on (test/lab/lab.sh, "Profiles"): PAAS_RPROXY_LAB_PROFILE, default "default".
+ * ensureLab() brings that profile up (a running lab of the other profile is replaced).
+ */
+export const PROFILE: 'default' | 'prod' = process.env.PAAS_RPROXY_LAB_PROFILE === 'prod' ? 'prod' : 'default';
+interface Profile {
+  cloudDomain: string; vips: readonly [string, string, ...string[]]; proxies: Record<string, string>; proxyIf: string;
+  sshUser: string; config: string; inventory: string; stateDir: string; listenerUser: string; cli: string;
+}
+const P: Profile = PROFILE === 'prod'
+  ? {
+    cloudDomain: 'paas.example.net', vips: ['198.51.100.201', '198.51.100.202', '198.51.100.203'],
+    proxies: { rp1: '198.51.100.11', rp2: '198.51.100.12', rp3: '198.51.100.13' }, proxyIf: 'ens4', sshUser: 'rpadmin',
+    config: '/etc/paas-rproxy/config.yml', inventory: '/etc/paas-rproxy/inventory', stateDir: '/var/lib/paas-rproxy',
+    listenerUser: 'paas-rproxy', cli: '/opt/paas-rproxy/dist/cli/main.js',
+  }
+  : {
+    cloudDomain: 'apps.example.com', vips: ['198.51.100.201', '198.51.100.202'],
+    proxies: { rp1: '198.51.100.11', rp2: '198.51.100.12' }, proxyIf: 'eth0', sshUser: 'root',
+    config: path.join(LAB, 'config.yml'), inventory: path.join(LAB, 'inventory'), stateDir: path.join(LAB, 'var'),
+    listenerUser: 'root', cli: path.join(REPO, 'dist', 'cli', 'main.js'),
+  };
+export const CLOUD_DOMAIN: string = P.cloudDomain;
+export const VIPS = P.vips;
+export const PROXIES: Readonly<Record<string, string>> = P.proxies;
+export type ProxyName = string;
+/** the proxies' network interface (VIPs, VRRP) */
+export const PROXY_IF = P.proxyIf;
+/** Ansible's ansible_user on the proxies (prod: not root, sudo) */
+export const SSH_USER = P.sshUser;
 export const CLIENT_NS = 'rpclient';
-export const CONFIG = path.join(LAB, 'config.yml');
-export const INVENTORY = path.join(LAB, 'inventory');
+/** the product's config: prod = the listener's, in its production place */
+export const CONFIG = P.config;
+export const INVENTORY = P.inventory;
+export const STATE_DIR = P.stateDir;
+/** the user the listener runs as and the tests run the CLI as */
+export const LISTENER_USER = P.listenerUser;
+/** prod: the lab CA that signed the wildcard certificate of the cloud domain and ActiveMQ's TLS certificate */
+export const LAB_CA = path.join(LAB, 'tls', 'ca.crt');
+export const VAULT_PASS = path.join(LAB, 'vault-pass');
+/** The next proxy host after the profile's (onboarding): rp3 (default), rp4 (prod). */
+export const NEXT_PROXY = `rp${Object.keys(P.proxies).length + 1}`;
+/** The next VIP after the profile's. */
+export const NEXT_VIP = `198.51.100.${201 + P.vips.length}`;
 
 export interface Run {
   code: number;
@@ -47,9 +85,9 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 }
 
 /** Runs a command to completion without blocking the event loop (bounded by timeoutMs). */
-export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -95,7 +133,7 @@ function runnerPid(): number {
 export async function ensureLab(): Promise<{ broughtUp: boolean }> {
   if (process.getuid && process.getuid() !== 0) throw new Error('the lab tests need root (network namespaces)');
   await acquireTestLock();
-  const r = await runAsync('bash', [LAB_SH, 'test-up'], { timeoutMs: 900_000 });
+  const r = await runAsync('bash', [LAB_SH, 'test-up', '--profile', PROFILE], { timeoutMs: 900_000 });
   if (r.code !== 0) throw new Error(`lab bring-up failed (exit ${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
   const m = /LAB_BROUGHT_UP (\S+)/.exec(r.stdout);
   if (m && m[1]) {
@@ -323,9 +361,14 @@ export function proxyAddress(host: string): string {
   return `198.51.100.${10 + Number(m[1])}`;
 }
 
+/** A command as root on a proxy, over SSH as the profile's user (prod: rpadmin with sudo). */
 export function sshProxy(host: string, command: string, timeoutMs = 30_000): Run {
-  return run('ssh', ['-F', path.join(LAB, 'ssh', 'config'), '-o', 'BatchMode=yes', `root@${proxyAddress(host)}`, command], { timeoutMs });
+  const cmd = SSH_USER === 'root' ? command : `sudo -n sh -c ${shq(command)}`;
+  return run('ssh', ['-F', path.join(LAB, 'ssh', 'config'), '-o', 'BatchMode=yes', `${SSH_USER}@${proxyAddress(host)}`, cmd], { timeoutMs });
 }
+
+/** POSIX shell single quoting. */
+export const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The proxy netns of the lab (rp1, rp2, and hosts added with `lab.sh host rpN`). */
 export function proxyNetns(): string[] {
@@ -339,7 +382,7 @@ export function proxyNetns(): string[] {
 /** The proxy netns holding a VIP right now, or 'none'. */
 export function vipHolder(vip: string): string {
   for (const h of proxyNetns()) {
-    const r = run('ip', ['-n', h, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { timeoutMs: 5000 });
+    const r = run('ip', ['-n', h, '-o', '-4', 'addr', 'show', 'dev', PROXY_IF], { timeoutMs: 5000 });
     if (r.stdout.includes(` ${vip}/`)) return h;
   }
   return 'none';
@@ -365,14 +408,22 @@ export function startNginx(host: string): Run {
 }
 
 // ------------------------------------------------------------------------------------------------ product
-/** The product's CLI with the lab's config. */
+/**
+ * The product's CLI with the lab's config. prod: the installed CLI (/opt/paas-rproxy) as the listener's user, as an
+ * operator runs it there (the state belongs to that user); its config is the default /etc/paas-rproxy/config.yml.
+ */
 export function cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, PAAS_RPROXY_CONFIG: CONFIG };
-  return runAsync('node', [path.join(REPO, 'dist', 'cli', 'main.js'), ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env });
+  if (PROFILE === 'prod') {
+    return runAsync('setpriv', [`--reuid=${LISTENER_USER}`, `--regid=${LISTENER_USER}`, '--init-groups', 'env', `HOME=${STATE_DIR}`,
+      'node', P.cli, ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env: { ...env, PAAS_RPROXY_CONFIG: '' }, cwd: STATE_DIR });
+  }
+  return runAsync('node', [P.cli, ...args], { timeoutMs: opts.timeoutMs ?? 180_000, env });
 }
 
 export async function sitePlaybook(args: string[] = [], timeoutMs = 600_000): Promise<Run & { recap: Record<string, Record<string, number>> }> {
-  const env = { ...process.env, ANSIBLE_CONFIG: path.join(REPO, 'ansible', 'ansible.cfg') };
+  const env: NodeJS.ProcessEnv = { ...process.env, ANSIBLE_CONFIG: path.join(REPO, 'ansible', 'ansible.cfg') };
+  if (existsSync(VAULT_PASS)) env.ANSIBLE_VAULT_PASSWORD_FILE = VAULT_PASS;
   const r = await runAsync('ansible-playbook', ['-i', INVENTORY, path.join(REPO, 'ansible', 'site.yml'), ...args], { timeoutMs, env });
   return { ...r, recap: parseRecap(r.stdout) };
 }
@@ -404,8 +455,9 @@ let applySync: boolean | undefined;
 export async function applyAndSync(stream: string): Promise<Run> {
   applySync ??= /--sync\b/.test((await cli(['apply', '--help'])).stdout);
   const dir = mkdtempSync(path.join(tmpdir(), 'rplab-'));
+  chmodSync(dir, 0o755); // prod: the CLI runs as the listener's user
   const file = path.join(dir, 'stream.yml');
-  writeFileSync(file, stream);
+  writeFileSync(file, stream, { mode: 0o644 });
   if (applySync) return cli(['apply', '--sync', file]);
   const a = await cli(['apply', file]);
   if (a.code !== 0) return a;

@@ -6,7 +6,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type Config, type GlobalArgs } from '../config.js';
 import { RproxyError } from '../errors.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import { proxiesOf } from '../runner/core.js';
 import { hostVars } from '../onboard/connection.js';
 import {

@@ -13,8 +13,9 @@ import { command as vrrpLayout } from './vrrp-layout.js';
 import { command as onboard } from './onboard.js';
 import { command as offboard } from './offboard.js';
 import { command as dns } from './dns.js';
+import { command as migrate } from './migrate.js';
 
-const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard, dns];
+const COMMANDS: CommandModule<GlobalArgs, any>[] = [apply, routes, sync, listen, status, vrrpLayout, onboard, offboard, migrate, dns];
 
 export function buildCli(args: string[]): Argv<GlobalArgs> {
   let y = yargs(args)
@@ -22,9 +23,10 @@ export function buildCli(args: string[]): Argv<GlobalArgs> {
     .usage('$0 <command> [options]\n\nHighly available reverse-proxy tier driven by the OpenShift Routing SPI.')
     .option('config', {
       type: 'string', global: true, requiresArg: true,
-      describe: 'config file (YAML); default: $PAAS_RPROXY_CONFIG, else built-in defaults',
+      describe: 'config file (YAML); default: $PAAS_RPROXY_CONFIG, else /etc/paas-rproxy/config.yml if it exists, else built-in defaults (inventory /etc/paas-rproxy/inventory, state /var/lib/paas-rproxy)',
     })
-    .option('inventory', { type: 'string', global: true, requiresArg: true, describe: 'Ansible inventory directory (overrides inventory_dir)' }) as Argv<GlobalArgs>;
+    .option('inventory', { type: 'string', global: true, requiresArg: true, describe: 'Ansible inventory directory (overrides inventory_dir)' })
+    .option('state-dir', { type: 'string', global: true, requiresArg: true, describe: 'state directory (overrides state_dir)' }) as Argv<GlobalArgs>;
   for (const c of COMMANDS) y = y.command(c);
   return y
     .demandCommand(1, 'Name a command (see --help).')
@@ -34,7 +36,7 @@ export function buildCli(args: string[]): Argv<GlobalArgs> {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .epilog('Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 input rejected, 4 playbook run failed, 5 a check found a problem (dns).')
+    .epilog('Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 input rejected, 4 playbook run failed, 5 a check found a problem (status: unhealthy; dns --check-aliases).')
     .fail((msg, err) => {
       // Usage errors (msg set) → exit 2; errors from handlers are rethrown for main() to map.
       if (err) throw err;

@@ -1,7 +1,7 @@
 /** `paas-rproxy routes [--json]`: the routing table, from the vars files. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import { formatTable, routingTable } from '../routes.js';
 
 export interface RoutesArgs extends GlobalArgs {

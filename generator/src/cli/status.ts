@@ -1,14 +1,17 @@
 /** `paas-rproxy status [--json]`: apps, pending events, last runs, recent rejections (from the state and the status file). */
+import { stat } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { loadState } from '../vars/load.js';
+import { EXIT } from '../errors.js';
+import { varsFilePath } from '../vars/paths.js';
+import { loadState } from '../vars/store.js';
 import { readStatus, recentRejections } from '../status/file.js';
 import { digestsOf, proxiesOf } from '../runner/core.js';
 import { readApplied } from '../runner/applied.js';
 import { pendingApps } from '../runner/pending.js';
 import { formatOnboarding } from '../onboard/records.js';
 
-export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number }
+export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number; listener?: boolean; 'lag-grace'?: number }
 
 function alive(pid: number | undefined): boolean {
   if (!pid) return false;
@@ -22,7 +25,12 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     y
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
       .option('runs', { type: 'number', default: 5, describe: 'how many recent runs to show' })
-      .option('rejections', { type: 'number', default: 5, describe: 'how many recent rejections to show' }) as Argv<StatusArgs>,
+      .option('rejections', { type: 'number', default: 5, describe: 'how many recent rejections to show' })
+      .option('listener', { type: 'boolean', default: true, describe: 'a listener is expected (--no-listener: the state is driven by apply/sync only)' })
+      .option('lag-grace', { type: 'number', default: 30, describe: 'seconds a change may take to reach every proxy before a proxy counts as lagging' })
+      .epilog('Exit codes (a health check): 0 healthy; 5 unhealthy: a proxy lags (never synced, in retry backoff, or still lacking '
+        + 'a change older than --lag-grace) or the listener is down (not running, or not connected to the broker); '
+        + '2 usage/config error. The reasons are listed under "health" (JSON: healthy, problems).') as Argv<StatusArgs>,
   handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
     const config = await configFromArgv(argv);
     const state = await loadState(config);
@@ -41,7 +49,21 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     }
     const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
     const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
+    const stateAgeMs = await stat(varsFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
+    const problems: string[] = [];
+    if (argv.listener !== false) {
+      if (!file?.listener) problems.push(`the listener never ran with this state_dir (${config.state_dir})`);
+      else if (!listenerRunning) problems.push(`the listener is not running (pid ${file.listener.pid} is gone)`);
+      else if (!file.listener.connected) problems.push('the listener is not connected to the broker');
+    }
+    for (const [h, p] of Object.entries(perProxy)) {
+      if (!p.known && state.apps.size > 0) problems.push(`${h} was never synced`); // (no app: nothing it could lack)
+      else if (p.backoff) problems.push(`${h} failed its last run and waits for a retry`);
+      else if (p.pendingApps.length > 0 && stateAgeMs > (argv['lag-grace'] ?? 30) * 1000) problems.push(`${h} lags: ${p.pendingApps.length} app(s) pending`);
+    }
     const out = {
+      healthy: problems.length === 0,
+      problems,
       apps: state.apps.size,
       listener: file?.listener ? { ...file.listener, running: listenerRunning } : null,
       pendingEvents: listenerRunning ? file?.pendingEvents ?? 0 : null,
@@ -50,8 +72,10 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       rejections,
       onboarding: file?.onboarding ?? null,
     };
+    if (!out.healthy) process.exitCode = EXIT.CHECK;
     if (argv.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return; }
     const L: string[] = [];
+    L.push(out.healthy ? 'health: ok' : `health: UNHEALTHY: ${problems.join('; ')}`);
     L.push(`apps: ${out.apps}`);
     if (out.listener) {
       const l = out.listener;

@@ -1,7 +1,7 @@
 /** `paas-rproxy sync`: runs the targeted playbook for what changed since the last successful run. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { syncNow, formatSyncResult } from '../runner/core.js';
+import { syncRecorded, syncError, formatSyncResult } from '../runner/core.js';
 import { jsonLogger } from '../listener/log.js';
 
 export interface SyncArgs extends GlobalArgs { full?: boolean; json?: boolean; verbose?: boolean }
@@ -15,13 +15,18 @@ export const command: CommandModule<GlobalArgs, SyncArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
       .option('verbose', { type: 'boolean', alias: 'v', default: false, describe: 'structured JSON log lines on stderr' })
       .example('$0 sync', 'bring every proxy up to date with the routing state')
-      .epilog('Exit codes: 0 every proxy up to date; 2 usage/config error; 4 playbook run failed (the failing host and task are printed).') as Argv<SyncArgs>,
+      .epilog('Exit codes: 0 every proxy up to date; 2 usage/config error; 4 playbook run failed (the failing host and task are printed; with --json the result is printed as well).') as Argv<SyncArgs>,
   handler: async (argv: ArgumentsCamelCase<SyncArgs>) => {
     const config = await configFromArgv(argv);
     const log = argv.verbose ? jsonLogger(process.stderr) : (event: string, f: Record<string, unknown>) => {
       if (event === 'run_start') process.stderr.write(`running: ${String(f.command)}\n`);
     };
-    const res = await syncNow(config, { log, full: argv.full ?? false, by: 'sync' });
-    process.stdout.write(argv.json ? JSON.stringify({ ok: res.ok, runs: res.runs, lagging: res.lagging }, null, 2) + '\n' : formatSyncResult(res));
+    const res = await syncRecorded(config, { log, full: argv.full ?? false, by: 'sync' });
+    const error = res.ok ? null : syncError(res);
+    // the JSON goes out also when a proxy failed: scripts read which one and why, the exit code says it failed
+    process.stdout.write(argv.json
+      ? JSON.stringify({ ok: res.ok, runs: res.runs, lagging: res.lagging, error: error?.message ?? null }, null, 2) + '\n'
+      : formatSyncResult(res));
+    if (error) throw error;
   },
 };

@@ -1,6 +1,8 @@
 // The listener process: STOMP intake → batched durable applies (ack after) → coalesced targeted runs,
 // with structured logs, Prometheus metrics and the status file.
+import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
+import { RproxyError } from '../errors.js';
 import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
 import { runnerPorts, runnerSettings } from '../runner/core.js';
@@ -60,19 +62,22 @@ export class Listener {
       onSync: (r) => this.onSync(r),
       onPlan: (p) => { this.lastPlan = p.perHost; this.statusDirty = true; },
     });
+    const ca = config.stomp.ca_file ? await readFile(config.stomp.ca_file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new RproxyError('ERR_CONFIG_INVALID', `stomp.ca_file ${config.stomp.ca_file} cannot be read: ${e.code ?? e.message}`);
+    }) : null;
     const seen = await SeenIds.open(config.state_dir);
     this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes, seen), { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }, (e, f) => log(e, f),
       (batch, outcome) => this.onApplied(batch, outcome));
     this.intake = new StompIntake({
       brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,
       clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? 1000,
-      reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000,
+      reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000, ca,
     }, (d) => this.batcher.push(d), (e, f) => {
       if (e === 'broker_disconnected') this.metrics.reconnects.inc();
       log(e, f);
     }, (connected) => { this.metrics.connected.set(connected ? 1 : 0); this.statusDirty = true; });
     log('listener_start', {
-      pid: process.pid, brokers: config.stomp.brokers.map((b) => `${b.host}:${b.port}`), destination: config.stomp.destination,
+      pid: process.pid, brokers: config.stomp.brokers.map((b) => `${b.tls ? 'stomp+ssl' : 'stomp'}://${b.host}:${b.port}`), destination: config.stomp.destination,
       state_dir: config.state_dir, inventory_dir: config.inventory_dir, metrics: this.metricsAddress, apps: this.store.state.apps.size,
     });
     this.runner.start(); // catches up whatever is pending since the last successful runs

@@ -1,10 +1,11 @@
 // STOMP intake with stompit: a broker list tried in turn, our own outer reconnect loop forever with backoff
 // (stompit gives up after an ERROR frame on CONNECT), heart-beats, an error handler on every client,
 // client-individual acks sent only by the caller after the effect is durable, and never a NACK.
+import { isIP } from 'node:net';
 import stompit from 'stompit';
 import { backoffDelay } from '../runner/backoff.js';
 
-export interface BrokerAddress { host: string; port: number; ssl?: boolean }
+export interface BrokerAddress { host: string; port: number; tls?: boolean }
 
 export interface StompSettings {
   brokers: BrokerAddress[];
@@ -17,6 +18,8 @@ export interface StompSettings {
   reconnectInitialMs: number;
   reconnectMaxMs: number;
   connectTimeoutMs: number;
+  /** PEM CA bundle the brokers' TLS certificates are verified against (null: the system's CAs) */
+  ca?: string | null;
 }
 
 export interface Delivery {
@@ -100,7 +103,10 @@ export class StompIntake {
     };
     try {
       client = stompit.connect({
-        host: broker.host, port: broker.port, ssl: broker.ssl ?? false, timeout: this.s.connectTimeoutMs,
+        host: broker.host, port: broker.port, timeout: this.s.connectTimeoutMs,
+        // STOMP over TLS: the broker's certificate is verified (CA and host name), never accepted blindly
+        // (SNI only for a DNS name: RFC 6066 forbids an IP address there; Node checks an IP against the IP SANs)
+        ...(broker.tls ? { ssl: true, rejectUnauthorized: true, ...(isIP(broker.host) ? {} : { servername: broker.host }), ...(this.s.ca ? { ca: this.s.ca } : {}) } : {}),
         connectHeaders: connectHeaders(this.s, broker),
         // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
         // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence

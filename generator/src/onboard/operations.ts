@@ -18,11 +18,11 @@ import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { withLock } from '../io/lock.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import { digestsOf, runnerPorts, runnerSettings } from '../runner/core.js';
 import { syncPass, type RunRecord } from '../runner/runner.js';
 import { runPlaybook, failureMessage, type SpawnResult } from '../runner/spawn.js';
-import { shellQuote, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
+import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
 import { writeApplied, appliedDir } from '../runner/applied.js';
 import { recordRun, updateStatus } from '../status/file.js';
 import { addHostToGroup, allHosts, groupHosts, overlayInventory, removeHostFromGroup } from './inventory.js';
@@ -30,7 +30,7 @@ import { resolveConnection, withOverlay, type Connection } from './connection.js
 import { runPreflight, formatPreflight, failedChecks, type PreflightReport } from './preflight.js';
 import { verifyRoutes, formatVerifyFailures, type VerifyResult } from './verify.js';
 import { VipWatch, plannedMasters, vipAddresses, formatHolders } from './vips.js';
-import { connectSsh, SshConnectError, type SshSession } from './ssh.js';
+import { connectSsh, shq, SshConnectError, type SshSession } from './ssh.js';
 import { vrrpInputsKey } from './vrrpkey.js';
 import { OpTracker, inventoryLockPath, readFleet, writeFleet, type FleetEntry, type StepRecord } from './records.js';
 
@@ -136,9 +136,14 @@ async function play(config: Config, cmd: PlaybookCommand, trigger: string, progr
   return rec;
 }
 
+/** A script run as root on a host: through passwordless sudo when Ansible connects as another user (become). */
+export function asRoot(conn: Pick<Connection, 'user'>, script: string): string {
+  return conn.user === 'root' ? script : `sudo -n sh -c ${shq(script)}`;
+}
+
 function command(config: Config, args: string[], kind: PlaybookCommand['kind'], hosts: string[]): PlaybookCommand {
-  const argv = [config.ansible.command, ...args, ...config.ansible.extra_args];
-  return { argv, display: shellQuote(argv), kind, hosts, apps: null };
+  const argv = [config.ansible.command, ...args, ...stateDirArgs(config.state_dir), ...config.ansible.extra_args];
+  return { argv, display: shellQuote(argv), kind, playbook: config.ansible.playbook, hosts, apps: null };
 }
 
 async function connectionsOf(config: Config, hosts: string[]): Promise<Connection[]> {
@@ -368,7 +373,7 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
     // 4. HOST resigns its VIPs
     await step('release', `stopping keepalived on ${host} (it hands its VIPs over at once)`);
     if (session) {
-      const r = await session.exec('if [ -d /run/systemd/system ]; then systemctl stop keepalived; else service keepalived stop; fi', { timeoutMs: 30_000 });
+      const r = await session.exec(asRoot(conn, 'if [ -d /run/systemd/system ]; then systemctl stop keepalived; else service keepalived stop; fi'), { timeoutMs: 30_000 });
       if (r.code !== 0) {
         await done(`stopping keepalived failed: ${(r.stderr || r.stdout).trim()}`, false);
         throw new RproxyError('ERR_INTERNAL', `stopping keepalived on ${host} failed (${(r.stderr || r.stdout).trim()}); ${host} is still in the inventory`);
@@ -397,11 +402,11 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
     await step('stop', `stopping nginx on ${host} gracefully`);
     if (session) {
       // keepalived must not come back at boot with the old layout (it would claim its old VIPs)
-      const r = await session.exec([
+      const r = await session.exec(asRoot(conn, [
         'if [ -d /run/systemd/system ]; then systemctl stop nginx; systemctl disable keepalived >/dev/null 2>&1 || true',
         'else STOP_SCHEDULE=QUIT/30/TERM/5/KILL/5 /etc/init.d/nginx stop >/dev/null; update-rc.d keepalived disable >/dev/null 2>&1 || true; fi',
         'p=$(cat /run/nginx.pid 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "nginx still running" && exit 1; exit 0',
-      ].join('\n'), { timeoutMs: 60_000 });
+      ].join('\n')), { timeoutMs: 60_000 });
       await done(r.code === 0 ? 'nginx stopped (graceful); keepalived disabled at boot' : `nginx: ${(r.stdout + r.stderr).trim()}`, r.code === 0);
     } else await done('skipped (unreachable)');
 

@@ -4,7 +4,14 @@ export interface PlaybookSettings {
   command: string; // ansible-playbook
   playbook: string; // absolute path of site.yml
   inventoryDir: string;
+  /** the controller's state_dir: passed as rproxy_state_dir, so the playbook reads the state this process wrote */
+  stateDir: string;
   extraArgs: readonly string[];
+}
+
+/** `-e {"rproxy_state_dir": ...}`: the playbook and the CLI's config can never disagree on where the state is. */
+export function stateDirArgs(stateDir: string): string[] {
+  return ['-e', JSON.stringify({ rproxy_state_dir: stateDir })];
 }
 
 export interface PlaybookCommand {
@@ -12,6 +19,8 @@ export interface PlaybookCommand {
   /** A shell-quoted rendering of argv, exactly what is run, for logs and error messages. */
   display: string;
   kind: 'routes' | 'routes-full' | 'vrrp';
+  /** the playbook (site.yml): the run's working directory and ansible.cfg are next to it */
+  playbook: string;
   hosts: readonly string[];
   apps: readonly string[] | null; // null = full run (all apps, stale files removed)
 }
@@ -26,23 +35,24 @@ export function targetedRoutesCommand(s: PlaybookSettings, hosts: readonly strin
     '--tags', 'nginx_rproxy_routes',
     '--limit', sortedHosts.join(','),
     '-e', JSON.stringify({ nginx_rproxy_sync_apps: sortedApps }),
+    ...stateDirArgs(s.stateDir),
     ...s.extraArgs,
   ];
-  return { argv, display: shellQuote(argv), kind: 'routes', hosts: sortedHosts, apps: sortedApps };
+  return { argv, display: shellQuote(argv), kind: 'routes', playbook: s.playbook, hosts: sortedHosts, apps: sortedApps };
 }
 
 /** Full routing run: all apps applied, stale app files removed (no nginx_rproxy_sync_apps). */
 export function fullRoutesCommand(s: PlaybookSettings, hosts: readonly string[]): PlaybookCommand {
   if (hosts.length === 0) throw new Error('fullRoutesCommand: no hosts');
   const sortedHosts = [...hosts].sort();
-  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'nginx_rproxy_routes', '--limit', sortedHosts.join(','), ...s.extraArgs];
-  return { argv, display: shellQuote(argv), kind: 'routes-full', hosts: sortedHosts, apps: null };
+  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'nginx_rproxy_routes', '--limit', sortedHosts.join(','), ...stateDirArgs(s.stateDir), ...s.extraArgs];
+  return { argv, display: shellQuote(argv), kind: 'routes-full', playbook: s.playbook, hosts: sortedHosts, apps: null };
 }
 
 /** VRRP/inventory change: `--tags keepalived_vrrp --limit <proxies_group>`. */
 export function vrrpCommand(s: PlaybookSettings, proxiesGroup: string, hosts: readonly string[]): PlaybookCommand {
-  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'keepalived_vrrp', '--limit', proxiesGroup, ...s.extraArgs];
-  return { argv, display: shellQuote(argv), kind: 'vrrp', hosts: [...hosts].sort(), apps: null };
+  const argv = [s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'keepalived_vrrp', '--limit', proxiesGroup, ...stateDirArgs(s.stateDir), ...s.extraArgs];
+  return { argv, display: shellQuote(argv), kind: 'vrrp', playbook: s.playbook, hosts: [...hosts].sort(), apps: null };
 }
 
 export function shellQuote(argv: readonly string[]): string {

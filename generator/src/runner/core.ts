@@ -8,7 +8,7 @@ import yaml from 'js-yaml';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { appDigest } from '../vars/digest.js';
-import { loadState } from '../vars/load.js';
+import { loadState } from '../vars/store.js';
 import type { StateStore } from '../vars/store.js';
 import type { State } from '../state/types.js';
 import { groupHosts } from './inventory.js';
@@ -20,7 +20,10 @@ export function runnerSettings(config: Config): RunnerSettings {
   return {
     stateDir: config.state_dir,
     proxiesGroup: config.proxies_group,
-    playbook: { command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir, extraArgs: config.ansible.extra_args },
+    playbook: {
+      command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
+      stateDir: config.state_dir, extraArgs: config.ansible.extra_args,
+    },
     quietMs: config.runner.quiet_ms,
     maxWaitMs: config.runner.max_wait_ms,
     retryInitialMs: config.runner.retry_initial_ms,
@@ -36,6 +39,14 @@ export function digestsOf(state: State): Record<string, string> {
   return out;
 }
 
+/** The inventory must exist before anything runs Ansible against it: say which setting names it. */
+export async function requireInventory(config: Config): Promise<void> {
+  const st = await fs.stat(config.inventory_dir).catch(() => null);
+  if (!st?.isDirectory()) {
+    throw new RproxyError('ERR_CONFIG_INVALID', `the inventory ${config.inventory_dir} does not exist: pass --inventory DIR, or set inventory_dir in the config file (${config.source ?? 'none: --config FILE or PAAS_RPROXY_CONFIG'})`);
+  }
+}
+
 async function inventoryFile(config: Config): Promise<string | null> {
   for (const n of ['hosts.yml', 'hosts.yaml']) {
     const f = path.join(config.inventory_dir, n);
@@ -46,6 +57,7 @@ async function inventoryFile(config: Config): Promise<string | null> {
 
 /** The proxies group's hosts in inventory order: hosts.yml parsed directly, else `ansible-inventory --list`. */
 export async function proxiesOf(config: Config): Promise<string[]> {
+  await requireInventory(config);
   const f = await inventoryFile(config);
   if (f) return groupHosts(yaml.load(await fs.readFile(f, 'utf8')), config.proxies_group);
   const out = await new Promise<string>((resolve, reject) => {
@@ -98,6 +110,13 @@ export interface SyncNowOptions {
  * host(s) and task(s) otherwise. For `paas-rproxy sync` and `paas-rproxy apply --sync`.
  */
 export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
+  const res = await syncRecorded(config, opts);
+  if (!res.ok) throw syncError(res);
+  return res;
+}
+
+/** One sync pass recorded in the status file; the result also when a proxy failed (`sync --json` prints it). */
+export async function syncRecorded(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
   const log: Log = opts.log ?? (() => undefined);
   const by = opts.by ?? 'sync';
   const res = await syncPass(runnerSettings(config), runnerPorts(config), log, {
@@ -109,12 +128,13 @@ export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promis
       s.pendingApps = res.lagging;
     });
   } catch { /* the status file is informative only */ }
-  if (!res.ok) {
-    const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
-    const msg = errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`;
-    throw new RproxyError('ERR_PLAYBOOK_FAILED', msg);
-  }
   return res;
+}
+
+/** ERR_PLAYBOOK_FAILED (exit 4) naming the failing host(s) and task(s) of a pass that left proxies behind. */
+export function syncError(res: SyncResult): RproxyError {
+  const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
+  return new RproxyError('ERR_PLAYBOOK_FAILED', errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`);
 }
 
 export function formatSyncResult(res: SyncResult): string {

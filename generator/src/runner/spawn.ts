@@ -28,7 +28,8 @@ export interface SpawnOptions {
 export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
   const lock = await PlaybookLock.acquire(opts.lockFile, cmd.display, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
   try {
-    const playbookDir = path.dirname(cmd.argv[3] ?? '.');
+    // (not argv[3]: with a second -i, e.g. onboarding's overlay inventory, that is "-i" and the cwd was the caller's)
+    const playbookDir = path.dirname(cmd.playbook);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ANSIBLE_STDOUT_CALLBACK: 'default', // PLAY RECAP + "fatal: [host]" lines are what we parse
@@ -42,11 +43,16 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
     const startedAt = new Date();
     const t0 = performance.now();
     const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    await lock.setChild(child.pid).catch(() => undefined);
-    opts.onStart?.(child.pid);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    // listen before the first await: a command that fails at once would close before a later listener
+    const ended = new Promise<[number | null, string | null]>((resolve) => {
+      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
+      child.on('close', (code, s) => resolve([code, s]));
+    });
+    await lock.setChild(child.pid).catch(() => undefined);
+    opts.onStart?.(child.pid);
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -55,10 +61,7 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
       killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
     };
     if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
-    const [exitCode, sig] = await new Promise<[number | null, string | null]>((resolve) => {
-      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
-      child.on('close', (code, s) => resolve([code, s]));
-    });
+    const [exitCode, sig] = await ended;
     if (killTimer) clearTimeout(killTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     const output = Buffer.concat(chunks).toString('utf8');

@@ -1,9 +1,10 @@
 /**
  * loadState: rebuilds the routing state from the vars file and the TLS files — they are the source of truth.
  * Every value is checked again with the SPI rules, so a hand-edited file cannot smuggle anything through.
- * Reads `rproxy_routes.json` (schema 2); while it does not exist, a legacy `rproxy_routes.yml` (schema 1).
+ * Reads <state_dir>/routes/rproxy_routes.json (schema 2). The inventory layout of older versions (JSON, or the
+ * schema-1 YAML) is parsed by the same code for the migration (vars/migrate.ts).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -12,8 +13,7 @@ import { RproxyError } from '../errors.js';
 import * as f from '../spi/fields.js';
 import { appId, compareEndpoints, emptyState, endpointKey, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
 import { indexAliases } from '../state/reduce.js';
-import { legacyVarsFilePath, lockPath, varsFilePath } from './paths.js';
-import { withLock, type LockOptions } from '../io/lock.js';
+import { routesDir, varsFilePath } from './paths.js';
 import { SCHEMA_VERSION, UNSAFE_KEY } from './emit.js';
 
 /** Schema of the legacy YAML file (rproxy_routes.yml, strings tagged !unsafe). */
@@ -129,13 +129,11 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
 
 export interface ReadResult {
   state: State;
-  /** sha256 of rproxy_routes.json (null when there is none: the state came from the legacy file or is empty) */
+  /** sha256 of rproxy_routes.json (null when there is none: no apps yet) */
   digest: string | null;
-  /** a legacy rproxy_routes.yml exists (read when there is no JSON file; to be removed by the store) */
-  legacy: boolean;
 }
 
-async function readText(file: string): Promise<string | null> {
+export async function readText(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
@@ -144,35 +142,23 @@ async function readText(file: string): Promise<string | null> {
   }
 }
 
-/**
- * Reads the state of `config`'s inventory: rproxy_routes.json, else the legacy rproxy_routes.yml, else the
- * empty state. When both exist the JSON is the state (a migration was interrupted after the JSON was written).
- */
-export async function readState(config: Config): Promise<ReadResult> {
-  const file = varsFilePath(config);
-  const legacyFile = legacyVarsFilePath(config);
-  const json = await readText(file);
-  const legacyText = json === null ? await readText(legacyFile) : null;
-  const legacy = legacyText !== null || (json !== null && (await stat(legacyFile).then(() => true, () => false)));
-  const text = json ?? legacyText;
-  const source = json !== null ? file : legacyFile;
-  if (text === null) return { state: emptyState(), digest: null, legacy };
-  const readTls = async (rel: string): Promise<string> => {
-    if (rel.includes('..') || rel.startsWith('/')) throw new f.FieldError(`TLS path ${JSON.stringify(rel)} is outside the inventory`);
+/** Reads TLS files named relative to `base`; the path must stay inside it. */
+export function tlsReader(base: string, source: string): (rel: string) => Promise<string> {
+  return async (rel: string): Promise<string> => {
+    if (rel.split('/').includes('..') || rel.startsWith('/')) throw new f.FieldError(`TLS path ${JSON.stringify(rel)} is outside ${base}`);
     try {
-      return await readFile(join(config.inventory_dir, rel), 'utf8');
+      return await readFile(join(base, rel), 'utf8');
     } catch (e) {
       throw new RproxyError('ERR_STATE_CORRUPT', `${source} refers to ${rel}, which cannot be read (${(e as NodeJS.ErrnoException).code}). Remove the tls entry or restore the file.`);
     }
   };
-  const state = await parseVars(text, source, readTls);
-  return { state, digest: json === null ? null : createHash('sha256').update(json).digest('hex'), legacy };
 }
 
-/**
- * The state as on disk, read under the state lock so it is a consistent snapshot (a writer replaces TLS files
- * and the vars file in steps). Never call it while holding the state lock yourself: use readState there.
- */
-export async function loadState(config: Config, lockOptions: LockOptions = {}): Promise<State> {
-  return withLock(lockPath(config), async () => (await readState(config)).state, lockOptions);
+/** Reads the state of `config`: <state_dir>/routes/rproxy_routes.json, or the empty state when there is none. Call under the state lock. */
+export async function readState(config: Config): Promise<ReadResult> {
+  const file = varsFilePath(config);
+  const text = await readText(file);
+  if (text === null) return { state: emptyState(), digest: null };
+  const state = await parseVars(text, file, tlsReader(routesDir(config), file));
+  return { state, digest: createHash('sha256').update(text).digest('hex') };
 }

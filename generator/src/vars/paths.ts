@@ -1,18 +1,33 @@
-/** Where the routing state lives under the inventory (schema: generator/src/vars/README.md). */
+/**
+ * Where the routing state lives: under the controller's state directory, never in the operator's inventory
+ * (schema and layout: generator/src/vars/README.md). Ansible reads it from there in one place, the
+ * nginx_rproxy_routes action plugin (nginx_rproxy_state_dir, fed by the inventory-wide rproxy_state_dir that the
+ * runner also passes with -e).
+ */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 
+/** <state_dir>/routes: the routing state and its TLS material (what the proxies serve). */
+export const ROUTES_DIR_NAME = 'routes';
 export const VARS_FILE_NAME = 'rproxy_routes.json';
-/** Schema 1 (YAML with !unsafe tags): still read, replaced by the JSON file at the first store open or write. */
-export const LEGACY_VARS_FILE_NAME = 'rproxy_routes.yml';
-// Hidden on purpose: Ansible parses every non-hidden entry of an inventory directory as an inventory source
-// (thousands of warnings and a slow start); it skips names starting with a dot.
-export const TLS_DIR_NAME = '.rproxy_tls';
+export const TLS_DIR_NAME = 'tls';
 
-export const varsFilePath = (c: Config): string => join(c.inventory_dir, 'group_vars', c.proxies_group, VARS_FILE_NAME);
-export const legacyVarsFilePath = (c: Config): string => join(c.inventory_dir, 'group_vars', c.proxies_group, LEGACY_VARS_FILE_NAME);
-export const tlsRoot = (c: Config): string => join(c.inventory_dir, TLS_DIR_NAME);
-/** relative to inventory_dir, as written into the vars */
+export const routesDir = (c: Config): string => join(c.state_dir, ROUTES_DIR_NAME);
+export const varsFilePath = (c: Config): string => join(routesDir(c), VARS_FILE_NAME);
+export const tlsRoot = (c: Config): string => join(routesDir(c), TLS_DIR_NAME);
+/** relative to routesDir, as written into the vars */
 export const tlsRelPath = (appId: string, alias: string, ext: 'crt' | 'key'): string => `${TLS_DIR_NAME}/${appId}/${alias}.${ext}`;
 export const lockPath = (c: Config): string => join(c.state_dir, 'state.lock');
 export const rejectsPath = (c: Config): string => join(c.state_dir, 'rejects.jsonl');
+
+// The layout of paas-rproxy 0.1 (before issue 8): the state inside the operator's inventory. Read once by the
+// migration (vars/migrate.ts), which moves it here and removes it.
+export const INVENTORY_VARS_JSON = 'rproxy_routes.json';
+/** schema 1 (YAML with !unsafe tags) */
+export const INVENTORY_VARS_YAML = 'rproxy_routes.yml';
+export const INVENTORY_TLS_DIR_NAME = '.rproxy_tls';
+export const inventoryVarsFiles = (c: Config): { json: string; yaml: string } => {
+  const d = join(c.inventory_dir, 'group_vars', c.proxies_group);
+  return { json: join(d, INVENTORY_VARS_JSON), yaml: join(d, INVENTORY_VARS_YAML) };
+};
+export const inventoryTlsRoot = (c: Config): string => join(c.inventory_dir, INVENTORY_TLS_DIR_NAME);

@@ -16,8 +16,9 @@ import { appId, cloneState, type ReduceContext, type State } from '../state/type
 import { commit, deferAliasLists, finishAliasLists, reduce, type Outcome } from '../state/reduce.js';
 import { readState } from './load.js';
 import { appDigest } from './digest.js';
-import { migrateLegacyVars, writeState } from './write.js';
-import { legacyVarsFilePath, lockPath, varsFilePath } from './paths.js';
+import { writeState } from './write.js';
+import { migrateFromInventory } from './migrate.js';
+import { lockPath, varsFilePath } from './paths.js';
 import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
 
 export interface Rejection extends SpiRejection {
@@ -72,9 +73,20 @@ async function fileStamp(path: string): Promise<Stamp> {
   const s = await stat(path, { bigint: true }).catch(() => null);
   return s ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : null;
 }
-/** The vars file and the legacy one: a legacy file put back by hand is noticed (and migrated) too. */
 async function varsStamp(config: Config): Promise<Stamp> {
-  return `${await fileStamp(varsFilePath(config))}|${await fileStamp(legacyVarsFilePath(config))}`;
+  return fileStamp(varsFilePath(config));
+}
+
+/**
+ * The state as on disk, read under the state lock so it is a consistent snapshot (a writer replaces TLS files
+ * and the vars file in steps); the state of an older installation is moved out of the inventory first. Never
+ * call it while holding the state lock yourself: use readState there.
+ */
+export async function loadState(config: Config, lockOptions: LockOptions = {}): Promise<State> {
+  return withLock(lockPath(config), async () => {
+    await migrateFromInventory(config);
+    return (await readState(config)).state;
+  }, lockOptions);
 }
 
 /**
@@ -115,9 +127,9 @@ export class StateStore {
   }
 
   /**
-   * Loads the state from the files (under the lock, so it never sees a half-written TLS update). A legacy
-   * rproxy_routes.yml is migrated here: the same state is written as rproxy_routes.json and the YAML removed;
-   * a JSON file whose derived parts differ from what this generator renders is rewritten.
+   * Loads the state from the files (under the lock, so it never sees a half-written TLS update). The state of an
+   * older installation is moved out of the inventory first (vars/migrate.ts); a file whose derived parts differ
+   * from what this generator renders is rewritten.
    */
   static async open(config: Config, options: StoreOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
@@ -126,19 +138,16 @@ export class StateStore {
     }, options);
   }
 
-  /** readState + the stamp of what was read, migrating a legacy file first. Call under the state lock. */
+  /** readState + the stamp of what was read, migrating an inventory-held state first. Call under the state lock. */
   private static async read(config: Config): Promise<{ state: State; digest: string | null; stamp: Stamp }> {
+    await migrateFromInventory(config);
     const stamp = await varsStamp(config);
     const r = await readState(config);
-    if (!r.legacy) {
-      if (r.digest === null) return { state: r.state, digest: null, stamp };
-      // A file rendered by an older paas-rproxy (derived route fields) or for another cloud domain is rewritten
-      // from the same state, so the roles always read what this generator derives. Byte-identical: no write.
-      const w = await writeState(config, r.state, r.state, r.digest);
-      return { state: r.state, digest: w.digest, stamp: w.wroteVars ? await varsStamp(config) : stamp };
-    }
-    const digest = await migrateLegacyVars(config, r.state, r.digest);
-    return { state: r.state, digest, stamp: await varsStamp(config) };
+    if (r.digest === null) return { state: r.state, digest: null, stamp };
+    // A file rendered by an older paas-rproxy (derived route fields) or for another cloud domain is rewritten
+    // from the same state, so the roles always read what this generator derives. Byte-identical: no write.
+    const w = await writeState(config, r.state, r.state, r.digest);
+    return { state: r.state, digest: w.digest, stamp: w.wroteVars ? await varsStamp(config) : stamp };
   }
 
   /** The current state. Treat it as read-only: it is replaced (never mutated) by each apply. */

@@ -1,8 +1,7 @@
 /**
  * Writes a new state to disk: TLS files first (so the vars never point at missing material), then the vars
  * file (atomic, only when its bytes change), then stale TLS files are removed. Only apps whose object changed
- * are visited for TLS work. A legacy rproxy_routes.yml (schema 1) is removed once the JSON file is in place:
- * two files defining nginx_rproxy_apps in one group_vars directory would fight.
+ * are visited for TLS work. Everything lives under <state_dir>/routes (vars/paths.ts).
  */
 import { unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -10,7 +9,7 @@ import type { Config } from '../config.js';
 import type { AppState, State } from '../state/types.js';
 import { ensureDir, fsyncDir, removePath, writeFileAtomic } from '../io/atomic.js';
 import { digestChunks, renderVarsChunks } from './emit.js';
-import { legacyVarsFilePath, tlsRelPath, tlsRoot, varsFilePath } from './paths.js';
+import { routesDir, tlsRelPath, tlsRoot, varsFilePath } from './paths.js';
 
 export interface WriteResult {
   /** sha256 of the vars file now on disk */
@@ -23,7 +22,7 @@ export interface WriteResult {
 export async function writeState(config: Config, prev: State, next: State, prevDigest: string | null): Promise<WriteResult> {
   const dirsToSync = new Set<string>();
   let tlsFilesWritten = 0;
-  const abs = (rel: string) => join(config.inventory_dir, rel);
+  const abs = (rel: string) => join(routesDir(config), rel);
 
   for (const app of next.apps.values()) {
     const old = prev.apps.get(app.id);
@@ -32,7 +31,7 @@ export async function writeState(config: Config, prev: State, next: State, prevD
       const o = old?.tls.find((x) => x.alias === t.alias);
       if (o && o.cert === t.cert && o.key === t.key) continue;
       const dir = join(tlsRoot(config), app.id);
-      await ensureDir(config.inventory_dir); // created with the default mode, only the TLS tree is 0700
+      await ensureDir(routesDir(config), 0o750);
       await ensureDir(tlsRoot(config), 0o700);
       await ensureDir(dir, 0o700);
       await writeFileAtomic(abs(tlsRelPath(app.id, t.alias, 'crt')), t.cert, { mode: 0o600, noDirSync: true });
@@ -48,10 +47,9 @@ export async function writeState(config: Config, prev: State, next: State, prevD
   let wroteVars = false;
   if (digest !== prevDigest) {
     const file = varsFilePath(config);
-    await ensureDir(dirname(file));
+    await ensureDir(dirname(file), 0o750);
     await writeFileAtomic(file, chunks);
     wroteVars = true;
-    await removeLegacyVars(config);
   }
 
   // Stale TLS material: whole apps gone, or aliases whose certificate went away.
@@ -75,35 +73,4 @@ export async function writeState(config: Config, prev: State, next: State, prevD
   }
   for (const d of removed) await fsyncDir(d).catch(() => undefined);
   return { digest, wroteVars, tlsFilesWritten };
-}
-
-/** Removes a legacy rproxy_routes.yml (after the JSON file was written and its directory fsynced). */
-export async function removeLegacyVars(config: Config): Promise<boolean> {
-  const legacy = legacyVarsFilePath(config);
-  try {
-    await unlink(legacy);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-  await fsyncDir(dirname(legacy));
-  return true;
-}
-
-/**
- * Finishes the move from the legacy YAML file to the JSON file for a state just read (`digest`: sha256 of the
- * JSON file on disk, null when there is none). The state does not change, so while both files exist they hold
- * the same routes and it does not matter which one Ansible lets win. Returns the JSON file's digest.
- */
-export async function migrateLegacyVars(config: Config, state: State, digest: string | null): Promise<string> {
-  let d = digest;
-  if (d === null) {
-    const chunks = renderVarsChunks(state.apps.values(), config.cloud_domain);
-    d = digestChunks(chunks);
-    const file = varsFilePath(config);
-    await ensureDir(dirname(file));
-    await writeFileAtomic(file, chunks);
-  }
-  await removeLegacyVars(config);
-  return d;
 }

@@ -1,12 +1,15 @@
 # -*- coding: utf-8 -*-
 # paas-rproxy: controller side of nginx_rproxy_routes.
-# Renders the selected applications' nginx files with the role's templates (templates/routes/*.j2,
-# which only print the generator's `route` block), reads their TLS material, validates every value
-# that reaches a configuration file, and calls the module of the same name ONCE per host.
+# Reads the routing state from the controller's state directory (the ONE place Ansible reads it:
+# <state_dir>/routes/rproxy_routes.json, schema in generator/src/vars/README.md), renders the selected
+# applications' nginx files with the role's templates (templates/routes/*.j2, which only print the
+# generator's `route` block), reads their TLS material, validates every value that reaches a
+# configuration file, and calls the module of the same name ONCE per host.
 # Apache-2.0
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import re
 
@@ -14,6 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import string_types
+from ansible.parsing.ajson import AnsibleJSONDecoder
 from ansible.plugins.action import ActionBase
 from ansible.template import AnsibleEnvironment
 
@@ -35,6 +39,9 @@ CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*$')
 NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?$')
 
 TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2', 'app.locations.conf.j2')
+ROUTES_DIR = 'routes'
+STATE_FILE = 'rproxy_routes.json'
+STATE_SCHEMA = 2
 
 
 class RouteError(Exception):
@@ -121,7 +128,7 @@ def check_app(aid, app):
         for k in ('cert_file', 'key_file'):
             v = t.get(k)
             if not _str(v) or not REL_FILE_RE.match(v) or '..' in v.split('/'):
-                raise RouteError('app %s: tls %s must be a relative path inside the inventory, got %r' % (aid, k, v))
+                raise RouteError('app %s: tls %s must be a relative path inside the state directory, got %r' % (aid, k, v))
 
 
 def check_settings(settings):
@@ -153,6 +160,29 @@ def check_settings(settings):
     return out
 
 
+def load_state(state_dir):
+    """(apps, routes_dir) from <state_dir>/routes/rproxy_routes.json. Event strings stay unsafe (Ansible's JSON
+    decoder turns {"__ansible_unsafe": ...} into AnsibleUnsafeText): they are never templated. No file = no apps
+    (a fresh installation). Raises RouteError."""
+    routes_dir = os.path.join(state_dir, ROUTES_DIR)
+    path = os.path.join(routes_dir, STATE_FILE)
+    try:
+        with open(path, 'rb') as f:
+            doc = json.loads(to_text(f.read()), cls=AnsibleJSONDecoder)
+    except (IOError, OSError) as e:
+        if getattr(e, 'errno', None) == 2:
+            return {}, routes_dir
+        raise RouteError('cannot read the routing state %s: %s' % (path, e))
+    except ValueError as e:
+        raise RouteError('the routing state %s is not valid JSON: %s' % (path, e))
+    if not isinstance(doc, dict) or doc.get('nginx_rproxy_routes_schema') != STATE_SCHEMA:
+        raise RouteError('the routing state %s is not schema %d (written by another paas-rproxy version?)' % (path, STATE_SCHEMA))
+    apps = doc.get('nginx_rproxy_apps')
+    if not isinstance(apps, dict):
+        raise RouteError('%s: nginx_rproxy_apps must be a mapping of app id -> app' % path)
+    return apps, routes_dir
+
+
 def compile_templates(env, read_template):
     """name -> compiled template; read_template(name) returns the text of templates/routes/<name>."""
     return dict((name, env.from_string(read_template(name))) for name in TEMPLATES)
@@ -176,8 +206,8 @@ def render_app(compiled, aid, app, settings):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('sync_apps', 'settings', 'conf_dir', 'base_dir', 'test_command', 'pid_file',
-                             'start_command', 'apps_var'))
+    _VALID_ARGS = frozenset(('sync_apps', 'settings', 'conf_dir', 'state_dir', 'test_command', 'pid_file',
+                             'start_command'))
 
     def _fail(self, msg):
         raise AnsibleActionFail(msg)
@@ -189,16 +219,20 @@ class ActionModule(ActionBase):
         del tmp
         args = self._task.args
 
-        apps_var = args.get('apps_var', 'nginx_rproxy_apps')
-        # Read the routing state raw: its event strings are unsafe and must never be templated; templating
-        # 10,000 apps would also be slow. Only a templated expression (a string) is resolved.
-        apps = task_vars.get(apps_var)
-        if isinstance(apps, string_types):
-            apps = self._templar.template(apps)
-        if apps is None:
-            apps = {}
-        if not isinstance(apps, dict):
-            self._fail('%s must be a mapping of app id -> app' % apps_var)
+        state_dir = args.get('state_dir')
+        if not _str(state_dir) or not os.path.isabs(state_dir):
+            self._fail('nginx_rproxy_routes: state_dir must be an absolute path on the controller (nginx_rproxy_state_dir, '
+                       'default rproxy_state_dir), got %r' % (state_dir,))
+        try:
+            apps, routes_dir = load_state(state_dir)
+        except RouteError as e:
+            self._fail('nginx_rproxy_routes: %s' % e)
+        if not apps and task_vars.get('nginx_rproxy_apps'):
+            # the group_vars file of paas-rproxy 0.1 is still in the inventory and nothing was migrated
+            self._fail('nginx_rproxy_routes: the routing state is still in the inventory (group_vars rproxy_routes.json of '
+                       'an older paas-rproxy) and %s has none. Run any paas-rproxy command with the inventory and state '
+                       'directory once (e.g. `paas-rproxy migrate --inventory %s --state-dir %s`): it moves the state.'
+                       % (state_dir, task_vars.get('inventory_dir'), state_dir))
 
         sync = args.get('sync_apps')
         full = sync is None
@@ -221,7 +255,6 @@ class ActionModule(ActionBase):
         except RouteError as e:
             self._fail('nginx_rproxy_routes: %s' % e)
         conf_dir = settings['conf_dir']
-        base_dir = args.get('base_dir') or task_vars.get('inventory_dir') or '.'
 
         env = self._templar.copy_with_new_env(environment_class=AnsibleEnvironment, trim_blocks=True,
                                                lstrip_blocks=True, keep_trailing_newline=True).environment
@@ -245,7 +278,7 @@ class ActionModule(ActionBase):
             for t in app.get('tls') or []:
                 alias = to_text(t['alias'])
                 for key, ext, dest in (('cert_file', 'crt', files), ('key_file', 'key', secret_files)):
-                    src = os.path.join(base_dir, to_text(t[key]))
+                    src = os.path.join(routes_dir, to_text(t[key]))
                     try:
                         with open(src, 'rb') as f:
                             dest['tls/%s/%s.%s' % (aid, alias, ext)] = to_text(f.read())

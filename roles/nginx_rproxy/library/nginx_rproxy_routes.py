@@ -206,6 +206,18 @@ def main():
     if not to_write and not to_remove:
         module.exit_json(**result)
     result['changed'] = True
+    if module._diff:
+        # what --diff shows: every changed file (at most 20), key material never
+        diffs = []
+        for rel in (to_write + to_remove)[:20]:
+            secret = rel.endswith('.key')
+            before = current.get(rel)
+            after = desired.get(rel)
+            diffs.append(dict(
+                before_header=os.path.join(conf_dir, rel), after_header=os.path.join(conf_dir, rel),
+                before='(key material not shown)\n' if secret and before else (before[0].decode('utf-8', 'replace') if before else ''),
+                after='(key material not shown, changed)\n' if secret and after else (after[0].decode('utf-8', 'replace') if after else '')))
+        result['diff'] = diffs
     if module.check_mode:
         module.exit_json(**result)
 

@@ -2,7 +2,8 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, SAMPLES_PATH, samplesDocs, tmpConfig, psych } from '../../fixtures/helpers.js';
 
@@ -114,11 +115,12 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   await writeFile(part, samplesDocs().slice(0, 11).join(''));
   const r = await cli(['apply', part], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(r.code, 0, r.stderr);
-  t.true((await stat(join(s.inventory, 'group_vars/proxies/rproxy_routes.json'))).isFile());
-  const other = join(s.dir, 'other-inventory');
-  const o = await cli(['apply', part, '--inventory', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
+  t.true((await stat(join(s.dir, 'var/routes/rproxy_routes.json'))).isFile());
+  t.false(existsSync(s.inventory), 'nothing is generated into the inventory');
+  const other = join(s.dir, 'other-state');
+  const o = await cli(['apply', part, '--state-dir', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(o.code, 0);
-  t.true((await stat(join(other, 'group_vars/proxies/rproxy_routes.json'))).isFile());
+  t.true((await stat(join(other, 'routes/rproxy_routes.json'))).isFile());
   await writeFile(s.config, 'inventory_dir: ./inventory\nrunner:\n  quiet: 1\n');
   const bad = await cli(['routes', '--config', s.config]);
   t.is(bad.code, 2);
@@ -128,6 +130,94 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   t.regex(missing.stderr, /cannot read .*nope\.yml: ENOENT/);
   const noFile = await cli(['apply', join(s.dir, 'nope.yml'), '--config', s.config.replace('config.yml', 'c2.yml')]);
   t.is(noFile.code, 2);
+});
+
+test('without a config the CLI uses the production paths, never the current directory', async (t) => {
+  const cwd = await mkdtemp(join(tmpdir(), 'rproxy-cwd-'));
+  const hadStateDir = existsSync('/var/lib/paas-rproxy');
+  try {
+    const r = await cli(['routes', '--json'], { cwd, env: { PAAS_RPROXY_CONFIG: '' } });
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(await readdir(cwd), [], 'nothing written where the command ran');
+    // a command that needs the inventory says which setting names it
+    const s = await cli(['sync'], { cwd, env: { PAAS_RPROXY_CONFIG: '' } });
+    if (!existsSync('/etc/paas-rproxy/inventory')) {
+      t.is(s.code, 2);
+      t.regex(s.stderr, /the inventory \/etc\/paas-rproxy\/inventory does not exist: pass --inventory DIR, or set inventory_dir/);
+    }
+    t.deepEqual(await readdir(cwd), []);
+  } finally {
+    if (!hadStateDir) await rm('/var/lib/paas-rproxy', { recursive: true, force: true });
+  }
+});
+
+test('status is a health check: exit 5 with the reasons when no listener ran; --no-listener for CLI-only use', async (t) => {
+  const s = await setup();
+  const r = await cli(['status', '--json', '--config', s.config]);
+  t.is(r.code, 5, r.stderr);
+  const j = JSON.parse(r.stdout) as { healthy: boolean; problems: string[] };
+  t.false(j.healthy);
+  t.deepEqual(j.problems, [`the listener never ran with this state_dir (${join(s.dir, 'var')})`]);
+  const text = await cli(['status', '--config', s.config]);
+  t.is(text.code, 5);
+  t.regex(text.stdout, /^health: UNHEALTHY: the listener never ran/);
+  const ok = await cli(['status', '--no-listener', '--config', s.config]);
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /^health: ok$/m);
+  // a listener that ran and is gone, or runs without its broker (the status file it writes)
+  const listener = { pid: 999999999, startedAt: '2026-01-01T00:00:00Z', connected: true, broker: '127.0.0.1:61613', destination: '/queue/q', lastMessageAt: null, messages: 0 };
+  const statusFile = (l: typeof listener) => writeFile(join(s.dir, 'var/status.json'), JSON.stringify({ schema: 1, updatedAt: '', listener: l, pendingEvents: 0, pendingApps: {}, backoff: {}, lastSuccessByHost: {}, runs: [] }));
+  await statusFile(listener);
+  const gone = await cli(['status', '--json', '--config', s.config]);
+  t.is(gone.code, 5);
+  t.deepEqual(JSON.parse(gone.stdout).problems, ['the listener is not running (pid 999999999 is gone)']);
+  await statusFile({ ...listener, pid: process.pid, connected: false });
+  const cut = await cli(['status', '--json', '--config', s.config]);
+  t.is(cut.code, 5);
+  t.deepEqual(JSON.parse(cut.stdout).problems, ['the listener is not connected to the broker']);
+  await statusFile({ ...listener, pid: process.pid });
+  t.is((await cli(['status', '--config', s.config])).code, 0, 'running and connected: healthy');
+});
+
+test('sync --json prints the result also when the run fails (exit 4)', async (t) => {
+  const s = await setup();
+  await mkdir(s.inventory, { recursive: true });
+  await writeFile(join(s.inventory, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        rp1:\n');
+  await writeFile(s.config, 'inventory_dir: ./inventory\nstate_dir: ./var\nansible:\n  command: /bin/false\n');
+  const r = await cli(['sync', '--json', '--config', s.config]);
+  t.is(r.code, 4, r.stderr);
+  const j = JSON.parse(r.stdout) as { ok: boolean; lagging: Record<string, unknown>; runs: Array<{ result: string }>; error: string };
+  t.false(j.ok);
+  t.deepEqual(Object.keys(j.lagging), ['rp1']);
+  t.is(j.runs[0]!.result, 'failed');
+  t.regex(j.error, /playbook run failed/);
+  t.regex(r.stderr, /paas-rproxy: playbook run failed/);
+});
+
+test('migrate: --check says what would move and changes nothing; then the state moves out of the inventory', async (t) => {
+  const s = await setup();
+  const part = join(s.dir, 'part.yml');
+  await writeFile(part, samplesDocs().slice(0, 11).join(''));
+  t.is((await cli(['apply', part, '--config', s.config])).code, 0);
+  // the layout of paas-rproxy 0.1: the state inside the inventory
+  const gv = join(s.inventory, 'group_vars/proxies');
+  await mkdir(gv, { recursive: true });
+  const json = await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8');
+  await writeFile(join(gv, 'rproxy_routes.json'), json.replaceAll('"tls/', '".rproxy_tls/'));
+  await cp(join(s.dir, 'var/routes/tls'), join(s.inventory, '.rproxy_tls'), { recursive: true });
+  await rm(join(s.dir, 'var/routes'), { recursive: true });
+  const check = await cli(['migrate', '--check', '--json', '--config', s.config]);
+  t.is(check.code, 0, check.stderr);
+  t.is(JSON.parse(check.stdout).changed, true);
+  t.true(existsSync(join(gv, 'rproxy_routes.json')), '--check moves nothing');
+  const m = await cli(['migrate', '--config', s.config]);
+  t.is(m.code, 0, m.stderr);
+  t.regex(m.stdout, /^moved 1 app\(s\) from .*group_vars\/proxies\/rproxy_routes\.json into .*var\/routes\/rproxy_routes\.json/);
+  t.false(existsSync(join(gv, 'rproxy_routes.json')));
+  t.false(existsSync(join(s.inventory, '.rproxy_tls')));
+  t.is(await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8'), json);
+  const again = await cli(['migrate', '--json', '--config', s.config]);
+  t.is(JSON.parse(again.stdout).changed, false);
 });
 
 test('parallel CLI applies (separate processes) are serialized by the lock: nothing lost', async (t) => {

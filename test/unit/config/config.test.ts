@@ -12,8 +12,9 @@ test('defaults: contract values, absolute paths, playbook from the package root'
   const c = defaultConfig();
   t.is(c.cloud_domain, 'apps.example.com');
   t.deepEqual(c.routed_types, ['web_framework']);
-  t.is(c.inventory_dir, resolve('inventory'));
-  t.is(c.state_dir, resolve('var'));
+  // production places, never the current directory
+  t.is(c.inventory_dir, '/etc/paas-rproxy/inventory');
+  t.is(c.state_dir, '/var/lib/paas-rproxy');
   t.is(c.max_body_bytes, 1048576);
   t.is(c.ansible.playbook, join(packageRoot(), 'ansible/site.yml'));
   t.is(packageRoot(), REPO);
@@ -26,6 +27,13 @@ test('config.example.yml parses and documents exactly the defaults', async (t) =
   const text = await readFile(join(REPO, 'config.example.yml'), 'utf8');
   const c = parseConfig(text, process.cwd(), 'example');
   t.deepEqual({ ...c, source: null }, defaultConfig());
+});
+
+test('STOMP over TLS: brokers[].tls and stomp.ca_file (relative to the file)', (t) => {
+  const c = parseConfig('stomp:\n  brokers:\n    - {host: mq.example.net, port: 61614, tls: true}\n  ca_file: tls/ca.crt\n', '/etc/x');
+  t.deepEqual(c.stomp.brokers, [{ host: 'mq.example.net', port: 61614, tls: true }]);
+  t.is(c.stomp.ca_file, '/etc/x/tls/ca.crt');
+  t.throws(() => parseConfig('stomp:\n  brokers:\n    - {host: a, port: 1, tls: yes please}\n', '/'), { message: /stomp\.brokers\[0\]\.tls must be true or false/ });
 });
 
 test('relative paths resolve against the config file directory', async (t) => {
@@ -43,7 +51,7 @@ test('unknown keys anywhere are ERR_CONFIG_UNKNOWN_KEY naming the key path (exit
   for (const [text, path] of [
     ['cloud_domian: x.example.com\n', 'cloud_domian'],
     ['runner:\n  quiet_msx: 1\n', 'runner.quiet_msx'],
-    ['stomp:\n  brokers:\n    - host: a\n      port: 1\n      tls: true\n', 'stomp.brokers[0].tls'],
+    ['stomp:\n  brokers:\n    - host: a\n      port: 1\n      ssl: true\n', 'stomp.brokers[0].ssl'],
     ['metrics:\n  listen: 1.2.3.4:1\n  path: /m\n', 'metrics.path'],
   ] as const) {
     const e = t.throws(() => parseConfig(text, '/'));

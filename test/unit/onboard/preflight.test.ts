@@ -4,6 +4,7 @@ import {
   evaluateProbe, parseProbe, sshFailureResult, formatPreflight, failedChecks, probeScript, type PreflightReport,
 } from '../../../generator/src/onboard/preflight.js';
 import { SshConnectError } from '../../../generator/src/onboard/ssh.js';
+import { asRoot } from '../../../generator/src/onboard/operations.js';
 import { findKnownKeys, verifyHostKey, hostKeyAlgorithms, lookupName, hostPatternsMatch, fingerprint } from '../../../generator/src/onboard/knownhosts.js';
 import { connectionFromVars, splitArgs, sshOptions, type Connection } from '../../../generator/src/onboard/connection.js';
 
@@ -190,4 +191,9 @@ test('connection settings as Ansible would use them', (t) => {
   t.is(odd.python, 'python3');
   t.deepEqual(splitArgs(`-o "A=b c" 'x y' z\\ w`), ['-o', 'A=b c', 'x y', 'z w']);
   t.is(sshOptions(['-o', 'UserKnownHostsFile=/a', '-o', 'UserKnownHostsFile=/b']).options.get('userknownhostsfile'), '/a', 'first value wins');
+});
+
+test('offboarding runs its root commands through sudo when Ansible connects as another user', (t) => {
+  t.is(asRoot({ user: 'root' }, 'service keepalived stop'), 'service keepalived stop');
+  t.is(asRoot({ user: 'rpadmin' }, "echo 'x'; service keepalived stop"), `sudo -n sh -c 'echo '\\''x'\\''; service keepalived stop'`);
 });

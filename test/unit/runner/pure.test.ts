@@ -92,12 +92,13 @@ test('pending: plan over hosts (union, unknown hosts full, up-to-date hosts left
 });
 
 test('command: exact targeted command, as site.yml documents it', (t) => {
-  const s = { command: 'ansible-playbook', playbook: '/r/ansible/site.yml', inventoryDir: '/r/inv', extraArgs: ['-f', '10'] };
+  const s = { command: 'ansible-playbook', playbook: '/r/ansible/site.yml', inventoryDir: '/r/inv', stateDir: '/var/lib/x', extraArgs: ['-f', '10'] };
   const c = targetedRoutesCommand(s, ['rp2', 'rp1'], ['shop-acme', 'blog-x', 'shop-acme']);
   t.deepEqual(c.argv, ['ansible-playbook', '-i', '/r/inv', '/r/ansible/site.yml', '--tags', 'nginx_rproxy_routes', '--limit', 'rp1,rp2',
-    '-e', '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}', '-f', '10']);
-  t.is(c.display, `ansible-playbook -i /r/inv /r/ansible/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}' -f 10`);
-  t.deepEqual(fullRoutesCommand(s, ['rp1']).argv.slice(4), ['--tags', 'nginx_rproxy_routes', '--limit', 'rp1', '-f', '10']);
+    '-e', '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}', '-e', '{"rproxy_state_dir":"/var/lib/x"}', '-f', '10']);
+  t.is(c.display, `ansible-playbook -i /r/inv /r/ansible/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e '{"nginx_rproxy_sync_apps":["blog-x","shop-acme"]}' -e '{"rproxy_state_dir":"/var/lib/x"}' -f 10`);
+  // every run names the state dir the CLI wrote: the playbook and the config can never disagree
+  t.deepEqual(fullRoutesCommand(s, ['rp1']).argv.slice(4), ['--tags', 'nginx_rproxy_routes', '--limit', 'rp1', '-e', '{"rproxy_state_dir":"/var/lib/x"}', '-f', '10']);
   t.is(shellQuote(["it's"]), `'it'\\''s'`);
 });
 

@@ -37,7 +37,7 @@ function setup(): { dir: string; s: RunnerSettings; ports: RunnerPorts & { curre
   chmodSync(path.join(dir, 'ansible-playbook'), 0o755);
   const s: RunnerSettings = {
     stateDir: path.join(dir, 'state'), proxiesGroup: 'proxies',
-    playbook: { command: path.join(dir, 'ansible-playbook'), playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), extraArgs: [] },
+    playbook: { command: path.join(dir, 'ansible-playbook'), playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), stateDir: path.join(dir, 'state'), extraArgs: [] },
     quietMs: 30, maxWaitMs: 150, retryInitialMs: 100, retryMaxMs: 400, reconcileIntervalS: 0, lockTimeoutMs: 10000,
   };
   const current: Record<string, string> = { 'a-x': '1', 'b-x': '1' };
@@ -58,7 +58,7 @@ test('sync pass: unknown hosts get a full run, then only what changed, vanished 
   const r1 = await syncPass(s, ports, noLog, { trigger: 't' });
   t.true(r1.ok);
   t.is(calls().length, 1);
-  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2`);
+  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"rproxy_state_dir":"${dir}/state"}`);
   t.deepEqual(await readApplied(s.stateDir, 'rp1'), { 'a-x': '1', 'b-x': '1' });
   const r2 = await syncPass(s, ports, noLog, { trigger: 't' });
   t.is(r2.runs.length, 0, 'nothing pending: no run');
@@ -66,7 +66,7 @@ test('sync pass: unknown hosts get a full run, then only what changed, vanished 
   delete ports.current['b-x'];
   const r3 = await syncPass(s, ports, noLog, { trigger: 't' });
   t.is(r3.runs.length, 1);
-  t.is(calls()[1], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"nginx_rproxy_sync_apps":["a-x","b-x"]}`);
+  t.is(calls()[1], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"nginx_rproxy_sync_apps":["a-x","b-x"]} -e {"rproxy_state_dir":"${dir}/state"}`);
   t.deepEqual(await readApplied(s.stateDir, 'rp2'), { 'a-x': '2' });
 });
 
@@ -139,6 +139,25 @@ test('runner: the periodic reconcile runs a full routes run on every proxy even 
   runner.start();
   t.true(await until(() => calls().length >= 1), 'a reconcile run happened');
   // full run: no nginx_rproxy_sync_apps, so every app is applied and stale files are removed
-  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2`);
+  t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"rproxy_state_dir":"${dir}/state"}`);
   await runner.stop({ abandon: false });
+});
+
+test('runPlaybook runs next to the playbook (its ansible.cfg) whatever the arguments before it (a second -i)', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'runner-cwd-'));
+  const fake = path.join(dir, 'ansible-playbook');
+  writeFileSync(fake, '#!/usr/bin/env bash\npwd > "$(dirname "$0")/cwd"\necho "$ANSIBLE_CONFIG" > "$(dirname "$0")/cfg"\n');
+  chmodSync(fake, 0o755);
+  const playbook = path.join(dir, 'pb', 'site.yml');
+  const { runPlaybook } = await import('../../../generator/src/runner/spawn.js');
+  const cmd = { argv: [fake, '-i', '/inv', '-i', '/overlay.yml', playbook, '--limit', 'rp4'], display: '', kind: 'routes-full' as const, playbook, hosts: ['rp4'], apps: null };
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(path.dirname(playbook));
+  const prev = process.env.ANSIBLE_CONFIG;
+  delete process.env.ANSIBLE_CONFIG;
+  try {
+    await runPlaybook(cmd, { lockFile: path.join(dir, 'playbook.lock'), lockTimeoutMs: 5000 });
+  } finally { if (prev !== undefined) process.env.ANSIBLE_CONFIG = prev; }
+  t.is(readFileSync(path.join(dir, 'cwd'), 'utf8').trim(), path.join(dir, 'pb'));
+  t.is(readFileSync(path.join(dir, 'cfg'), 'utf8').trim(), path.join(dir, 'pb', 'ansible.cfg'));
 });

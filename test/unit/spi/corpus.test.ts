@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { routesDir } from '../../../generator/src/vars/paths.js';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import { samplesDocs, snapshotTree, tmpConfig, tls, psych, block } from '../../fixtures/helpers.js';
 
@@ -96,7 +97,7 @@ test(`bad-input corpus: ${CORPUS.length} kinds, each rejected with its reason, s
   const setup = await store0.applyText(samplesDocs().slice(0, 11).join(''));
   t.is(setup.rejected.length, 0);
   const store = await StateStore.open(cfg);
-  const before = await snapshotTree(cfg.inventory_dir);
+  const before = await snapshotTree(routesDir(cfg));
   t.true(Object.keys(before).some((p) => p.endsWith('.key')));
   for (const [kind, doc, expected] of CORPUS) {
     const r = await store.applyText(doc, { source: kind });
@@ -105,7 +106,7 @@ test(`bad-input corpus: ${CORPUS.length} kinds, each rejected with its reason, s
     t.regex(r.rejected[0]?.reason ?? '(accepted)', expected, kind);
     t.true(['ERR_SPI_INVALID', 'ERR_SPI_YAML', 'ERR_SPI_TOO_LARGE', 'ERR_SPI_CONFLICT'].includes(r.rejected[0]?.code ?? ''), kind);
   }
-  t.deepEqual(await snapshotTree(cfg.inventory_dir), before, 'vars and TLS files byte for byte (and inode) unchanged');
+  t.deepEqual(await snapshotTree(routesDir(cfg)), before, 'vars and TLS files byte for byte (and inode) unchanged');
   const log = (await readFile(`${cfg.state_dir}/rejects.jsonl`, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   t.is(log.length, CORPUS.length);
   for (const [i, rec] of log.entries()) {

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { StateStore } from '../../../generator/src/vars/store.js';
-import { loadState } from '../../../generator/src/vars/load.js';
+import { loadState } from '../../../generator/src/vars/store.js';
 import { block, psych, tls, tmpConfig } from '../../fixtures/helpers.js';
 
 const app = { app_name: 'shop', namespace: 'acme' };

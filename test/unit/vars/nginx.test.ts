@@ -43,7 +43,7 @@ const TRICKY = [
   create('idle'),
 ].join('');
 
-async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: string; vars: string; cfgDir: string }> {
+async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: string; vars: string; stateDir: string }> {
   // the fixture certificate is for a.example.org: the TLS aliases here test rendering, not certificate names
   const cfg = await tmpConfig('tls_require_valid: false\n' + extraConfig);
   const store = await StateStore.open(cfg);
@@ -52,8 +52,8 @@ async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: s
     if (r.rejected.length) throw new Error(JSON.stringify(r.rejected));
   }
   const dir = join(cfg.dir, 'nginx');
-  await run('/usr/bin/python3', [HELPER, varsFilePath(cfg), cfg.inventory_dir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]);
-  return { dir, vars: varsFilePath(cfg), cfgDir: cfg.inventory_dir };
+  await run('/usr/bin/python3', [HELPER, cfg.state_dir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]);
+  return { dir, vars: varsFilePath(cfg), stateDir: cfg.state_dir };
 }
 
 /** servers/<id>.conf with each include of the app's locations file replaced by that file (what nginx reads). */
@@ -129,12 +129,12 @@ const TAMPER: Array<[string, (route: Record<string, any>, app: Record<string, an
 for (const [name, tamper, message] of TAMPER) {
   test(`action plugin check_app rejects: ${name}`, async (t) => {
     if (!NGINX) return t.pass('nginx not installed');
-    const { vars, cfgDir, dir } = await renderTree([TRICKY]);
+    const { vars, stateDir, dir } = await renderTree([TRICKY]);
     const doc = JSON.parse(await readFile(vars, 'utf8'));
     const app = doc.nginx_rproxy_apps['odd-acme'];
     tamper(app.route, app);
     await writeFile(vars, JSON.stringify(doc));
-    const e = await t.throwsAsync(run('/usr/bin/python3', [HELPER, vars, cfgDir, dir + '2', join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]));
+    const e = await t.throwsAsync(run('/usr/bin/python3', [HELPER, stateDir, dir + '2', join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]));
     t.is((e as { code?: number }).code, 3);
     t.regex(String((e as { stderr?: string }).stderr), message);
   });

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-# Test helper (not a test): renders a vars file (rproxy_routes.json) into a self-contained nginx prefix with
-# the role's REAL templates and the action plugin's own check_app/check_settings/render_app, so
-# `nginx -t -p DIR -c DIR/nginx.conf` tests exactly what the role would install.
-#   render_routes.py VARS_JSON BASE_DIR OUT_DIR WILDCARD_CRT WILDCARD_KEY
+# Test helper (not a test): renders a routing state (STATE_DIR/routes/rproxy_routes.json) into a self-contained
+# nginx prefix with the role's REAL templates and the action plugin's own load_state/check_app/check_settings/
+# render_app, so `nginx -t -p DIR -c DIR/nginx.conf` tests exactly what the role would install.
+#   render_routes.py STATE_DIR OUT_DIR WILDCARD_CRT WILDCARD_KEY
 # Prints {"files": [...]} (relative to OUT_DIR/rproxy). Exits 3 with the RouteError on a failed check.
 import importlib.util
 import json
@@ -11,7 +11,6 @@ import shutil
 import sys
 
 import yaml
-from ansible.parsing.ajson import AnsibleJSONDecoder
 from ansible.template import AnsibleEnvironment
 
 ROLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'roles', 'nginx_rproxy')
@@ -20,7 +19,7 @@ spec = importlib.util.spec_from_file_location('nginx_rproxy_routes_action',
 plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plugin)
 
-vars_file, base_dir, out, wc_crt, wc_key = sys.argv[1:6]
+state_dir, out, wc_crt, wc_key = sys.argv[1:5]
 conf = os.path.join(out, 'rproxy')
 for d in ('snippets', 'maps', 'upstreams', 'servers', 'locations', 'tls'):
     os.makedirs(os.path.join(conf, d), exist_ok=True)
@@ -47,8 +46,11 @@ with open(os.path.join(out, 'nginx.conf'), 'w') as f:
 settings = plugin.check_settings(dict(conf_dir=conf, http_port=8080, https_port=8443, listen_ipv6=True, http2=True,
                                       max_fails=3, fail_timeout='10s', keepalive=8, ws_timeout='3600s',
                                       wildcard=True))
-with open(vars_file) as f:
-    apps = json.load(f, cls=AnsibleJSONDecoder)['nginx_rproxy_apps']
+try:
+    apps, base_dir = plugin.load_state(state_dir)
+except plugin.RouteError as e:
+    sys.stderr.write('%s\n' % e)
+    sys.exit(3)
 
 
 def read_template(name):
