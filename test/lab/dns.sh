@@ -25,9 +25,8 @@ LAB="$REPO/.lab"
 D="$LAB/dns"
 NET=198.51.100
 DNS_IP=$NET.1
-# the lab profile's cloud domain, as lab.sh wrote it into the product's config
-CLOUD_DOMAIN=$(sed -n 's/^cloud_domain: *//p' "$LAB/config.yml" 2>/dev/null | head -1)
-CLOUD_DOMAIN=${CLOUD_DOMAIN:-apps.example.com}
+# the lab profile's cloud domain, config file and inventory (CLOUD_DOMAIN, CONFIG_FILE, INVENTORY), from lab.sh
+eval "$(bash "$LAB_SCRIPT_DIR/lab.sh" profile-env)"
 CLIENT_NS=rpclient
 
 die() { printf '\033[31mdns: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -102,16 +101,16 @@ EOF
 }
 
 write_role_vars() { # the rproxy_dns role's settings in the lab (bind mode, BIND run by this script)
-  [ -d "$LAB/inventory" ] || die "no lab inventory ($LAB/inventory): run lab.sh up first"
-  mkdir -p "$LAB/inventory/group_vars/brokers"
-  cat > "$LAB/inventory/group_vars/brokers/rproxy_dns.yml" <<EOF
+  [ -d "$INVENTORY" ] || die "no lab inventory ($INVENTORY): run lab.sh up first"
+  mkdir -p "$INVENTORY/group_vars/brokers"
+  cat > "$INVENTORY/group_vars/brokers/rproxy_dns.yml" <<EOF
 # The lab's DNS settings for roles/rproxy_dns (written by test/lab/dns.sh). bind mode: the broker host (root
 # netns) is authoritative for $CLOUD_DOMAIN through the lab's named, which this script runs (no systemd): the
 # role writes its files under .lab/dns/rproxy/, includes them from .lab/dns/named.conf.local, reloads with SIGHUP.
 rproxy_dns_mode: bind
 rproxy_dns_install: false
 rproxy_dns_ttl: 60
-rproxy_dns_cli_config: $LAB/config.yml
+rproxy_dns_cli_config: $CONFIG_FILE
 rproxy_dns_nameservers:
   - {name: ns1.$CLOUD_DOMAIN, addresses: [$DNS_IP]}
 rproxy_dns_soa_email: dns-admin@example.com

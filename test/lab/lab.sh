@@ -16,6 +16,7 @@
 #        lab.sh demo           (re)run the demo on a running lab
 #        lab.sh host rpN       add a bare proxy host (netns + sshd) without touching the inventory
 #        lab.sh host-del rpN   remove such a host (its processes, netns, /etc/netns/rpN, known_hosts line)
+#        lab.sh profile-env    the profile's settings as shell assignments (CLOUD_DOMAIN, CONFIG_FILE, INVENTORY, ...)
 # Profiles (--profile or PAAS_RPROXY_LAB_PROFILE; a running lab keeps the one it was built with, .lab/profile):
 #   default  2 proxies, 2 VIPs, apps.example.com, root SSH, multicast VRRP on eth0, everything under .lab/,
 #            the listener in place from the checkout (the developer's lab)
@@ -846,6 +847,11 @@ case "$cmd" in
     gears_up
     ;;
   status) status ;;
+  profile-env)
+    # the running (or selected) profile's settings other lab scripts need (dns.sh), as shell assignments
+    printf 'LAB_PROFILE=%q CLOUD_DOMAIN=%q CONFIG_FILE=%q INVENTORY=%q STATE_DIR=%q\n' \
+      "$LAB_PROFILE" "$CLOUD_DOMAIN" "$CONFIG_FILE" "$INVENTORY" "$STATE_DIR"
+    ;;
   ssh)
     [ $# -ge 1 ] || die "usage: lab.sh ssh HOST [CMD...]"
     h=$1; shift
