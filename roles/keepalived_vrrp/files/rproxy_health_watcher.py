@@ -269,7 +269,12 @@ class Watcher:
             if probe is not None and probe.result is None:
                 fds[probe.sock.fileno()] = "probe"
                 poller.register(probe.sock.fileno(), probe.events())
-            wake = next_probe if probe is None else min(next_probe, probe.deadline)
+            if probe is None:
+                wake = next_probe
+            elif probe.result is not None:
+                wake = now  # refused at once (nothing listens): take the verdict now
+            else:
+                wake = min(next_probe, probe.deadline)
             try:
                 events = poller.poll(max(0.0, wake - time.monotonic()) * 1000)
             except InterruptedError:
