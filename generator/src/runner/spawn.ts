@@ -26,8 +26,18 @@ export interface SpawnOptions {
 }
 
 export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
-  const lock = await PlaybookLock.acquire(opts.lockFile, cmd.display, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
+  return (await runPlaybookPlanned(async () => cmd, opts, cmd.display)) as SpawnResult;
+}
+
+/**
+ * Takes the playbook lock, then asks `plan` for the command: for runs whose command depends on state another
+ * runner may change meanwhile (the VRRP hold). `plan` returning null releases the lock without a run.
+ */
+export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | null>, opts: SpawnOptions, what = 'a planned run'): Promise<SpawnResult | null> {
+  const lock = await PlaybookLock.acquire(opts.lockFile, what, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
   try {
+    const cmd = await plan();
+    if (cmd === null) return null;
     const playbookDir = path.dirname(cmd.argv[3] ?? '.');
     const env: NodeJS.ProcessEnv = {
       ...process.env,
