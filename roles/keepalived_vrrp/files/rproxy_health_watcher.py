@@ -20,6 +20,7 @@ Only the Python 3 standard library (Ansible needs python3 on every proxy anyway)
 Usage: rproxy_health_watcher.py --config /etc/keepalived/paas-rproxy/health-watcher.json
        rproxy_health_watcher.py --config FILE --once          probe once, print the verdict (exit 0 = healthy)
        rproxy_health_watcher.py --config FILE --check-config  exit 2 with a message when FILE is invalid
+SIGUSR1 logs the probe statistics at once (probes, failures, slowest good answer) and starts a new window.
 """
 import argparse
 import errno
@@ -36,12 +37,14 @@ DEFAULTS = {
     "url": "http://127.0.0.1:8081/healthz",
     "track_file": "/run/paas-rproxy/nginx-healthy",
     "interval": 0.1,
-    "timeout": 0.5,
+    "timeout": 0.25,
     "fall": 3,
     "rise": 3,
     # SCHED_RR priority of the watcher (0 = normal scheduling); below keepalived's vrrp_rt_priority
     "rt_priority": 0,
     "log_file": "",
+    # a probe_stats line (probes, failures, slowest answer) every this many seconds; 0 = never
+    "stats_interval": 60,
 }
 
 
@@ -154,6 +157,9 @@ class Watcher:
         self.healthy = self.read_track_file()  # keep what the file says until there is a verdict
         self.stop = False
         self.max_latency = 0.0
+        self.stats = {"probes": 0, "failed": 0, "max_ms": 0.0}
+        self.stats_due = time.monotonic() + cfg["stats_interval"]
+        self.dump_stats = False  # SIGUSR1: log probe_stats now (and start a new window)
         self.file_seen = None  # (inode, mtime) of the track file when it last matched our verdict
 
     def read_track_file(self):
@@ -237,6 +243,17 @@ class Watcher:
 
     def on_probe(self, probe):
         self.max_latency = max(self.max_latency, probe.latency)
+        self.stats["probes"] += 1
+        self.stats["failed"] += 0 if probe.result else 1
+        if probe.result:
+            self.stats["max_ms"] = max(self.stats["max_ms"], probe.latency * 1000)
+        if self.dump_stats or (self.cfg["stats_interval"] > 0 and time.monotonic() >= self.stats_due):
+            self.dump_stats = False
+            # the slowest good answer against the timeout: the margin before load could fail a probe
+            log(self.cfg, "probe_stats", probes=self.stats["probes"], failed=self.stats["failed"],
+                max_ms=round(self.stats["max_ms"], 1), timeout_ms=round(self.cfg["timeout"] * 1000), healthy=self.healthy)
+            self.stats = {"probes": 0, "failed": 0, "max_ms": 0.0}
+            self.stats_due = time.monotonic() + self.cfg["stats_interval"]
         if probe.result:
             self.fails = 0
             self.goods += 1
@@ -313,6 +330,7 @@ def load_config(path):
         if not 1 <= cfg[k] <= 100:
             raise ValueError(f"{k} must be within 1..100, got {cfg[k]}")
     cfg["rt_priority"] = int(cfg["rt_priority"])
+    cfg["stats_interval"] = float(cfg["stats_interval"])
     parse_url(cfg["url"])
     return cfg
 
@@ -356,6 +374,10 @@ def main(argv):
     def on_signal(_sig, _frame):
         watcher.stop = True
 
+    def on_usr1(_sig, _frame):
+        watcher.dump_stats = True
+
+    signal.signal(signal.SIGUSR1, on_usr1)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # a bug in one loop turn must not leave keepalived blind: log it and go on
