@@ -13,6 +13,8 @@
 // 20 s while an alias is added; wrong answers = the alias not served), and 60 s with every core saturated on the
 // controller and the proxies plus bursts of routing runs (VIP moves, advert gaps against the 3 x advert_int + skew
 // master-down interval, the health watcher's verdicts).
+// Knobs: BENCH_FAILOVER_RUNS (5 per case), BENCH_FAILOVER_STALE_RUNS (2), BENCH_FAILOVER_LOAD_S (60),
+// BENCH_FAILOVER_COMPARE_RT=1 (the load once more with keepalived on normal scheduling, for the comparison).
 // Targets (issue 11): nginx death moves the VIP within 0.3 s, host loss within 0.5 s, 0 failures with one retry,
 // 0 VIP moves under load, a stale proxy re-masters only after it serves the current routes.
 import { spawn } from 'node:child_process';
@@ -21,7 +23,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   ensureLab, releaseLab, applyAndSync, spi, fqdn, curlVia, vipHolder, sshProxy, startNginx, sleep, waitFor, cutLink, restoreLink,
-  watchVips, waitVipsServing, proxyAddress, run, nginxMasterPid, holdFile, startKeepalived, VIPS, CLIENT_NS, REPO, LAB, LAB_DIR, type VipEvent,
+  watchVips, waitVipsServing, proxyAddress, run, nginxMasterPid, holdFile, startKeepalived, sitePlaybook, VIPS, CLIENT_NS, REPO, LAB, LAB_DIR, type VipEvent,
 } from '../lab/labenv.js';
 
 const RUNS = Number(process.env.BENCH_FAILOVER_RUNS ?? 5);
@@ -197,22 +199,41 @@ interface LoadRun {
   adverts: Array<{ src: string; vrid: number; adverts: number; max_gap_ms: number | null; p99_gap_ms: number | null; median_gap_ms: number | null }>;
   masterDownMs: number; maxAdvertGapMs: number | null; keepalivedSched: string[]; loadavg: string;
   /** per proxy, the watcher's probes during the load: count, failures, slowest good answer vs the probe timeout */
-  probes: Array<{ host: string; probes: number; failed: number; max_ms: number; timeout_ms: number }>;
+  probes: Array<{ host: string } & ProbeStats>;
+  /** keepalived's real-time priority during this run (0 = normal scheduling: the comparison) */
+  rtPriority: number;
 }
 
-/** SIGUSR1 makes the watcher log its probe statistics since the last one (and start a new window). */
-function probeStats(host: string): { probes: number; failed: number; max_ms: number; timeout_ms: number } {
-  const r = sshProxy(host, 'kill -USR1 $(cat /run/rproxy-health-watcher.pid) && sleep 0.5 && grep probe_stats /var/log/rproxy-health-watcher.log | tail -1');
-  try { return JSON.parse(r.stdout.trim()) as { probes: number; failed: number; max_ms: number; timeout_ms: number }; } catch { return { probes: 0, failed: 0, max_ms: 0, timeout_ms: 0 }; }
+type ProbeStats = { probes: number; failed: number; max_ms: number; timeout_ms: number };
+
+/**
+ * The watcher's probe statistics since `fromLine` of its log (it logs them every 60 s, and on SIGUSR1 at once):
+ * SIGUSR1 first, so the last window is in; returns the log's line count as the next start.
+ */
+function probeStats(host: string, fromLine: number): { stats: ProbeStats; lines: number } {
+  const r = sshProxy(host, 'kill -USR1 $(cat /run/rproxy-health-watcher.pid) && sleep 0.5 && cat /var/log/rproxy-health-watcher.log');
+  const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
+  const stats: ProbeStats = { probes: 0, failed: 0, max_ms: 0, timeout_ms: 0 };
+  for (const l of lines.slice(fromLine)) {
+    try {
+      const j = JSON.parse(l) as { event?: string } & Partial<ProbeStats>;
+      if (j.event !== 'probe_stats') continue;
+      stats.probes += j.probes ?? 0;
+      stats.failed += j.failed ?? 0;
+      stats.max_ms = Math.max(stats.max_ms, j.max_ms ?? 0);
+      stats.timeout_ms = j.timeout_ms ?? stats.timeout_ms;
+    } catch { /* not JSON */ }
+  }
+  return { stats, lines: lines.length };
 }
 
-async function loadRun(): Promise<LoadRun> {
+async function loadRun(rtPriority: number): Promise<LoadRun> {
   await settle();
   const n = cpus().length;
   const w = watchVips(PROXIES);
   const logLines = (h: string) => Number(sshProxy(h, 'grep -c nginx_down /var/log/rproxy-health-watcher.log 2>/dev/null || true').stdout.trim() || 0);
   const downBefore = PROXIES.map(logLines);
-  PROXIES.forEach(probeStats); // start a fresh statistics window
+  const logStart = PROXIES.map((h) => probeStats(h, 1e9).lines); // everything logged before the load is left out
   const cap = spawn('python3', [path.join(LAB_DIR, 'vrrpcap.py'), '--duration-s', String(LOAD_S + 5)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let capOut = '';
   cap.stdout.on('data', (d: Buffer) => (capOut += d.toString()));
@@ -236,7 +257,7 @@ async function loadRun(): Promise<LoadRun> {
     k += 1;
   }
   const loadavg = run('cat', ['/proc/loadavg']).stdout.trim();
-  const probes = PROXIES.map((h) => ({ host: h, ...probeStats(h) }));
+  const probes = PROXIES.map((h, i) => ({ host: h, ...probeStats(h, logStart[i] ?? 0).stats }));
   const sched = PROXIES.map((h) => `${h}: ${sshProxy(h, 'ps -o cls=,rtprio=,args= -p $(pgrep -d, keepalived)').stdout.trim().replace(/\n/g, ' | ')}`);
   await Promise.all(hogs.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('close', r)))));
   cap.kill('SIGTERM');
@@ -249,8 +270,18 @@ async function loadRun(): Promise<LoadRun> {
     seconds: LOAD_S, hogs: hogs.length, routingRuns: runs, routingFailures: failures, vipMoves: w.events.length,
     nginxDownVerdicts: downAfter.reduce((a, v, i) => a + v - (downBefore[i] ?? 0), 0),
     adverts, masterDownMs: Math.round(3 * 100 + ((256 - 200) / 256) * 100), maxAdvertGapMs: gaps.length ? Math.max(...gaps) : null,
-    keepalivedSched: sched, loadavg, probes,
+    keepalivedSched: sched, loadavg, probes, rtPriority,
   };
+}
+
+/** keepalived_vrrp with extra -e settings on both proxies, keepalived restarted so scheduling settings apply */
+async function reconfigure(extra: string[]): Promise<void> {
+  const r = await sitePlaybook(['--tags', 'keepalived_vrrp', '--limit', 'proxies', ...extra]);
+  if (r.code !== 0) throw new Error(`keepalived_vrrp run failed: ${r.stdout.slice(-2000)}`);
+  for (const h of PROXIES) {
+    sshProxy(h, 'service keepalived restart');
+    await settle();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ chart
@@ -271,10 +302,11 @@ function chart(cases: Array<{ title: string; run: { samples: Array<[number, numb
       const color = cls === 0 ? '#2a2' : cls === 1 ? '#e90' : '#d22';
       p.push(`<rect x="${x(t).toFixed(1)}" y="${y0 + 14 + cls * 14}" width="1.5" height="12" fill="${color}"/>`);
     }
-    for (const [t, color, label] of c.run.marks) {
+    c.run.marks.forEach(([t, color, label], k) => {
       p.push(`<line x1="${x(t).toFixed(1)}" y1="${y0 + 6}" x2="${x(t).toFixed(1)}" y2="${y0 + 64}" stroke="${color}" stroke-width="1.5"/>`);
-      p.push(`<text x="${(x(t) + 3).toFixed(1)}" y="${y0 + 76}" fill="${color}" font-size="10">${label}</text>`);
-    }
+      // the first label above the band, the second below it: close marks must not overwrite each other
+      p.push(`<text x="${(x(t) + 3).toFixed(1)}" y="${k === 0 ? y0 + 4 : y0 + 76}" fill="${color}" font-size="10">${label}</text>`);
+    });
     const step = c.to - c.from > 5000 ? 2000 : 500;
     for (let t = Math.ceil(c.from / step) * step; t <= c.to; t += step) {
       p.push(`<text x="${x(t).toFixed(1)}" y="${y0 + 88}" text-anchor="middle" font-size="9" fill="#666">${(t / 1000).toFixed(1)} s</text>`);
@@ -311,7 +343,15 @@ async function main(): Promise<void> {
       stale.push(await staleRun(i));
     }
     console.log(`bench:failover: ${LOAD_S} s of saturated cores and routing bursts ...`);
-    const load = await loadRun();
+    const rt = Number(/vrrp_rt_priority (\d+)/.exec(cfg.join(' '))?.[1] ?? 0);
+    const load = await loadRun(rt);
+    // BENCH_FAILOVER_COMPARE_RT=1: the same load with keepalived on normal scheduling, for the comparison
+    let loadWithoutRt: LoadRun | null = null;
+    if (process.env.BENCH_FAILOVER_COMPARE_RT === '1') {
+      console.log(`bench:failover: the same ${LOAD_S} s with keepalived on normal scheduling (vrrp_rt_priority and vrrp_no_swap off) ...`);
+      await reconfigure(['-e', 'keepalived_vrrp_rt_priority=0', '-e', 'keepalived_vrrp_no_swap=false']);
+      try { loadWithoutRt = await loadRun(0); } finally { await reconfigure([]); }
+    }
 
     const result = {
       date: new Date().toISOString(), host: { cpus: cpus().length }, keepalived: cfg, client: { intervalMs: 10, timeoutMs: 200, retryDelayMs: 200 },
@@ -321,7 +361,7 @@ async function main(): Promise<void> {
         wrongFirstTotal: stale.reduce((a, s) => a + s.wrongFirst, 0), wrongRetryTotal: stale.reduce((a, s) => a + s.wrongRetry, 0),
         details: stale.map(({ samples: _s, ...rest }) => rest),
       },
-      load,
+      load, loadWithoutRt,
       runs: Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, v.map(({ samples: _s, ...rest }) => rest)])),
       durationS: Math.round((Date.now() - t0) / 1000),
     };
@@ -352,9 +392,12 @@ async function main(): Promise<void> {
     for (const s of stale) {
       console.log(`stale return ${s.run + 1}: cut ${s.cutS} s, alias apply ${s.applyMs} ms (exit ${s.applyExit}), hold written ${s.holdWritten}; VIP back on ${s.victim} ${s.backAfterReturnMs} ms after the link returned; served the alias before re-mastering: ${s.servedBeforeRemaster}; wrong answers no retry / one retry: ${s.wrongFirst} / ${s.wrongRetry} of ${s.requests}; longest gap ${s.longestGapMs} ms`);
     }
-    console.log(`load: ${load.seconds} s, ${load.hogs} busy loops (loadavg ${load.loadavg}), ${load.routingRuns} routing runs (${load.routingFailures} failed): VIP moves ${load.vipMoves}, nginx-down verdicts ${load.nginxDownVerdicts}, largest advert gap ${load.maxAdvertGapMs} ms vs master-down interval ${load.masterDownMs} ms`);
-    console.log(`load: keepalived scheduling: ${load.keepalivedSched.join(' ; ')}`);
-    console.log(`load: health probes: ${load.probes.map((p) => `${p.host} ${p.probes} probes, ${p.failed} failed, slowest ${p.max_ms} ms (timeout ${p.timeout_ms} ms)`).join('; ')}`);
+    for (const l of [load, loadWithoutRt]) {
+      if (!l) continue;
+      console.log(`load (keepalived ${l.rtPriority ? `SCHED_RR ${l.rtPriority}` : 'normal scheduling'}): ${l.seconds} s, ${l.hogs} busy loops (loadavg ${l.loadavg}), ${l.routingRuns} routing runs (${l.routingFailures} failed): VIP moves ${l.vipMoves}, nginx-down verdicts ${l.nginxDownVerdicts}, largest advert gap ${l.maxAdvertGapMs} ms vs master-down interval ${l.masterDownMs} ms`);
+      console.log(`  health probes: ${l.probes.map((p) => `${p.host} ${p.probes} probes, ${p.failed} failed, slowest ${p.max_ms} ms (timeout ${p.timeout_ms} ms)`).join('; ')}`);
+    }
+    console.log(`  keepalived scheduling: ${load.keepalivedSched.join(' ; ')}`);
     console.log(`results: bench-results/failover.json, bench-results/failover.svg (${result.durationS} s)`);
     void LAB;
   } finally {

@@ -72,19 +72,27 @@ test.after.always(async (t) => {
   await applyAndSync(spi.deleteApp(APP, NS));
 });
 
-test.serial('a proxy that missed a change re-masters its VIP only after it was caught up, without a failed request', async (t) => {
-  t.timeout(400_000);
+/**
+ * Cuts off the holder of the VIP and adds `alias` meanwhile: the run cannot reach it (exit 4, the proxy named),
+ * and the runner holds its VIPs on the peer. Returns the stale proxy and its peer.
+ */
+async function missAChange(t: import('ava').ExecutionContext, alias: string): Promise<{ victim: string; peer: string }> {
   const victim = vipHolder(VIP);
   const peer = victim === 'rp1' ? 'rp2' : 'rp1';
-  const alias = 'missed.example.org';
   t.is(cutLink(victim).code, 0);
   t.true(await waitFor(() => vipsOf(peer).includes(VIP), 10_000, 20), `${VIP} moved to ${peer}`);
-  // the change cannot reach the cut-off proxy: the run fails for it, and the runner holds its VIPs on the peer
   const r = await applyAndSync(spi.addAlias(APP, NS, alias));
   t.is(r.code, 4, 'the run reports the unreachable proxy');
   t.regex(r.stdout + r.stderr, new RegExp(`${victim}: unreachable`));
   t.is(holdFile(peer), '1', `${peer} holds the VIPs while ${victim} is stale`);
   t.is(curlVia(VIP, alias).status, 200, 'the alias is live through the VIP (on the peer)');
+  return { victim, peer };
+}
+
+test.serial('a proxy that missed a change re-masters its VIP only after it was caught up, without a failed request', async (t) => {
+  t.timeout(400_000);
+  const alias = 'missed.example.org';
+  const { victim, peer } = await missAChange(t, alias);
   const res = await returnAndWatch(victim, alias, async () => {
     // the listener's retry (with backoff) catches the proxy up by itself; an operator's sync does the same sooner
     await sleep(5000);
@@ -96,13 +104,8 @@ test.serial('a proxy that missed a change re-masters its VIP only after it was c
 
 test.serial('the hold survives a restart of the listener, which lifts it once the proxy was caught up', async (t) => {
   t.timeout(400_000);
-  const victim = vipHolder(VIP);
-  const peer = victim === 'rp1' ? 'rp2' : 'rp1';
   const alias = 'missed-again.example.org';
-  t.is(cutLink(victim).code, 0);
-  t.true(await waitFor(() => vipsOf(peer).includes(VIP), 10_000, 20));
-  t.is((await applyAndSync(spi.addAlias(APP, NS, alias))).code, 4);
-  t.is(holdFile(peer), '1');
+  const { victim, peer } = await missAChange(t, alias);
   const { before, after } = await restartListener();
   t.log(`listener restarted: pid ${before} -> ${after}`);
   t.is(holdFile(peer), '1', 'still held after the restart');

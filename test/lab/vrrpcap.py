@@ -16,6 +16,7 @@ import time
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
+SO_TIMESTAMPNS = 35
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 
@@ -29,6 +30,9 @@ def main():
     s.bind((a.interface, 0))
     mreq = struct.pack("iHH8s", socket.if_nametoindex(a.interface), PACKET_MR_PROMISC, 0, b"")
     s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+    # the kernel's receive time of each frame: a capture process delayed by the load it measures must not
+    # turn its own scheduling delay into advert gaps
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.settimeout(0.2)
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
@@ -37,10 +41,16 @@ def main():
     end = time.monotonic() + a.duration_s
     while not stop[0] and time.monotonic() < end:
         try:
-            frame = s.recv(2048)
+            frame, anc, _flags, _addr = s.recvmsg(2048, 64)
         except socket.timeout:
             continue
-        now = time.monotonic()
+        now = None
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", data[:16])
+                now = sec + nsec / 1e9
+        if now is None:
+            now = time.time()
         if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00":
             continue
         ip = frame[14:]
