@@ -52,11 +52,16 @@ export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | n
     const startedAt = new Date();
     const t0 = performance.now();
     const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    await lock.setChild(child.pid).catch(() => undefined);
-    opts.onStart?.(child.pid);
+    // listen before the first await: a short run may end (and emit 'close') while the lock file is written
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    const closed = new Promise<[number | null, string | null]>((resolve) => {
+      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
+      child.on('close', (code, s) => resolve([code, s]));
+    });
+    await lock.setChild(child.pid).catch(() => undefined);
+    opts.onStart?.(child.pid);
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -65,10 +70,7 @@ export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | n
       killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
     };
     if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
-    const [exitCode, sig] = await new Promise<[number | null, string | null]>((resolve) => {
-      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
-      child.on('close', (code, s) => resolve([code, s]));
-    });
+    const [exitCode, sig] = await closed;
     if (killTimer) clearTimeout(killTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     const output = Buffer.concat(chunks).toString('utf8');
