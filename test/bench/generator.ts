@@ -23,8 +23,7 @@ const APPS = Number(process.env.BENCH_APPS ?? 10_000);
 const EVENTS_PER_APP = 10;
 const SSL_EVERY = 100; // one app in 100 gets a certificate (add_ssl is the costly event: X.509 + key match)
 
-const samples = await readFile(resolve(import.meta.dirname, '../../../shared/spi/samples.yml'), 'utf8').catch(() =>
-  readFile('/work/shared/spi/samples.yml', 'utf8'));
+const samples = await readFile(resolve(import.meta.dirname, '../fixtures/spi/samples.yml'), 'utf8');
 const sslDoc = samples.split(/^---$/m).find((d) => d.includes(':action: :add_ssl'))!;
 const sslBody = sslDoc.slice(sslDoc.indexOf(':ssl:'));
 

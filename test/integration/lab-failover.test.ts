@@ -1,9 +1,11 @@
-// VRRP failover in the lab: a proxy whose nginx dies, or whose keepalived stops, hands its VIPs over
-// while a bounded request loop from the client keeps succeeding.
+// VRRP failover in the lab: nginx dead or hung on a VIP's master, keepalived killed or stopped, the master's link
+// down. Each time the VIP moves to the other proxy, and a client that retries once after 0.2 s loses no request.
+// Outcomes only: how fast it happens is measured by `npm run bench:failover`.
 import test from 'ava';
 import {
   VIPS, PROXIES, ensureLab, releaseLab, applyAndSync, curlVia, spi, fqdn, waitFor, sleep, vipHolder, vipsOf, killNginx,
-  startNginx, sshProxy, startRequestLoop, nginxMasterPid, waitVipsServing,
+  startNginx, sshProxy, startRequestLoop, nginxMasterPid, waitVipsServing, cutLink, restoreLink, killKeepalived, watchVips,
+  nginxHealthFile, holdFile, startKeepalived, type LoopSummary,
 } from '../lab/labenv.js';
 
 const NS = 'labf';
@@ -11,19 +13,23 @@ const APP = 'steady';
 const HOST = fqdn(APP, NS);
 const hosts = Object.keys(PROXIES);
 
-/** Each VIP held by exactly one proxy. */
-function vipsSettled(): boolean {
-  return VIPS.every((v) => vipHolder(v) !== 'none');
+/** One request every 20 ms through `vip`, each retried once after 0.2 s. */
+function oneRetryLoop(vip: string) {
+  return startRequestLoop({ vip, host: HOST, intervalMs: 20, durationMs: 60_000, timeoutMs: 1000, retries: 1, retryDelayMs: 200 });
 }
 
-async function watchMove(vip: string, from: string, timeoutMs: number): Promise<{ ms: number; to: string }> {
-  const t0 = Date.now();
-  let to = from;
-  await waitFor(() => {
-    to = vipHolder(vip);
-    return to !== from && to !== 'none';
-  }, timeoutMs, 25);
-  return { ms: Date.now() - t0, to };
+function describe(s: LoopSummary): string {
+  return `requests: ${s.sent} sent, ${s.ok} ok, ${s.failed} failed after one retry, ${s.attemptsFailed} first attempts failed`;
+}
+
+async function planned(): Promise<void> {
+  for (const h of hosts) {
+    if (!nginxMasterPid(h)) startNginx(h);
+    await startKeepalived(h);
+  }
+  // after a repair the planned masters take their VIPs back (preemption): rp1 .201, rp2 .202
+  await waitFor(() => vipHolder(VIPS[0]) === 'rp1' && vipHolder(VIPS[1]) === 'rp2', 30_000, 100);
+  if (!(await waitVipsServing(30_000))) throw new Error(`VIPs not serving: ${VIPS.map((v) => `${v}@${vipHolder(v)}`).join(' ')}`);
 }
 
 test.before(async (t) => {
@@ -35,74 +41,138 @@ test.before(async (t) => {
   if (r.code !== 0) throw new Error(r.stdout + r.stderr);
   const ok = await waitFor(() => VIPS.every((v) => curlVia(v, HOST).status === 200), 10_000, 200);
   if (!ok) throw new Error(`${HOST} not live through the VIPs`);
-  if (!(await waitFor(vipsSettled, 20_000, 200))) throw new Error('VIPs not held');
+  await planned();
 });
 
 test.after.always(async (t) => {
   t.timeout(300_000);
-  for (const h of hosts) {
-    if (!nginxMasterPid(h)) startNginx(h);
-    sshProxy(h, 'service keepalived status >/dev/null 2>&1 || service keepalived start');
-  }
-  await waitVipsServing(20_000);
+  for (const h of hosts) restoreLink(h);
+  await planned().catch(() => undefined);
   await applyAndSync(spi.deleteApp(APP, NS));
 });
 
-test.serial("killing nginx on a VIP's master moves that VIP within 5 s while requests keep succeeding", async (t) => {
+test.serial('every proxy runs the health watcher, and keepalived with real-time priority', (t) => {
+  for (const h of hosts) {
+    t.is(nginxHealthFile(h), '1', `${h}: the watcher reports nginx healthy`);
+    t.is(holdFile(h), '0', `${h}: no proxy is stale`);
+    t.is(sshProxy(h, 'service rproxy-health-watcher status').code, 0, `${h}: watcher running`);
+    const sched = sshProxy(h, 'ps -o cls=,args= -p $(pgrep -d, keepalived)').stdout;
+    t.regex(sched, /^\s*RR\s/m, `${h}: keepalived's VRRP process is SCHED_RR: ${sched}`);
+  }
+});
+
+test.serial("nginx SIGKILLed on a VIP's master: the VIP moves, and no request fails with one retry", async (t) => {
   t.timeout(180_000);
+  await planned();
   const vip = VIPS[0];
   const master = vipHolder(vip);
-  t.true(hosts.includes(master), `VIP ${vip} held by ${master}`);
-  const others = VIPS.filter((v) => v !== vip).map((v) => [v, vipHolder(v)] as const);
-  const loop = startRequestLoop({ vip, host: HOST, intervalMs: 50, durationMs: 20_000, timeoutMs: 1000, retries: 50, retryDelayMs: 100 });
+  const other = VIPS[1];
+  const loop = oneRetryLoop(vip);
   await sleep(1000);
   t.is(killNginx(master).code, 0);
-  const moved = await watchMove(vip, master, 10_000);
-  t.log(`VIP ${vip}: ${master} -> ${moved.to} in ${moved.ms} ms after nginx was killed`);
-  t.not(moved.to, master);
-  t.true(moved.ms <= 5000, `moved in ${moved.ms} ms`);
-  await sleep(2000);
+  t.true(await waitFor(() => ![master, 'none'].includes(vipHolder(vip)), 10_000, 20), `${vip} moved off ${master}`);
+  t.is(nginxHealthFile(master), '0', 'the watcher saw nginx die');
+  await sleep(1500);
   const s = await loop.stop();
-  t.log(`requests: ${s.sent} sent, ${s.ok} ok, ${s.failed} failed, ${s.attemptsFailed} attempts retried` +
-    (s.firstFailureMs !== null ? ` (from ${s.firstFailureMs} to ${s.lastFailureMs} ms)` : ''));
-  t.true(s.sent >= 20);
+  t.log(describe(s));
+  t.true(s.sent >= 50);
   t.is(s.failed, 0, JSON.stringify(s.failures));
-  for (const [v, h] of others) t.is(vipHolder(v), h, `${v} stays where it was`);
-  t.is(curlVia(vip, HOST).status, 200);
+  t.is(vipHolder(other), 'rp2', 'the other VIP stays where it was');
 
-  // nginx back: the proxy is healthy again (its VIP may come back, without flapping)
+  // nginx back: the planned master takes its VIP back (after the watcher's rise count), without a failed request
+  const back = oneRetryLoop(vip);
+  await sleep(500);
   t.is(startNginx(master).code, 0);
-  t.true(await waitFor(() => nginxMasterPid(master) > 0, 10_000));
-  t.true(await waitVipsServing(20_000), 'the VIPs settle after the recovery');
-  t.log(`after recovery: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
-  for (const v of VIPS) t.is(curlVia(v, HOST).status, 200);
+  t.true(await waitFor(() => vipHolder(vip) === master, 20_000, 50), 'the VIP returns to its planned master');
+  await sleep(1000);
+  const b = await back.stop();
+  t.log(`return: ${describe(b)}`);
+  t.is(b.failed, 0, JSON.stringify(b.failures));
+});
+
+test.serial('nginx alive but not answering (frozen): the VIP moves, and comes back when nginx answers again', async (t) => {
+  t.timeout(180_000);
+  await planned();
+  const vip = VIPS[0];
+  const master = vipHolder(vip);
+  const loop = oneRetryLoop(vip);
+  await sleep(1000);
+  t.is(sshProxy(master, 'm=$(cat /run/nginx.pid) && kill -STOP $m $(pgrep -P $m)').code, 0);
+  try {
+    t.true(await waitFor(() => ![master, 'none'].includes(vipHolder(vip)), 15_000, 20), `${vip} moved off the frozen nginx on ${master}`);
+    t.true(nginxMasterPid(master) > 0, 'nginx is still alive: only the HTTP probe can see this');
+    await sleep(1500);
+  } finally {
+    sshProxy(master, 'm=$(cat /run/nginx.pid) && kill -CONT $m $(pgrep -P $m)');
+  }
+  t.true(await waitFor(() => vipHolder(vip) === master, 20_000, 50), 'back on its master once nginx answers');
+  await sleep(1000);
+  const s = await loop.stop();
+  t.log(describe(s));
+  // requests accepted by the frozen nginx before the VIP moved hang until it thaws: they are the client's timeout
+  t.is(s.failed, 0, JSON.stringify(s.failures));
+});
+
+test.serial('keepalived SIGKILLed on a master (no goodbye advert): the VIP moves, no request fails with one retry', async (t) => {
+  t.timeout(180_000);
+  await planned();
+  const vip = VIPS[0];
+  const master = vipHolder(vip);
+  const w = watchVips();
+  const loop = oneRetryLoop(vip);
+  await sleep(1000);
+  t.is(killKeepalived(master).code, 0);
+  t.true(await waitFor(() => w.events.some((e) => e.added && e.vip === vip && e.host !== master), 10_000, 20), `${vip} up on another proxy`);
+  await sleep(1500);
+  const s = await loop.stop();
+  w.stop();
+  t.log(describe(s));
+  t.is(s.failed, 0, JSON.stringify(s.failures));
+  t.true(await startKeepalived(master));
+  t.true(await waitFor(() => vipHolder(vip) === master && !vipsOf('rp2').includes(vip), 30_000, 100), 'back on its master, held once');
+});
+
+test.serial("the master's link goes down: the VIP moves; when it returns without a missed change it takes the VIP back at once", async (t) => {
+  t.timeout(180_000);
+  await planned();
+  const vip = VIPS[0];
+  const master = vipHolder(vip);
+  const peer = hosts.find((h) => h !== master)!;
+  const loop = oneRetryLoop(vip);
+  await sleep(1000);
+  t.is(cutLink(master).code, 0);
+  try {
+    t.true(await waitFor(() => vipsOf(peer).includes(vip), 10_000, 20), `${vip} up on ${peer}`);
+    await sleep(3000);
+  } finally {
+    restoreLink(master);
+  }
+  // nothing changed meanwhile: no run failed, so no hold, and the proxy is not stale
+  t.true(await waitFor(() => vipsOf(master).includes(vip) && !vipsOf(peer).includes(vip), 20_000, 50), 'back on its master');
+  t.is(holdFile(peer), '0');
+  await sleep(1000);
+  const s = await loop.stop();
+  t.log(describe(s));
+  t.is(s.failed, 0, JSON.stringify(s.failures));
 });
 
 test.serial('stopping keepalived on a proxy moves its VIPs to the other proxy', async (t) => {
   t.timeout(180_000);
-  // wait for the layout to settle after the previous test (preemption may move a VIP back)
-  t.true(await waitVipsServing(20_000));
+  await planned();
   const victim = hosts.find((h) => vipsOf(h).length > 0) ?? 'rp1';
   const held = vipsOf(victim);
   t.true(held.length > 0);
   const vip = held[0]!;
-  const loop = startRequestLoop({ vip, host: HOST, intervalMs: 50, durationMs: 20_000, timeoutMs: 1000, retries: 50, retryDelayMs: 100 });
+  const loop = oneRetryLoop(vip);
   await sleep(1000);
   t.is(sshProxy(victim, 'service keepalived stop').code, 0);
-  const moved = await watchMove(vip, victim, 10_000);
-  t.log(`keepalived stopped on ${victim}: ${vip} -> ${moved.to} in ${moved.ms} ms`);
-  t.true(moved.ms <= 5000);
-  await waitFor(() => held.every((v) => vipHolder(v) !== victim && vipHolder(v) !== 'none'), 5000);
-  for (const v of held) t.not(vipHolder(v), victim);
-  for (const v of held) t.not(vipHolder(v), 'none');
+  t.true(await waitFor(() => held.every((v) => vipHolder(v) !== victim && vipHolder(v) !== 'none'), 10_000, 20));
   await sleep(1000);
   const s = await loop.stop();
-  t.log(`requests: ${s.sent} sent, ${s.ok} ok, ${s.failed} failed, ${s.attemptsFailed} attempts retried`);
+  t.log(describe(s));
   t.is(s.failed, 0, JSON.stringify(s.failures));
-
   t.is(sshProxy(victim, 'service keepalived start').code, 0);
-  t.true(await waitVipsServing(20_000), 'the VIPs settle after keepalived is back');
-  t.log(`after restart: ${VIPS.map((v) => `${v} on ${vipHolder(v)}`).join(', ')}`);
+  await planned();
   for (const v of VIPS) t.is(curlVia(v, HOST).status, 200);
 });
 

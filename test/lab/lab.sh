@@ -673,6 +673,17 @@ kill_pids() { # PID... : with their descendants; TERM, wait up to KILL_WAIT_S (3
   for p in "${alive[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 }
 
+# The keepalived_vrrp role installs the health watcher's program and init script on each proxy; the lab's
+# proxies share the machine's /usr/local/lib and /etc/init.d (only /etc/nginx, /etc/keepalived, /run, /var/log
+# are per host), so lab down removes them from the machine.
+watcher_files_down() {
+  [ -e /etc/init.d/rproxy-health-watcher ] || [ -d /usr/local/lib/paas-rproxy ] || return 0
+  info "health watcher's init script and program (installed by the proxies' keepalived_vrrp role)"
+  update-rc.d -f rproxy-health-watcher remove >/dev/null 2>&1 || true
+  rm -f /etc/init.d/rproxy-health-watcher
+  rm -rf /usr/local/lib/paas-rproxy
+}
+
 down() {
   require_root
   step "lab down"
@@ -725,6 +736,7 @@ down() {
   for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^rpl-' || true); do
     ip link del "$l" 2>/dev/null || true
   done
+  watcher_files_down
   # 4. lab runtime (inventory, state, keys, logs); the prod profile's production places and users
   if [ -e "$PROD_MARKER" ]; then
     info "removing ${PROD_PATHS[*]} and the users ${PROD_USERS[*]} (prod profile)"

@@ -407,6 +407,86 @@ export function startNginx(host: string): Run {
   return sshProxy(host, 'service nginx start');
 }
 
+// ------------------------------------------------------------------------------------------------ failover
+/** Cuts a proxy off the network (its veth is taken down on the bridge side): host loss, as the switch sees it. */
+export function cutLink(host: string): Run {
+  return run('ip', ['link', 'set', `rpl-${host}`, 'down'], { timeoutMs: 5000 });
+}
+
+export function restoreLink(host: string): Run {
+  return run('ip', ['link', 'set', `rpl-${host}`, 'up'], { timeoutMs: 5000 });
+}
+
+/** SIGKILLs keepalived (parent and children) on a proxy: no priority-0 advert, the VIPs stay configured there. */
+export function killKeepalived(host: string): Run {
+  return sshProxy(host, 'p=$(cat /run/keepalived.pid) && kill -KILL $p $(pgrep -P $p)');
+}
+
+/**
+ * Starts keepalived on a proxy after killKeepalived: the killed daemon stays a zombie until the lab's init reaps
+ * it, and keepalived refuses to start while its pid file names a live (zombie) pid; retried for up to 20 s.
+ */
+export async function startKeepalived(host: string): Promise<boolean> {
+  const running = 'p=$(cat /run/keepalived.pid 2>/dev/null) && [ -n "$p" ] && ! grep -q "^State:.*Z" /proc/$p/status 2>/dev/null && kill -0 "$p" 2>/dev/null';
+  for (let i = 0; i < 20; i++) {
+    if (sshProxy(host, `${running} || service keepalived start >/dev/null 2>&1; sleep 0.5; ${running}`).code === 0) return true;
+    await sleep(500);
+  }
+  return false;
+}
+
+/** The nginx health track file keepalived follows (1 = healthy), written by the health watcher. */
+export function nginxHealthFile(host: string): string {
+  return sshProxy(host, 'cat /etc/keepalived/paas-rproxy/nginx-healthy 2>/dev/null').stdout.trim();
+}
+
+/** The VRRP hold file (1 while another proxy is stale), written by the runner. */
+export function holdFile(host: string): string {
+  return sshProxy(host, 'cat /etc/keepalived/paas-rproxy/hold 2>/dev/null').stdout.trim();
+}
+
+/**
+ * Restarts the lab's listener (deployed by site.yml, supervised): SIGTERM to the pid `paas-rproxy status` reports;
+ * resolves with the new pid once it runs and is connected again.
+ */
+export async function restartListener(timeoutMs = 90_000): Promise<{ before: number; after: number }> {
+  const listener = async () => {
+    const r = await cli(['status', '--json']);
+    try { return (JSON.parse(r.stdout) as { listener?: { pid?: number; running?: boolean; connected?: boolean } }).listener ?? null; } catch { return null; }
+  };
+  const l = await listener();
+  if (!l?.pid || !l.running) throw new Error('the lab listener is not running (paas-rproxy status)');
+  process.kill(l.pid, 'SIGTERM');
+  let after = 0;
+  await waitFor(async () => {
+    const n = await listener();
+    after = n?.pid && n.pid !== l.pid && n.running && n.connected ? n.pid : 0;
+    return after > 0;
+  }, timeoutMs, 500);
+  if (!after) throw new Error(`the lab listener did not come back after SIGTERM to ${l.pid}`);
+  return { before: l.pid, after };
+}
+
+export interface VipEvent { t: number; host: string; vip: string; added: boolean }
+
+/**
+ * Follows VIP additions and removals on every proxy as the kernel reports them (`ip -ts monitor address` in
+ * each proxy netns), with the time (ms, Date.now() clock) each was seen. stop() ends the monitors.
+ */
+export function watchVips(hosts: readonly string[] = proxyNetns(), vips: readonly string[] = VIPS): { events: VipEvent[]; stop: () => void } {
+  const events: VipEvent[] = [];
+  const children = hosts.map((host) => {
+    const child = spawn('ip', ['-n', host, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const rl = readline.createInterface({ input: child.stdout });
+    rl.on('line', (l) => {
+      const m = /^(Deleted )?\d+: \S+\s+inet (\d+\.\d+\.\d+\.\d+)\//.exec(l);
+      if (m && m[2] && vips.includes(m[2])) events.push({ t: Date.now(), host, vip: m[2], added: !m[1] });
+    });
+    return child;
+  });
+  return { events, stop: () => children.forEach((c) => c.kill('SIGTERM')) };
+}
+
 // ------------------------------------------------------------------------------------------------ product
 /**
  * The product's CLI with the lab's config. prod: the installed CLI (/opt/paas-rproxy) as the listener's user, as an

@@ -19,6 +19,10 @@
  *   inventory order, so appending a proxy to the inventory moves the fewest VIPs.
  * - backups are rotated: the VIPs one host masters have different first backups, so a failed
  *   proxy's load spreads over the others.
+ * - the hold weight: while a proxy is stale (it missed routing changes; the runner decides, see
+ *   runner/vrrphold.ts), every other proxy adds its instance's hold_weight (master +4 -> 254, backups
+ *   +53 -> 253, 252, ...): their order is kept, and the first four of every VIP outrank any stale
+ *   proxy (at most 250), so a stale proxy cannot re-master a VIP until it has been caught up.
  */
 import { isIP } from 'node:net';
 
@@ -64,6 +68,9 @@ export interface VrrpInstance {
   unicast_src_ip: string | null;
   /** the other hosts' addresses (unicast_peer), inventory order */
   unicast_peers: string[];
+  /** track_file weight of the hold file (1 while another proxy is stale): lifts this host above every
+   *  stale proxy and keeps the order of the others (held priority = 254 - rank, capped at 254) */
+  hold_weight: number;
 }
 
 export interface VrrpVipLayout {
@@ -86,6 +93,14 @@ export interface VrrpLayout {
 
 export const MASTER_PRIORITY = 250;
 export const BACKUP_TOP_PRIORITY = 200;
+/** priorities while another proxy is stale: master 254, first backup 253, ... (255 = address owner) */
+export const HELD_MASTER_PRIORITY = 254;
+export const HELD_BACKUP_TOP_PRIORITY = 253;
+
+/** The hold weight of an instance of the given rank (0 = planned master). */
+export function holdWeight(rank: number): number {
+  return rank === 0 ? HELD_MASTER_PRIORITY - MASTER_PRIORITY : HELD_BACKUP_TOP_PRIORITY - BACKUP_TOP_PRIORITY;
+}
 export const MAX_HOSTS = 64; // keeps every failed priority >= 1 and distinct
 export const DEFAULT_ROUTER_ID_BASE = 50;
 
@@ -257,6 +272,7 @@ export function computeVrrpLayout(input: VrrpLayoutInput): VrrpLayout {
         master_host: masterName,
         unicast_src_ip: h.address,
         unicast_peers: hosts.filter((o) => o.name !== h.name && o.address !== null).map((o) => o.address as string),
+        hold_weight: holdWeight(rank),
       });
     });
   });

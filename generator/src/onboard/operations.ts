@@ -402,9 +402,11 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
     await step('stop', `stopping nginx on ${host} gracefully`);
     if (session) {
       // keepalived must not come back at boot with the old layout (it would claim its old VIPs)
+      // (the health watcher of roles/keepalived_vrrp has nothing left to watch: stopped and disabled too)
       const r = await session.exec(asRoot(conn, [
-        'if [ -d /run/systemd/system ]; then systemctl stop nginx; systemctl disable keepalived >/dev/null 2>&1 || true',
-        'else STOP_SCHEDULE=QUIT/30/TERM/5/KILL/5 /etc/init.d/nginx stop >/dev/null; update-rc.d keepalived disable >/dev/null 2>&1 || true; fi',
+        'if [ -d /run/systemd/system ]; then systemctl stop nginx rproxy-health-watcher; systemctl disable keepalived rproxy-health-watcher >/dev/null 2>&1 || true',
+        'else STOP_SCHEDULE=QUIT/30/TERM/5/KILL/5 /etc/init.d/nginx stop >/dev/null; update-rc.d keepalived disable >/dev/null 2>&1 || true',
+        '  [ -x /etc/init.d/rproxy-health-watcher ] && /etc/init.d/rproxy-health-watcher stop >/dev/null; fi',
         'p=$(cat /run/nginx.pid 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "nginx still running" && exit 1; exit 0',
       ].join('\n')), { timeoutMs: 60_000 });
       await done(r.code === 0 ? 'nginx stopped (graceful); keepalived disabled at boot' : `nginx: ${(r.stdout + r.stderr).trim()}`, r.code === 0);

@@ -55,6 +55,20 @@ export function vrrpCommand(s: PlaybookSettings, proxiesGroup: string, hosts: re
   return { argv, display: shellQuote(argv), kind: 'vrrp', playbook: s.playbook, hosts: [...hosts].sort(), apps: null };
 }
 
+/**
+ * VRRP hold (runner/vrrphold.ts): `--tags keepalived_vrrp_hold --limit <hosts> -e '{"keepalived_vrrp_hold": true}'`
+ * writes the hold file of the up-to-date proxies while another proxy is stale (false lifts it).
+ */
+export function holdCommand(s: PlaybookSettings, hosts: readonly string[], hold: boolean): PlaybookCommand {
+  if (hosts.length === 0) throw new Error('holdCommand: no hosts');
+  const sortedHosts = [...hosts].sort();
+  const argv = [
+    s.command, '-i', s.inventoryDir, s.playbook, '--tags', 'keepalived_vrrp_hold', '--limit', sortedHosts.join(','),
+    '-e', JSON.stringify({ keepalived_vrrp_hold: hold }), ...s.extraArgs,
+  ];
+  return { argv, display: shellQuote(argv), kind: 'vrrp', playbook: s.playbook, hosts: sortedHosts, apps: null };
+}
+
 export function shellQuote(argv: readonly string[]): string {
   return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }

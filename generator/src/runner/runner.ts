@@ -8,6 +8,7 @@ import { planRun, type Digests, type RunPlan } from './pending.js';
 import { readApplied, writeApplied } from './applied.js';
 import { runPlaybook, failureMessage, type SpawnResult } from './spawn.js';
 import type { HostOutcome } from './recap.js';
+import { syncHold } from './vrrphold.js';
 
 export interface RunnerSettings {
   stateDir: string;
@@ -58,6 +59,8 @@ export interface SyncResult {
   plan: RunPlan;
   /** the digests snapshot taken before the runs, and a sequence the caller can correlate events with */
   snapshotSeq: number;
+  /** proxies whose VRRP hold file could not be written (runner/vrrphold.ts): retry them */
+  holdPending: string[];
 }
 
 export interface RunnerHooks {
@@ -131,9 +134,36 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
     const needed = plan.fullHosts.includes(h) || p.length > 0;
     if (needed && !okHosts.has(h)) lagging[h] = p;
   }
-  const res: SyncResult = { runs, ok: Object.keys(lagging).length === 0, lagging, plan, snapshotSeq };
+  const holdPending = await holdStep(s, ports, log, hosts, Object.keys(lagging), runs, opts);
+  const res: SyncResult = { runs, ok: Object.keys(lagging).length === 0, lagging, plan, snapshotSeq, holdPending };
   opts.hooks?.onSync?.(res);
   return res;
+}
+
+/**
+ * The VRRP hold after a pass (runner/vrrphold.ts): while a proxy lacks apps after a pass, the up-to-date proxies
+ * outrank it, so it cannot re-master a VIP with stale routes; lifted once it was caught up. Returns the
+ * proxies whose hold file could not be written.
+ */
+async function holdStep(s: RunnerSettings, ports: RunnerPorts, log: Log, hosts: string[], lagging: string[], runs: RunRecord[],
+  opts: { trigger: string; signal?: AbortSignal; hooks?: RunnerHooks }): Promise<string[]> {
+  if (opts.signal?.aborted || runs.some((r) => r.result === 'aborted') || hosts.length < 2) return [];
+  try {
+    const h = await syncHold({
+      stateDir: s.stateDir, playbook: s.playbook, lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal,
+      proxies: hosts, candidates: lagging, digests: () => ports.digests(),
+    });
+    if (h.spawn) {
+      const rec = toRecord(h.spawn, opts.trigger);
+      log('vrrp_hold', { run_id: rec.id, stale: h.stale, hold: h.plan.hold, hosts: h.plan.hosts, result: rec.result, duration_ms: rec.durationMs, command: rec.command, ...(rec.error ? { error: rec.error } : {}) });
+      runs.push(rec);
+      opts.hooks?.onRun?.(rec);
+    }
+    return h.failed;
+  } catch (e) {
+    log('vrrp_hold_error', { error: e instanceof Error ? e.message : String(e) });
+    return hosts.filter((x) => !lagging.includes(x));
+  }
 }
 
 /** Long-running coalescing runner (the listener's). `notify()` after every durable state change. */
@@ -219,7 +249,7 @@ export class Runner {
     const res = await syncPass(this.s, this.ports, this.log, {
       trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks,
     });
-    const failedHosts = Object.keys(res.lagging).filter((h) => !exclude.has(h));
+    const failedHosts = [...new Set([...Object.keys(res.lagging), ...res.holdPending])].filter((h) => !exclude.has(h));
     for (const h of [...this.backoff.keys()]) if (!(h in res.lagging)) this.backoff.delete(h); // caught up, or gone from the inventory
     if (res.runs.some((r) => r.result === 'aborted')) return;
     if (failedHosts.length) this.scheduleRetry(failedHosts);

@@ -26,8 +26,18 @@ export interface SpawnOptions {
 }
 
 export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
-  const lock = await PlaybookLock.acquire(opts.lockFile, cmd.display, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
+  return (await runPlaybookPlanned(async () => cmd, opts, cmd.display)) as SpawnResult;
+}
+
+/**
+ * Takes the playbook lock, then asks `plan` for the command: for runs whose command depends on state another
+ * runner may change meanwhile (the VRRP hold). `plan` returning null releases the lock without a run.
+ */
+export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | null>, opts: SpawnOptions, what = 'a planned run'): Promise<SpawnResult | null> {
+  const lock = await PlaybookLock.acquire(opts.lockFile, what, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
   try {
+    const cmd = await plan();
+    if (cmd === null) return null;
     // (not argv[3]: with a second -i, e.g. onboarding's overlay inventory, that is "-i" and the cwd was the caller's)
     const playbookDir = path.dirname(cmd.playbook);
     const env: NodeJS.ProcessEnv = {
@@ -43,11 +53,11 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
     const startedAt = new Date();
     const t0 = performance.now();
     const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // listen before the first await: a short run may end (and emit 'close') while the lock file is written
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));
-    // listen before the first await: a command that fails at once would close before a later listener
-    const ended = new Promise<[number | null, string | null]>((resolve) => {
+    const closed = new Promise<[number | null, string | null]>((resolve) => {
       child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
       child.on('close', (code, s) => resolve([code, s]));
     });
@@ -61,7 +71,7 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
       killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
     };
     if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
-    const [exitCode, sig] = await ended;
+    const [exitCode, sig] = await closed;
     if (killTimer) clearTimeout(killTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     const output = Buffer.concat(chunks).toString('utf8');

@@ -90,6 +90,35 @@ test('the tracking weight moves every VIP off a failed host, failed hosts stay d
   }
 });
 
+test('the hold weight: while up to three proxies are stale, every other proxy outranks them and keeps its order', (t) => {
+  for (const [n, k] of SIZES) {
+    const l = computeVrrpLayout(input(n, k));
+    const names = Object.keys(l.hosts);
+    for (let mask = 1; mask < 1 << n; mask++) {
+      const stale = names.filter((_, i) => mask & (1 << i));
+      if (stale.length === n || stale.length > 3) continue;
+      for (const v of l.vips) {
+        // non-stale hosts have their hold file at 1: priority + hold_weight, capped at 254 by keepalived
+        const eff = names.map((h) => {
+          const i = l.hosts[h]!.instances.find((x) => x.vip === v.vip)!;
+          t.true(i.hold_weight > 0 && i.hold_weight <= 253);
+          return [h, stale.includes(h) ? i.priority : Math.min(254, i.priority + i.hold_weight)] as const;
+        });
+        const winner = [...eff].sort((a, b) => b[1] - a[1])[0]!;
+        t.false(stale.includes(winner[0]), `n=${n} k=${k} stale=${stale.join('+')}`);
+        for (const [, p] of eff) t.true(p >= 1 && p <= 254);
+        const fresh = eff.filter(([h]) => !stale.includes(h));
+        t.is(new Set(fresh.map(([, p]) => p)).size, fresh.length, 'held priorities stay distinct');
+        // the held order is the base order: a held proxy never takes a VIP from another held proxy
+        const baseOrder = fresh.map(([h]) => h).sort((a, b) => (v.priorities[b] ?? 0) - (v.priorities[a] ?? 0));
+        t.deepEqual([...fresh].sort((a, b) => b[1] - a[1]).map(([h]) => h), baseOrder);
+        const best = Math.max(...fresh.map(([, p]) => p));
+        for (const h of stale) t.true(best > (v.priorities[h] ?? 0), 'strictly above every stale proxy: no tie for the address to break');
+      }
+    }
+  }
+});
+
 test('virtual_router_id is unique, in 1..255, and instance names match on every host', (t) => {
   for (const [n, k] of SIZES) {
     const l = computeVrrpLayout(input(n, k));

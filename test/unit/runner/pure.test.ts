@@ -3,7 +3,7 @@ import { parsePlaybookOutput, hostOutcomes } from '../../../generator/src/runner
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
 import { idle, trigger, dueAt, take } from '../../../generator/src/runner/coalescer.js';
 import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
-import { targetedRoutesCommand, fullRoutesCommand, shellQuote } from '../../../generator/src/runner/command.js';
+import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
 
 const OUT = `
@@ -100,6 +100,9 @@ test('command: exact targeted command, as site.yml documents it', (t) => {
   // every run names the state dir the CLI wrote: the playbook and the config can never disagree
   t.deepEqual(fullRoutesCommand(s, ['rp1']).argv.slice(4), ['--tags', 'nginx_rproxy_routes', '--limit', 'rp1', '-e', '{"rproxy_state_dir":"/var/lib/x"}', '-f', '10']);
   t.is(shellQuote(["it's"]), `'it'\\''s'`);
+  const h = holdCommand(s, ['rp3', 'rp1'], true);
+  t.is(h.display, `ansible-playbook -i /r/inv /r/ansible/site.yml --tags keepalived_vrrp_hold --limit rp1,rp3 -e '{"keepalived_vrrp_hold":true}' -f 10`);
+  t.is(h.kind, 'vrrp');
 });
 
 test('inventory: hosts of a group, children included, in order', (t) => {

@@ -1,0 +1,103 @@
+// The nginx health watcher of roles/keepalived_vrrp against a real nginx on loopback (no lab): the track file it
+// writes for keepalived follows nginx's death (pidfd), a frozen nginx (HTTP probe), a restart, and a reset of the
+// file by keepalived; restarting the watcher keeps the file as it is. Needs nginx and python3 (test/lab/deps.sh).
+import test from 'ava';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const WATCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../roles/keepalived_vrrp/files/rproxy_health_watcher.py');
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function until(fn: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (fn()) return true; await sleep(10); }
+  return fn();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+class Nginx {
+  constructor(readonly dir: string, readonly port: number) {
+    writeFileSync(path.join(dir, 'nginx.conf'), [
+      `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'worker_processes 1;', 'events { worker_connections 64; }',
+      `http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};`,
+      `  server { listen 127.0.0.1:${port}; location = /healthz { return 200 "ok\\n"; } } }`, '',
+    ].join('\n'));
+  }
+  private nginx(...args: string[]) { return spawnSync('nginx', ['-c', path.join(this.dir, 'nginx.conf'), '-p', this.dir, ...args], { encoding: 'utf8' }); }
+  start(): void { const r = this.nginx(); if (r.status !== 0) throw new Error(`nginx: ${r.stderr}`); }
+  get pid(): number { try { return Number(readFileSync(path.join(this.dir, 'nginx.pid'), 'utf8').trim()); } catch { return 0; } }
+  signalAll(sig: string): void { spawnSync('sh', ['-c', `m=${this.pid}; kill -${sig} $m $(pgrep -P $m)`]); }
+  stop(): void { if (this.pid) this.nginx('-s', 'stop'); }
+}
+
+test.serial('the track file follows nginx: death at once, a frozen nginx by its probe, recovery, and a reset by keepalived', async (t) => {
+  t.timeout(120_000);
+  t.is(spawnSync('nginx', ['-v']).status, 0, 'nginx is installed (test/lab/deps.sh)');
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-'));
+  const port = await freePort();
+  const ng = new Nginx(dir, port);
+  const track = path.join(dir, 'state', 'nginx-healthy');
+  const config = path.join(dir, 'watcher.json');
+  writeFileSync(config, JSON.stringify({ pid_file: path.join(dir, 'nginx.pid'), url: `http://127.0.0.1:${port}/healthz`, track_file: track, rise: 2, log_file: path.join(dir, 'watcher.log') }));
+  const value = () => (existsSync(track) ? readFileSync(track, 'utf8').trim() : '');
+  let watcher: ChildProcess | undefined;
+  const startWatcher = () => { watcher = spawn('python3', [WATCHER, '--config', config], { stdio: 'ignore' }); };
+  try {
+    ng.start();
+    startWatcher();
+    t.true(await until(() => value() === '1'), 'healthy');
+
+    ng.signalAll('KILL');
+    t.true(await until(() => value() === '0'), 'nginx killed: down');
+    t.regex(readFileSync(path.join(dir, 'watcher.log'), 'utf8'), /"event": "nginx_down", "reason": "nginx master \d+ exited"/, 'seen through the pidfd, not the probe');
+
+    ng.start();
+    t.true(await until(() => value() === '1'), 'nginx back: healthy');
+
+    writeFileSync(track, '0\n'); // keepalived's init_file at its start
+    t.true(await until(() => value() === '1'), 'the reset file is put back');
+
+    ng.signalAll('STOP');
+    t.true(await until(() => value() === '0'), 'frozen nginx (alive, not answering): down');
+    t.true(ng.pid > 0);
+    ng.signalAll('CONT');
+    t.true(await until(() => value() === '1'), 'answering again: healthy');
+
+    // a restarted watcher keeps the file until it has a verdict: keepalived sees no change
+    watcher!.kill('SIGTERM');
+    await new Promise((r) => watcher!.once('close', r));
+    const seen = new Set<string>();
+    startWatcher();
+    const end = Date.now() + 1500;
+    while (Date.now() < end) { seen.add(value()); await sleep(5); }
+    t.deepEqual([...seen], ['1']);
+  } finally {
+    watcher?.kill('SIGTERM');
+    ng.signalAll('CONT');
+    ng.stop();
+  }
+});
+
+test('an invalid watcher configuration is refused with a message (the role validates it before installing it)', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-cfg-'));
+  const check = (cfg: object) => {
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify(cfg));
+    return spawnSync('python3', [WATCHER, '--check-config', '--config', path.join(dir, 'c.json')], { encoding: 'utf8' });
+  };
+  t.is(check({ interval: 0.1 }).status, 0);
+  const bad = check({ interval: 0 });
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /interval must be within 0\.01\.\.60 s/);
+  t.regex(check({ intervall: 1 }).stderr, /unknown settings .*intervall/);
+  t.regex(check({ url: 'https://127.0.0.1/' }).stderr, /only http:\/\/ health URLs/);
+});
