@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 sudo systemd ansible-lint yamllint bind9 bind9-utils bind9-dnsutils prometheus)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps: missing Debian packages (${missing[*]}); run as root to install them" >&2; exit 2; }

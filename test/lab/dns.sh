@@ -131,7 +131,7 @@ EOF
 
 start() {
   [ -z "$(named_pid)" ] || return 0
-  ip -o addr show 2>/dev/null | grep -q " $DNS_IP/" || die "$DNS_IP is not configured (the lab's bridge): run lab.sh up first"
+  grep -q " $DNS_IP/" <<< "$(ip -o addr show 2>/dev/null)" || die "$DNS_IP is not configured (the lab's bridge): run lab.sh up first"
   setsid nohup named -f -c "$D/named.conf" > "$D/named.out" 2>&1 < /dev/null &
   local i
   for ((i = 0; i < 100; i++)); do
@@ -172,7 +172,7 @@ mode() {
   local i want; [ "$1" = dynamic ] && want=1 || want=0
   for ((i = 0; i < 100; i++)); do
     local got=0
-    dig +time=1 +tries=1 +norec +noall +answer @"$DNS_IP" "$CLOUD_DOMAIN" SOA | grep -qE "^${CLOUD_DOMAIN//./\\.}\.[[:space:]].*SOA" && got=1
+    grep -qE "^${CLOUD_DOMAIN//./\\.}\.[[:space:]].*SOA" <<< "$(dig +time=1 +tries=1 +norec +noall +answer @"$DNS_IP" "$CLOUD_DOMAIN" SOA)" && got=1
     [ "$got" = "$want" ] && return 0
     sleep 0.1
   done

@@ -136,7 +136,7 @@ demo_publish_cli() { # STREAM-FILE
   step "publish the demo stream ($(grep -c '^:action:' "$stream") SPI events) with the CLI"
   mkdir -p "$LAB/logs"
   local out="$LAB/logs/demo-apply.log" rc=0
-  if cli apply --help 2>/dev/null | grep -q -- '--sync'; then
+  if grep -q -- '--sync' <<< "$(cli apply --help 2>/dev/null)"; then
     info "PAAS_RPROXY_CONFIG=$CONFIG_FILE paas-rproxy apply --sync $stream"
     cli apply --sync "$stream" > "$out" 2>&1 || rc=$?
     grep -v '^$' "$out" | tail -20 | sed 's/^/          /'
@@ -172,7 +172,7 @@ wait_live() { # HOST VIP SECONDS: until HOST answers 200 through VIP
 vip_holder() { # VIP -> proxy holding it (or "none")
   local v=$1 h
   for h in $(lab_ns_list | grep -E '^rp[0-9]+$'); do
-    ip -n "$h" -o -4 addr show dev "$PROXY_IF" 2>/dev/null | grep -q " $v/" && { echo "$h"; return; }
+    grep -q " $v/" <<< "$(ip -n "$h" -o -4 addr show dev "$PROXY_IF" 2>/dev/null)" && { echo "$h"; return; }
   done
   echo none
 }

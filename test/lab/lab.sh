@@ -331,7 +331,8 @@ gears_up() {
   done
   [ "$i" -lt 100 ] || die "gear server not ready: $(tail -5 "$LAB/gears.log")"
   local out
-  out=$(ip netns exec "$CLIENT_NS" curl -s -m 3 "http://$NET.$GEAR_FIRST:8080/" | head -1)
+  out=$(ip netns exec "$CLIENT_NS" curl -s -m 3 "http://$NET.$GEAR_FIRST:8080/" || true)
+  out=${out%%$'\n'*}
   [ "$out" = "gear $NET.$GEAR_FIRST:8080" ] || die "gear not reachable from $CLIENT_NS: '$out'"
   info "$(head -1 "$LAB/gears.log")"
 }
@@ -646,7 +647,8 @@ infra_up() {
 infra_healthy() {
   local h
   ip link show "$BR" >/dev/null 2>&1 || return 1
-  for h in "${PROXIES[@]}" "$GEARS_NS" "$CLIENT_NS"; do ip netns list | grep -qx "$h\( .*\)\?" || return 1; done
+  local netns; netns=$(ip netns list)
+  for h in "${PROXIES[@]}" "$GEARS_NS" "$CLIENT_NS"; do grep -qx "$h\( .*\)\?" <<< "$netns" || return 1; done
   for h in "${PROXIES[@]}"; do kill -0 "$(cat "$LAB/hosts/$h/sshd.pid" 2>/dev/null)" 2>/dev/null || return 1; done
   kill -0 "$(cat "$LAB/gears.pid" 2>/dev/null)" 2>/dev/null || return 1
   kill -0 "$(cat "$LAB/activemq/activemq.pid" 2>/dev/null)" 2>/dev/null || return 1
@@ -838,7 +840,7 @@ case "$cmd" in
     h=$1
     [[ $h =~ ^rp[0-9]+$ ]] || die "host names are rpN (rp3, rp4, ...): the address is 198.51.100.(10+N)"
     [ -f "$LAB/READY" ] && infra_healthy || die "the lab is not up (npm run lab, or bash test/lab/lab.sh up --infra)"
-    ip netns list | grep -qx "$h\( .*\)\?" && die "$h exists already"
+    grep -qx "$h\( .*\)\?" <<< "$(ip netns list)" && die "$h exists already"
     proxy_up "$h"
     proxy_wait_ssh "$h"
     echo "host:      $h $(proxy_ip "$h") (added by lab.sh host; not in the inventory)" >> "$LAB/READY"
