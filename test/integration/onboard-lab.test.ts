@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import {
   ensureLab, releaseLab, runAsync, run, sitePlaybook, applyAndSync, spi, fqdn, vipHolder, waitFor, sleep,
   startRequestLoop, failureLines, cli, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
-  VIPS, PROXIES, NEXT_PROXY, NEXT_VIP, STATE_DIR, PROFILE, proxyAddress,
+  VIPS, PROXIES, NEXT_PROXY, NEXT_VIP, STATE_DIR, PROFILE, proxyAddress, watchVips, nginxHealthFile, holdFile,
 } from '../lab/labenv.js';
 import { setGroupVar, groupHosts } from '../../generator/src/onboard/inventory.js';
 import { plannedMasters } from '../../generator/src/onboard/vips.js';
@@ -154,12 +154,21 @@ async function onboardFailingPreflight(t: ExecutionContext) {
   const inv = readFileSync(HOSTS_YML, 'utf8');
   const confs = proxyConfDigests();
   const before = holders();
+  const moves = watchVips(BASE, VIPS3);
+  const t0 = Date.now();
   const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
+  moves.stop();
   t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
   t.is(r.code, 2, 'exit 2: preflight failed');
   t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
   t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 nginx and keepalived files untouched');
-  t.deepEqual(holders(), before, 'VIPs untouched');
+  const after = holders();
+  t.deepEqual(after, before, 'VIPs untouched');
+  if (moves.events.length > 0 || JSON.stringify(after) !== JSON.stringify(before)) {
+    // what moved them: the VIP events (ms after the onboarding started), each proxy's health verdict and hold flag
+    t.log(`VIP events: ${moves.events.map((e) => `+${e.t - t0}ms ${e.added ? 'add' : 'del'} ${e.vip} ${e.host}`).join(', ') || 'none'}`);
+    t.log(BASE.map((h) => `${h}: nginx-healthy=${nginxHealthFile(h) || '?'} hold=${holdFile(h) || '-'}`).join('; '));
+  }
   return r;
 }
 
@@ -182,7 +191,11 @@ test.serial('a failed preflight (python3 missing on the new proxy) changes nothi
   const pid = readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim();
   const ns = run('readlink', [`/proc/${pid}/ns/mnt`]).stdout.trim();
   const mine = run('readlink', ['/proc/self/ns/mnt']).stdout.trim();
-  if (!ns || ns === mine) { t.fail(`rp3's sshd (${pid}) is not in its own mount namespace (${ns})`); return; }
+  if (!ns || ns === mine) {
+    const log = run('tail', ['-5', path.join(LAB, 'hosts', RP3.name, 'sshd.log')]).stdout.trim();
+    t.fail(`rp3's sshd (${pid}) is not in its own mount namespace (${ns || 'no such process'}); its log: ${log}`);
+    return;
+  }
   const hide = run('nsenter', ['-t', pid, '-m', 'mount', '--bind', '/dev/null', '/usr/bin/python3']);
   t.is(hide.code, 0, hide.stderr);
   try {
