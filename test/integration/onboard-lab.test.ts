@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import {
   ensureLab, releaseLab, runAsync, run, sitePlaybook, applyAndSync, spi, fqdn, vipHolder, waitFor, sleep,
   startRequestLoop, failureLines, cli, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
-  VIPS, PROXIES, NEXT_PROXY, NEXT_VIP, STATE_DIR, PROFILE, proxyAddress, watchVips, nginxHealthFile, holdFile,
+  VIPS, PROXIES, NEXT_PROXY, NEXT_VIP, STATE_DIR, PROFILE, proxyAddress, watchVips, nginxHealthFile, holdFile, sshProxy,
 } from '../lab/labenv.js';
 import { setGroupVar, groupHosts } from '../../generator/src/onboard/inventory.js';
 import { plannedMasters } from '../../generator/src/onboard/vips.js';
@@ -101,6 +101,10 @@ function totals(s: Record<string, LoopSummary>): { sent: number; failed: number;
   return { sent: v.reduce((a, x) => a + x.sent, 0), failed: v.reduce((a, x) => a + x.failed, 0), attemptsFailed: v.reduce((a, x) => a + x.attemptsFailed, 0) };
 }
 
+// every VIP event from the before hook's VRRP run to the end of the preflight tests (diagnostics when VIPs move)
+let vipMoves: ReturnType<typeof watchVips> | undefined;
+let vipMovesT0 = 0;
+
 test.before(async (t) => {
   t.timeout(900_000);
   await ensureLab();
@@ -117,8 +121,11 @@ test.before(async (t) => {
   if (ap.code !== 0) throw new Error(`apply --sync: ${failureLines(ap)}`);
   // one more VIP over the profile's proxies (test-local inventory vars; restored after)
   writeFileSync(HOSTS_YML, setGroupVar(originalInventory, 'proxies', 'keepalived_vrrp_vips', VIPS3));
+  vipMoves = watchVips(BASE, VIPS3);
+  vipMovesT0 = Date.now();
   const v = await sitePlaybook(['--tags', 'keepalived_vrrp', '--limit', 'proxies']);
   if (v.code !== 0) throw new Error(`vrrp run for 3 VIPs: ${failureLines(v)}`);
+  t.log(`vrrp run done after ${Date.now() - vipMovesT0} ms`);
   const want = plannedMasters(BASE, VIPS3);
   const got = await waitHolders(want);
   t.log(`${VIPS3.length} VIPs over ${BASE.join('+')}: ${JSON.stringify(got)}`);
@@ -135,6 +142,7 @@ test.after.always(async (t) => {
       const r = await productCli(['offboard', RP3.name, '--force']);
       t.log(`cleanup offboard: ${r.code}`);
     }
+    vipMoves?.stop();
     if (originalInventory) writeFileSync(HOSTS_YML, originalInventory);
     await lab(['host-del', RP3.name]);
     endSshClientsTo(RP3.address);
@@ -154,21 +162,23 @@ async function onboardFailingPreflight(t: ExecutionContext) {
   const inv = readFileSync(HOSTS_YML, 'utf8');
   const confs = proxyConfDigests();
   const before = holders();
-  const moves = watchVips(BASE, VIPS3);
   const t0 = Date.now();
   const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
-  moves.stop();
   t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
+  const after = holders();
+  if (JSON.stringify(after) !== JSON.stringify(before)) {
+    // what moved them (logged before the assertions, which throw): the VIP events since the before hook's VRRP
+    // run (ms; the onboarding started at +${t0 - vipMovesT0}), each proxy's health verdict, hold flag, watcher log
+    const events = vipMoves?.events ?? [];
+    t.log(`VIPs before ${JSON.stringify(before)} after ${JSON.stringify(after)}; onboarding at +${t0 - vipMovesT0}ms; events: ${events.map((e) => `+${e.t - vipMovesT0}ms ${e.added ? 'add' : 'del'} ${e.vip} ${e.host}`).join(', ') || 'none'}`);
+    for (const h of BASE) {
+      t.log(`${h}: nginx-healthy=${nginxHealthFile(h) || '?'} hold=${holdFile(h) || '-'}; watcher log: ${sshProxy(h, 'tail -8 /var/log/rproxy-health-watcher.log 2>&1').stdout.trim()}`);
+    }
+  }
   t.is(r.code, 2, 'exit 2: preflight failed');
   t.is(readFileSync(HOSTS_YML, 'utf8'), inv, 'inventory untouched');
   t.deepEqual(proxyConfDigests(), confs, 'rp1/rp2 nginx and keepalived files untouched');
-  const after = holders();
   t.deepEqual(after, before, 'VIPs untouched');
-  if (moves.events.length > 0 || JSON.stringify(after) !== JSON.stringify(before)) {
-    // what moved them: the VIP events (ms after the onboarding started), each proxy's health verdict and hold flag
-    t.log(`VIP events: ${moves.events.map((e) => `+${e.t - t0}ms ${e.added ? 'add' : 'del'} ${e.vip} ${e.host}`).join(', ') || 'none'}`);
-    t.log(BASE.map((h) => `${h}: nginx-healthy=${nginxHealthFile(h) || '?'} hold=${holdFile(h) || '-'}`).join('; '));
-  }
   return r;
 }
 
@@ -177,12 +187,15 @@ test.serial('a failed preflight (the new proxy\'s sshd down) changes nothing and
   const pid = Number(readFileSync(path.join(LAB, 'hosts', RP3.name, 'sshd.pid'), 'utf8').trim());
   process.kill(pid, 'SIGTERM');
   await waitFor(() => run('ip', ['netns', 'exec', RP3.name, 'bash', '-c', `echo > /dev/tcp/${RP3.address}/22`]).code !== 0, 5000);
-  const r = await onboardFailingPreflight(t);
-  t.regex(r.stderr, new RegExp(`preflight of ${RP3.name} failed \\(ssh\\)`));
-  t.regex(r.stderr, new RegExp(`FAIL ssh\\s+sshd does not answer at ${rx(RP3.address)}:22`));
-  t.regex(r.stderr, /start sshd on the host/);
-  t.false(existsSync(path.join(STATE_DIR, 'applied', `${RP3.name}.json`)));
-  await freshRp3(); // sshd back (a re-created bare host)
+  try {
+    const r = await onboardFailingPreflight(t);
+    t.regex(r.stderr, new RegExp(`preflight of ${RP3.name} failed \\(ssh\\)`));
+    t.regex(r.stderr, new RegExp(`FAIL ssh\\s+sshd does not answer at ${rx(RP3.address)}:22`));
+    t.regex(r.stderr, /start sshd on the host/);
+    t.false(existsSync(path.join(STATE_DIR, 'applied', `${RP3.name}.json`)));
+  } finally {
+    await freshRp3(); // sshd back (a re-created bare host), even when an assertion failed: the next tests need it
+  }
 });
 
 test.serial('a failed preflight (python3 missing on the new proxy) changes nothing and names the check', async (t) => {
@@ -193,7 +206,7 @@ test.serial('a failed preflight (python3 missing on the new proxy) changes nothi
   const mine = run('readlink', ['/proc/self/ns/mnt']).stdout.trim();
   if (!ns || ns === mine) {
     const log = run('tail', ['-5', path.join(LAB, 'hosts', RP3.name, 'sshd.log')]).stdout.trim();
-    t.fail(`rp3's sshd (${pid}) is not in its own mount namespace (${ns || 'no such process'}); its log: ${log}`);
+    t.fail(`${RP3.name}'s sshd (${pid}) is not in its own mount namespace (${ns || 'no such process'}); its log: ${log}`);
     return;
   }
   const hide = run('nsenter', ['-t', pid, '-m', 'mount', '--bind', '/dev/null', '/usr/bin/python3']);
@@ -211,6 +224,7 @@ test.serial('a failed preflight (python3 missing on the new proxy) changes nothi
 
 test.serial('the new proxy joins under load through every VIP: zero failed requests, it masters its share and serves every route', async (t) => {
   t.timeout(600_000);
+  vipMoves?.stop();
   const want3 = plannedMasters([...BASE, RP3.name], VIPS3);
   const ls = loads(600_000);
   await sleep(1500); // the load is steady before anything changes
@@ -220,13 +234,13 @@ test.serial('the new proxy joins under load through every VIP: zero failed reque
   const provisioning = await waitFor(() => {
     try { return /"step": "provision"/.test(readFileSync(path.join(STATE_DIR, 'onboarding.json'), 'utf8').split('"history"')[0] ?? ''); } catch { return false; }
   }, 60_000, 100);
-  t.true(provisioning, 'onboarding reached the provisioning step');
-  const late = await applyAndSync(spi.createApp(LATE_APP.app, NS) + spi.addEndpoint(LATE_APP.app, NS, GEAR, LATE_APP.port));
-  t.is(late.code, 0, failureLines(late));
+  const late = provisioning ? await applyAndSync(spi.createApp(LATE_APP.app, NS) + spi.addEndpoint(LATE_APP.app, NS, GEAR, LATE_APP.port)) : undefined;
   const r = await pending;
   const onboardMs = Date.now() - t0;
   await sleep(1500);
-  const s = await stopLoads(ls);
+  const s = await stopLoads(ls); // before any assertion (they throw): the loads must not outlive the test
+  t.true(provisioning, 'onboarding reached the provisioning step');
+  t.is(late?.code, 0, late ? failureLines(late) : '');
   t.log(r.stdout.trim());
   if (r.code !== 0) t.log(r.stderr);
   t.is(r.code, 0, 'onboard succeeded');

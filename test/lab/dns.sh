@@ -103,6 +103,14 @@ EOF
 write_role_vars() { # the rproxy_dns role's settings in the lab (bind mode, BIND run by this script)
   [ -d "$INVENTORY" ] || die "no lab inventory ($INVENTORY): run lab.sh up first"
   mkdir -p "$INVENTORY/group_vars/brokers"
+  local secret tsig; secret=$(tsig_secret "$D/rproxy-lab.key")
+  if [ "$LAB_PROFILE" = prod ]; then
+    # the prod profile keeps every secret of the operator's inventory vaulted (inline, with the lab's vault password)
+    tsig=$(printf %s "$secret" | ansible-vault encrypt_string --vault-password-file "$LAB/vault-pass" \
+      --stdin-name rproxy_dns_tsig_key_secret 2>/dev/null) || die "ansible-vault encrypt_string failed"
+  else
+    tsig="rproxy_dns_tsig_key_secret: $secret"
+  fi
   cat > "$INVENTORY/group_vars/brokers/rproxy_dns.yml" <<EOF
 # The lab's DNS settings for roles/rproxy_dns (written by test/lab/dns.sh). bind mode: the broker host (root
 # netns) is authoritative for $CLOUD_DOMAIN through the lab's named, which this script runs (no systemd): the
@@ -125,7 +133,7 @@ rproxy_dns_bind_verify_server: $DNS_IP
 rproxy_dns_nsupdate_server: $DNS_IP
 rproxy_dns_tsig_key_name: rproxy-lab
 rproxy_dns_tsig_key_algorithm: hmac-sha256
-rproxy_dns_tsig_key_secret: $(tsig_secret "$D/rproxy-lab.key")
+$tsig
 EOF
 }
 

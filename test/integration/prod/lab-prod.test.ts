@@ -163,8 +163,10 @@ test.serial('after apply, nothing generated is under the operator\'s inventory; 
     + spi.addSsl('gen', NS, 'gen-prod.example.org', cert, key));
   t.is(r.code, 0, failureLines(r));
   t.deepEqual(files(), before, 'the inventory holds only what the operator wrote');
-  t.deepEqual(before.filter((f) => !f.startsWith('tls/')), ['group_vars/brokers/vault.yml', 'hosts.yml']);
+  t.deepEqual(before.filter((f) => !f.startsWith('tls/')), ['group_vars/brokers/rproxy_dns.yml', 'group_vars/brokers/vault.yml', 'hosts.yml']);
   t.true(readFileSync(path.join(INVENTORY, 'group_vars/brokers/vault.yml'), 'utf8').startsWith('$ANSIBLE_VAULT;1.1;AES256'));
+  // the DNS settings (test/lab/dns.sh): the TSIG secret inline-vaulted
+  t.regex(readFileSync(path.join(INVENTORY, 'group_vars/brokers/rproxy_dns.yml'), 'utf8'), /^rproxy_dns_tsig_key_secret: !vault \|\n\s+\$ANSIBLE_VAULT;1\.1;AES256$/m);
   t.is(run('stat', ['-c', '%U', path.join(STATE_DIR, 'routes')]).stdout.trim(), LISTENER_USER);
   const keyFile = path.join(STATE_DIR, 'routes/tls/gen-prodt/gen-prod.example.org.key');
   t.is(statSync(keyFile).mode & 0o777, 0o600);
