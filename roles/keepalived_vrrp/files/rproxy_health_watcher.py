@@ -73,8 +73,20 @@ def parse_url(url):
     return host, int(port), "/" + path
 
 
+def process_uids(pid):
+    """Real, effective, saved and file-system uid of a process (/proc/PID/status: unlike the owner of
+    /proc/PID, which a process that makes itself non-dumpable turns into root, it cannot be faked)."""
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return {int(u) for u in line.split()[1:]}
+    return set()
+
+
 def nginx_master_pid(pid_file):
-    """The pid in the pid file when it names a live (not zombie) process called nginx, else None."""
+    """The pid in the pid file when it names a live (not zombie) process called nginx that runs as root
+    (or as the watcher's own user), else None. After nginx dies its pid file stays behind: any local user
+    may get that pid reused by a process it names "nginx", which must not pass for the master."""
     try:
         with open(pid_file, encoding="ascii") as f:
             pid = int(f.read().strip() or 0)
@@ -86,6 +98,8 @@ def nginx_master_pid(pid_file):
         state = stat[stat.rindex(")") + 2:][:1]
         if comm != "nginx" or state in ("Z", "X"):
             return None  # a stale pid file (pid reused), or a killed master nobody has reaped yet
+        if not process_uids(pid) <= {0, os.geteuid()}:
+            return None  # a reused pid held by an unprivileged process
         return pid
     except (OSError, ValueError):
         return None

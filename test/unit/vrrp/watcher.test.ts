@@ -3,7 +3,8 @@
 // file by keepalived; restarting the watcher keeps the file as it is. Needs nginx and python3 (test/lab/deps.sh).
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, copyFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -100,4 +101,37 @@ test('an invalid watcher configuration is refused with a message (the role valid
   t.regex(bad.stderr, /interval must be within 0\.01\.\.60 s/);
   t.regex(check({ intervall: 1 }).stderr, /unknown settings .*intervall/);
   t.regex(check({ url: 'https://127.0.0.1/' }).stderr, /only http:\/\/ health URLs/);
+});
+
+test('a reused pid held by an unprivileged process named nginx is not taken for the nginx master', async (t) => {
+  // nginx died and left its pid file; a local user gets that pid reused by a process it named "nginx" and
+  // answers the loopback health URL itself: the proxy must stay down, or it would take its VIPs back.
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-pid-'));
+  chmodSync(dir, 0o755);
+  copyFileSync('/bin/sleep', path.join(dir, 'nginx'));
+  chmodSync(path.join(dir, 'nginx'), 0o755);
+  const fake = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', path.join(dir, 'nginx'), '60'], { stdio: 'ignore' });
+  const health = http.createServer((_q, s) => { s.writeHead(200); s.end('ok\n'); });
+  await new Promise<void>((r) => health.listen(0, '127.0.0.1', r));
+  try {
+    t.true(await until(() => { try { return readFileSync(`/proc/${fake.pid}/comm`, 'utf8').trim() === 'nginx'; } catch { return false; } }), 'the fake master runs');
+    writeFileSync(path.join(dir, 'nginx.pid'), `${fake.pid}\n`);
+    const port = (health.address() as net.AddressInfo).port;
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'nginx.pid'), url: `http://127.0.0.1:${port}/healthz`, track_file: path.join(dir, 'state', 'nginx-healthy') }));
+    // asynchronously: the health server answers from this process's event loop
+    const once = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const p = spawn('python3', [WATCHER, '--once', '--config', path.join(dir, 'c.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      p.on('close', (status) => resolve({ status, stdout }));
+    });
+    const verdict = JSON.parse(once.stdout) as { healthy: boolean; master_pid: number | null; probe: string };
+    t.is(verdict.probe, 'ok', 'the impostor answers the probe');
+    t.is(verdict.master_pid, null, once.stdout);
+    t.false(verdict.healthy);
+    t.is(once.status, 1);
+  } finally {
+    fake.kill('SIGKILL');
+    health.close();
+  }
 });
