@@ -3,7 +3,7 @@
 // file by keepalived; restarting the watcher keeps the file as it is. Needs nginx and python3 (test/lab/deps.sh).
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,9 @@ test.serial('the track file follows nginx: death at once, a frozen nginx by its 
   const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-'));
   const port = await freePort();
   const ng = new Nginx(dir, port);
-  const track = path.join(dir, 'state', 'nginx-healthy');
+  // not in nginx's directory: nginx hands its temp paths to its worker user, and the watcher refuses a track file
+  // in a directory another user owns
+  const track = path.join(mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-track-')), 'state', 'nginx-healthy');
   const config = path.join(dir, 'watcher.json');
   writeFileSync(config, JSON.stringify({ pid_file: path.join(dir, 'nginx.pid'), url: `http://127.0.0.1:${port}/healthz`, track_file: track, rise: 2, log_file: path.join(dir, 'watcher.log') }));
   const value = () => (existsSync(track) ? readFileSync(track, 'utf8').trim() : '');
@@ -134,4 +136,37 @@ test('a reused pid held by an unprivileged process named nginx is not taken for 
     fake.kill('SIGKILL');
     health.close();
   }
+});
+
+test('the track file never lives where another user may write, and no symlink is followed by the root watcher', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-dirs-'));
+  const check = (cfg: object) => {
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify(cfg));
+    return spawnSync('python3', [WATCHER, '--check-config', '--config', path.join(dir, 'c.json')], { encoding: 'utf8' });
+  };
+  // a local user who may write the track file's directory decides whether this proxy takes its VIPs
+  const shared = path.join(dir, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  const refused = check({ track_file: path.join(shared, 'nginx-healthy') });
+  t.is(refused.status, 2);
+  t.regex(refused.stderr, /shared .* is owned or writable by another user: they could replace the track file/);
+  t.is(check({ track_file: path.join(shared, 'missing', 'nginx-healthy') }).status, 2, 'a directory still to be made inside it');
+  chmodSync(shared, 0o755);
+  t.is(check({ track_file: path.join(shared, 'nginx-healthy') }).status, 0, 'root-owned 0755 (under the sticky /tmp)');
+
+  // a symlink planted at the log's name: the watcher logs to stderr instead of appending to its target
+  const victim = path.join(dir, 'victim');
+  writeFileSync(victim, 'untouched\n');
+  symlinkSync(victim, path.join(dir, 'watcher.log'));
+  writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'none.pid'), url: 'http://127.0.0.1:1/healthz',
+    track_file: path.join(shared, 'nginx-healthy'), log_file: path.join(dir, 'watcher.log'), fall: 1 }));
+  const w = spawn('python3', [WATCHER, '--config', path.join(dir, 'c.json')], { stdio: 'ignore' });
+  try {
+    t.true(await until(() => existsSync(path.join(shared, 'nginx-healthy'))), 'a verdict was written (and logged)');
+  } finally {
+    w.kill('SIGTERM');
+    await new Promise((r) => w.once('close', r));
+  }
+  t.is(readFileSync(victim, 'utf8'), 'untouched\n');
 });
