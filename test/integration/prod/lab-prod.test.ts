@@ -125,6 +125,10 @@ test.serial('ActiveMQ: no anonymous access; the listener\'s user cannot publish 
   const peek = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, subscribe: '/queue/paas-rproxy.routinginfo' });
   t.true(peek.connected);
   t.regex(peek.error, /not authorized to read/i);
+  // nor the topic itself: its password is public on many installations and add_ssl events carry private keys
+  const sniff = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, subscribe: '/topic/routinginfo' });
+  t.true(sniff.connected);
+  t.regex(sniff.error, /not authorized to read from: topic:\/\/routinginfo/i);
   // and the publisher's own publish works (control; the listener creates the app it carries)
   created.add('intruder/nowhere');
   const ok = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, send: '/topic/routinginfo' });
