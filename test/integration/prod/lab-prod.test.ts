@@ -68,6 +68,18 @@ test.after.always(async (t) => {
   releaseLab();
 });
 
+test.serial('the listener\'s SSH key (root on every proxy through sudo) is accepted from the broker only', (t) => {
+  const key = path.join(STATE_DIR, '.ssh', 'id_ed25519');
+  const ssh = (prefix: string[]) => run(prefix[0]!, [...prefix.slice(1), 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
+    '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=5', `rpadmin@${Object.values(PROXIES)[0]!}`, 'sudo', '-n', 'id', '-u'], { timeoutMs: 20_000 });
+  const stolen = ssh(['ip', 'netns', 'exec', CLIENT_NS]);
+  t.not(stolen.code, 0, 'a copy of the key used from another address');
+  t.regex(stolen.stderr, /Permission denied/);
+  const broker = ssh(['env']);
+  t.is(broker.code, 0, broker.stderr);
+  t.is(broker.stdout.trim(), '0');
+});
+
 test.serial('the listener runs as its unprivileged user, from /opt/paas-rproxy, with no capabilities', (t) => {
   const pid = Number(readFileSync('/run/paas-rproxy/paas-rproxy-listener.pid', 'utf8').trim());
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
