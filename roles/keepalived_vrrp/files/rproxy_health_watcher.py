@@ -107,6 +107,9 @@ def nginx_master_pid(pid_file):
         return None
 
 
+MAX_STATUS_LINE = 1024  # bytes read before the status line's end at most
+
+
 class Probe:
     """One non-blocking HTTP/1.0 GET, driven by the main loop's poll."""
 
@@ -143,6 +146,9 @@ class Probe:
                     status = self.response.split(b"\r\n", 1)[0].split()
                     ok = len(status) >= 2 and status[1][:1] == b"2"
                     return self.finish(ok, "" if ok else f"status {status[1:2]}")
+                if len(self.response) > MAX_STATUS_LINE:
+                    # whatever listens there (nginx is down: any local user may) must not feed root's memory
+                    return self.finish(False, "no HTTP status line")
                 return None
             return self.finish(False, "connection closed without an answer")
         except OSError as e:

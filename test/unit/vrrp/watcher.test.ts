@@ -170,3 +170,30 @@ test('the track file never lives where another user may write, and no symlink is
   }
   t.is(readFileSync(victim, 'utf8'), 'untouched\n');
 });
+
+test('a health port answering endless bytes without a status line fails the probe at once, without buffering them', async (t) => {
+  // while nginx is down any local user may listen on the health port: the root watcher reads a bounded status line
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-flood-'));
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  const flood = net.createServer((c) => {
+    c.on('error', () => undefined);
+    const pump = () => { while (!c.destroyed && c.write(chunk)) { /* until the socket buffer is full */ } };
+    c.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((r) => flood.listen(0, '127.0.0.1', r));
+  try {
+    const port = (flood.address() as net.AddressInfo).port;
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'none.pid'), url: `http://127.0.0.1:${port}/healthz`,
+      track_file: path.join(dir, 'state', 'nginx-healthy'), timeout: 30 }));
+    const once = await new Promise<string>((resolve) => {
+      const p = spawn('python3', [WATCHER, '--once', '--config', path.join(dir, 'c.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      p.on('close', () => resolve(out));
+    });
+    t.is((JSON.parse(once) as { probe: string }).probe, 'no HTTP status line', once);
+  } finally {
+    flood.close();
+  }
+});
