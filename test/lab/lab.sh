@@ -194,7 +194,12 @@ ssh_setup() {
   elif [ ! -f "$SSH_KEY" ]; then
     ssh-keygen -q -t ed25519 -N '' -C "paas-rproxy-lab" -f "$SSH_KEY"
   fi
-  cp "$SSH_KEY.pub" "$LAB/ssh/authorized_keys"
+  if [ "$LAB_PROFILE" = prod ]; then
+    # as recommended for real proxies (README "On real hosts"): the listener's key works from the broker only
+    printf 'from="%s",no-agent-forwarding,no-port-forwarding,no-X11-forwarding %s\n' "$BR_IP" "$(cat "$SSH_KEY.pub")" > "$LAB/ssh/authorized_keys"
+  else
+    cp "$SSH_KEY.pub" "$LAB/ssh/authorized_keys"
+  fi
   chmod 644 "$LAB/ssh/authorized_keys"
   : > "$KNOWN_HOSTS"
   [ "$LAB_PROFILE" = prod ] && chown "$LISTENER_USER:$LISTENER_USER" "$KNOWN_HOSTS" && chmod 644 "$KNOWN_HOSTS"

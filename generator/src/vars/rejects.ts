@@ -2,6 +2,7 @@
  * The rejects log: one JSON line per rejected document, appended and fsynced. The message it keeps was redacted
  * by the parser (spi/redact.ts) before it got here: a raw document never reaches this module.
  */
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
@@ -32,7 +33,9 @@ export async function appendRejects(config: Config, records: RejectRecord[]): Pr
   if (records.length === 0) return;
   const file = rejectsPath(config);
   await ensureDir(dirname(file));
-  const h = await open(file, 'a', 0o600);
+  // root runs the CLI too, in a state directory the listener's user owns: never append through a symlink that user
+  // planted at this name (the redacted document is attacker-chosen text, e.g. paths for /etc/ld.so.preload)
+  const h = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   try {
     await h.writeFile(records.map((r) => JSON.stringify(r)).join('\n') + '\n');
     await h.sync();

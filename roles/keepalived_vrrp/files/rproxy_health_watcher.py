@@ -52,7 +52,9 @@ def log(cfg, event, **fields):
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z", "event": event, **fields})
     if cfg.get("log_file"):
         try:
-            with open(cfg["log_file"], "a", encoding="utf-8") as f:
+            # root appends here: never through a symlink someone planted at the log's name
+            fd = os.open(cfg["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
             return
         except OSError:
@@ -73,8 +75,20 @@ def parse_url(url):
     return host, int(port), "/" + path
 
 
+def process_uids(pid):
+    """Real, effective, saved and file-system uid of a process (/proc/PID/status: unlike the owner of
+    /proc/PID, which a process that makes itself non-dumpable turns into root, it cannot be faked)."""
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return {int(u) for u in line.split()[1:]}
+    return set()
+
+
 def nginx_master_pid(pid_file):
-    """The pid in the pid file when it names a live (not zombie) process called nginx, else None."""
+    """The pid in the pid file when it names a live (not zombie) process called nginx that runs as root
+    (or as the watcher's own user), else None. After nginx dies its pid file stays behind: any local user
+    may get that pid reused by a process it names "nginx", which must not pass for the master."""
     try:
         with open(pid_file, encoding="ascii") as f:
             pid = int(f.read().strip() or 0)
@@ -86,9 +100,14 @@ def nginx_master_pid(pid_file):
         state = stat[stat.rindex(")") + 2:][:1]
         if comm != "nginx" or state in ("Z", "X"):
             return None  # a stale pid file (pid reused), or a killed master nobody has reaped yet
+        if not process_uids(pid) <= {0, os.geteuid()}:
+            return None  # a reused pid held by an unprivileged process
         return pid
     except (OSError, ValueError):
         return None
+
+
+MAX_STATUS_LINE = 1024  # bytes read before the status line's end at most
 
 
 class Probe:
@@ -127,6 +146,9 @@ class Probe:
                     status = self.response.split(b"\r\n", 1)[0].split()
                     ok = len(status) >= 2 and status[1][:1] == b"2"
                     return self.finish(ok, "" if ok else f"status {status[1:2]}")
+                if len(self.response) > MAX_STATUS_LINE:
+                    # whatever listens there (nginx is down: any local user may) must not feed root's memory
+                    return self.finish(False, "no HTTP status line")
                 return None
             return self.finish(False, "connection closed without an answer")
         except OSError as e:
@@ -174,7 +196,12 @@ class Watcher:
         path = self.cfg["track_file"]
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
+        try:
+            os.unlink(tmp)  # left by a crashed watcher of the same pid
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write("1\n" if healthy else "0\n")
         os.rename(tmp, path)  # keepalived sees IN_MOVED_TO for the track file's name
         changed = self.healthy != healthy
@@ -313,6 +340,28 @@ class Watcher:
         log(self.cfg, "watcher_stop", healthy=self.healthy, max_probe_latency_ms=round(self.max_latency * 1000, 1))
 
 
+def check_track_file_dir(path):
+    """The track file decides whether this host may hold VIPs: nobody but root (or the watcher's user) may
+    create, replace or link files where it lives. Its directory (or, when missing, the nearest existing
+    ancestor, where makedirs creates it) must belong to them and be writable by nobody else; the
+    directories above it may be shared only with the sticky bit (like /tmp), which stops renames of
+    other users' entries."""
+    trusted = {0, os.geteuid()}
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(d):
+        d = os.path.dirname(d)
+    own = True
+    while True:
+        st = os.lstat(d)
+        shared = st.st_mode & 0o022
+        if st.st_uid not in trusted or (shared and (own or not st.st_mode & 0o1000)):
+            raise ValueError(f"{d} (uid {st.st_uid}, mode {oct(st.st_mode & 0o7777)}) is owned or writable by another user:"
+                             f" they could replace the track file {path}; use a directory of root, mode 0755")
+        if d == "/":
+            return
+        d, own = os.path.dirname(d), False
+
+
 def load_config(path):
     cfg = dict(DEFAULTS)
     if path:
@@ -332,6 +381,7 @@ def load_config(path):
     cfg["rt_priority"] = int(cfg["rt_priority"])
     cfg["stats_interval"] = float(cfg["stats_interval"])
     parse_url(cfg["url"])
+    check_track_file_dir(cfg["track_file"])
     return cfg
 
 

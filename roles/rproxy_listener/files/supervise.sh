@@ -3,6 +3,8 @@
 # when it exits (backoff 2 s doubling to 60 s, reset after 60 s of uptime), forwards SIGTERM and stops.
 # Usage: supervise.sh start|stop|restart|status NAME RUN_DIR LOG_FILE -- COMMAND...
 set -euo pipefail
+# the log and the pid files are the listener's business: no other local user reads them (as UMask=0027 under systemd)
+umask 027
 action=$1 name=$2 run_dir=$3 log=$4; shift 4; [ "${1:-}" = "--" ] && shift
 sup_pid="$run_dir/$name.supervisor.pid" child_pid="$run_dir/$name.pid"
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -19,6 +21,7 @@ case "$action" in
   start)
     alive "$sup_pid" && { echo "already running"; exit 0; }
     mkdir -p "$run_dir" "$(dirname "$log")"
+    [ -f "$log" ] && chmod o-rwx "$log"  # a log an earlier version left world-readable
     # detach: new session, stdio to the log
     setsid "$0" run "$name" "$run_dir" "$log" -- "$@" >>"$log" 2>&1 < /dev/null &
     for _ in $(seq 1 50); do alive "$sup_pid" && exit 0; sleep 0.1; done

@@ -68,6 +68,18 @@ test.after.always(async (t) => {
   releaseLab();
 });
 
+test.serial('the listener\'s SSH key (root on every proxy through sudo) is accepted from the broker only', (t) => {
+  const key = path.join(STATE_DIR, '.ssh', 'id_ed25519');
+  const ssh = (prefix: string[]) => run(prefix[0]!, [...prefix.slice(1), 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
+    '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=5', `rpadmin@${Object.values(PROXIES)[0]!}`, 'sudo', '-n', 'id', '-u'], { timeoutMs: 20_000 });
+  const stolen = ssh(['ip', 'netns', 'exec', CLIENT_NS]);
+  t.not(stolen.code, 0, 'a copy of the key used from another address');
+  t.regex(stolen.stderr, /Permission denied/);
+  const broker = ssh(['env']);
+  t.is(broker.code, 0, broker.stderr);
+  t.is(broker.stdout.trim(), '0');
+});
+
 test.serial('the listener runs as its unprivileged user, from /opt/paas-rproxy, with no capabilities', (t) => {
   const pid = Number(readFileSync('/run/paas-rproxy/paas-rproxy-listener.pid', 'utf8').trim());
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -125,6 +137,10 @@ test.serial('ActiveMQ: no anonymous access; the listener\'s user cannot publish 
   const peek = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, subscribe: '/queue/paas-rproxy.routinginfo' });
   t.true(peek.connected);
   t.regex(peek.error, /not authorized to read/i);
+  // nor the topic itself: its password is public on many installations and add_ssl events carry private keys
+  const sniff = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, subscribe: '/topic/routinginfo' });
+  t.true(sniff.connected);
+  t.regex(sniff.error, /not authorized to read from: topic:\/\/routinginfo/i);
   // and the publisher's own publish works (control; the listener creates the app it carries)
   created.add('intruder/nowhere');
   const ok = await stomp({ login: 'routinginfo', passcode: STOMP_PASSCODE!, send: '/topic/routinginfo' });

@@ -53,3 +53,15 @@ test('control: the same check rates a bare unit as unsafe (the test above can fa
   const { score } = await exposure(bare);
   t.true(score > 9, String(score));
 });
+
+test('rproxy_listener_environment values are quoted in the unit: spaces kept, no directive injected by a newline, % not expanded', async (t) => {
+  const unit = await renderUnit({ rproxy_listener_environment: {
+    ANSIBLE_SSH_ARGS: '-o A=1 -o B=2', INJECT: 'x\nExecStartPre=+/bin/sh -c id', RATE: '50%h', QUOTE: 'say "hi" \\o/',
+  } });
+  const text = await readFile(unit, 'utf8');
+  t.regex(text, /^Environment="ANSIBLE_SSH_ARGS=-o A=1 -o B=2"$/m);
+  t.regex(text, /^Environment="INJECT=x\\nExecStartPre=\+\/bin\/sh -c id"$/m);
+  t.notRegex(text, /^ExecStartPre=/m);
+  t.regex(text, /^Environment="RATE=50%%h"$/m);
+  t.regex(text, /^Environment="QUOTE=say \\"hi\\" \\\\o\/"$/m);
+});

@@ -3,7 +3,8 @@
 // file by keepalived; restarting the watcher keeps the file as it is. Needs nginx and python3 (test/lab/deps.sh).
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -46,7 +47,9 @@ test.serial('the track file follows nginx: death at once, a frozen nginx by its 
   const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-'));
   const port = await freePort();
   const ng = new Nginx(dir, port);
-  const track = path.join(dir, 'state', 'nginx-healthy');
+  // not in nginx's directory: nginx hands its temp paths to its worker user, and the watcher refuses a track file
+  // in a directory another user owns
+  const track = path.join(mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-track-')), 'state', 'nginx-healthy');
   const config = path.join(dir, 'watcher.json');
   writeFileSync(config, JSON.stringify({ pid_file: path.join(dir, 'nginx.pid'), url: `http://127.0.0.1:${port}/healthz`, track_file: track, rise: 2, log_file: path.join(dir, 'watcher.log') }));
   const value = () => (existsSync(track) ? readFileSync(track, 'utf8').trim() : '');
@@ -100,4 +103,97 @@ test('an invalid watcher configuration is refused with a message (the role valid
   t.regex(bad.stderr, /interval must be within 0\.01\.\.60 s/);
   t.regex(check({ intervall: 1 }).stderr, /unknown settings .*intervall/);
   t.regex(check({ url: 'https://127.0.0.1/' }).stderr, /only http:\/\/ health URLs/);
+});
+
+test('a reused pid held by an unprivileged process named nginx is not taken for the nginx master', async (t) => {
+  // nginx died and left its pid file; a local user gets that pid reused by a process it named "nginx" and
+  // answers the loopback health URL itself: the proxy must stay down, or it would take its VIPs back.
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-pid-'));
+  chmodSync(dir, 0o755);
+  copyFileSync('/bin/sleep', path.join(dir, 'nginx'));
+  chmodSync(path.join(dir, 'nginx'), 0o755);
+  const fake = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', path.join(dir, 'nginx'), '60'], { stdio: 'ignore' });
+  const health = http.createServer((_q, s) => { s.writeHead(200); s.end('ok\n'); });
+  await new Promise<void>((r) => health.listen(0, '127.0.0.1', r));
+  try {
+    t.true(await until(() => { try { return readFileSync(`/proc/${fake.pid}/comm`, 'utf8').trim() === 'nginx'; } catch { return false; } }), 'the fake master runs');
+    writeFileSync(path.join(dir, 'nginx.pid'), `${fake.pid}\n`);
+    const port = (health.address() as net.AddressInfo).port;
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'nginx.pid'), url: `http://127.0.0.1:${port}/healthz`, track_file: path.join(dir, 'state', 'nginx-healthy') }));
+    // asynchronously: the health server answers from this process's event loop
+    const once = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const p = spawn('python3', [WATCHER, '--once', '--config', path.join(dir, 'c.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      p.on('close', (status) => resolve({ status, stdout }));
+    });
+    const verdict = JSON.parse(once.stdout) as { healthy: boolean; master_pid: number | null; probe: string };
+    t.is(verdict.probe, 'ok', 'the impostor answers the probe');
+    t.is(verdict.master_pid, null, once.stdout);
+    t.false(verdict.healthy);
+    t.is(once.status, 1);
+  } finally {
+    fake.kill('SIGKILL');
+    health.close();
+  }
+});
+
+test('the track file never lives where another user may write, and no symlink is followed by the root watcher', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-dirs-'));
+  const check = (cfg: object) => {
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify(cfg));
+    return spawnSync('python3', [WATCHER, '--check-config', '--config', path.join(dir, 'c.json')], { encoding: 'utf8' });
+  };
+  // a local user who may write the track file's directory decides whether this proxy takes its VIPs
+  const shared = path.join(dir, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  const refused = check({ track_file: path.join(shared, 'nginx-healthy') });
+  t.is(refused.status, 2);
+  t.regex(refused.stderr, /shared .* is owned or writable by another user: they could replace the track file/);
+  t.is(check({ track_file: path.join(shared, 'missing', 'nginx-healthy') }).status, 2, 'a directory still to be made inside it');
+  chmodSync(shared, 0o755);
+  t.is(check({ track_file: path.join(shared, 'nginx-healthy') }).status, 0, 'root-owned 0755 (under the sticky /tmp)');
+
+  // a symlink planted at the log's name: the watcher logs to stderr instead of appending to its target
+  const victim = path.join(dir, 'victim');
+  writeFileSync(victim, 'untouched\n');
+  symlinkSync(victim, path.join(dir, 'watcher.log'));
+  writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'none.pid'), url: 'http://127.0.0.1:1/healthz',
+    track_file: path.join(shared, 'nginx-healthy'), log_file: path.join(dir, 'watcher.log'), fall: 1 }));
+  const w = spawn('python3', [WATCHER, '--config', path.join(dir, 'c.json')], { stdio: 'ignore' });
+  try {
+    t.true(await until(() => existsSync(path.join(shared, 'nginx-healthy'))), 'a verdict was written (and logged)');
+  } finally {
+    w.kill('SIGTERM');
+    await new Promise((r) => w.once('close', r));
+  }
+  t.is(readFileSync(victim, 'utf8'), 'untouched\n');
+});
+
+test('a health port answering endless bytes without a status line fails the probe at once, without buffering them', async (t) => {
+  // while nginx is down any local user may listen on the health port: the root watcher reads a bounded status line
+  const dir = mkdtempSync(path.join(tmpdir(), 'rproxy-watcher-flood-'));
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  const flood = net.createServer((c) => {
+    c.on('error', () => undefined);
+    const pump = () => { while (!c.destroyed && c.write(chunk)) { /* until the socket buffer is full */ } };
+    c.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((r) => flood.listen(0, '127.0.0.1', r));
+  try {
+    const port = (flood.address() as net.AddressInfo).port;
+    writeFileSync(path.join(dir, 'c.json'), JSON.stringify({ pid_file: path.join(dir, 'none.pid'), url: `http://127.0.0.1:${port}/healthz`,
+      track_file: path.join(dir, 'state', 'nginx-healthy'), timeout: 30 }));
+    const once = await new Promise<string>((resolve) => {
+      const p = spawn('python3', [WATCHER, '--once', '--config', path.join(dir, 'c.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      p.on('close', () => resolve(out));
+    });
+    t.is((JSON.parse(once) as { probe: string }).probe, 'no HTTP status line', once);
+  } finally {
+    flood.close();
+  }
 });
