@@ -533,6 +533,8 @@ write_inventory() {
       echo "          activemq_routinginfo_listener_password: $LISTENER_STOMP_PASSCODE"
       echo "          # OpenShift's public default password: accepted in this lab only"
       echo "          activemq_routinginfo_allow_public_password: true"
+      echo "          # OpenShift's routing daemon may run beside this lab (benchmarks) and reads the topic as routinginfo"
+      echo "          activemq_routinginfo_topic_read_groups: [paas-rproxy, routinginfo]"
       echo "          # the listener runs from the checkout as root, supervised (no systemd), everything under .lab/"
       echo "          rproxy_listener_user: root"
       echo "          rproxy_listener_group: root"
