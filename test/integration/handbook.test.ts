@@ -7,7 +7,7 @@ import test from 'ava';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readDocsInOrder, isLabBlock, type Block } from '../fixtures/handbook.js';
+import { readDocsInOrder, isLabBlock, LAB_MAPPED_PATHS, type Block, type LabMappedPath } from '../fixtures/handbook.js';
 import {
   PROFILE, REPO, LAB, INVENTORY, STATE_DIR, CLOUD_DOMAIN, ensureLab, releaseLab, runAsync, applyAndSync, failureLines, spi,
 } from '../lab/labenv.js';
@@ -17,17 +17,19 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'rplab-handbook-'));
 const LISTENER_DIR = path.join(LAB, 'listener');
 const CONFIG = path.join(LISTENER_DIR, 'config.yml');
 
-/** Production path → the default profile lab's (docs/README.md lists the same). Longest first, one pass. */
-export const PATHS: ReadonlyArray<readonly [string, string]> = [
-  ['/etc/paas-rproxy/inventory', INVENTORY],
-  ['/etc/paas-rproxy/', `${LISTENER_DIR}/`],
-  ['/var/lib/paas-rproxy', STATE_DIR],
-  ['/var/log/paas-rproxy', LISTENER_DIR],
-  ['/run/paas-rproxy', path.join(LISTENER_DIR, 'run')],
-  ['/var/backups/paas-rproxy', path.join(tmp, 'backups')],
-  ['/opt/paas-rproxy', REPO],
-];
+/** Production path → the default profile lab's (docs/README.md lists the same). */
+const LAB_PATH: Record<LabMappedPath, string> = {
+  '/etc/paas-rproxy/inventory': INVENTORY,
+  '/etc/paas-rproxy/': `${LISTENER_DIR}/`,
+  '/var/lib/paas-rproxy': STATE_DIR,
+  '/var/log/paas-rproxy': LISTENER_DIR,
+  '/run/paas-rproxy': path.join(LISTENER_DIR, 'run'),
+  '/var/backups/paas-rproxy': path.join(tmp, 'backups'),
+  '/opt/paas-rproxy': REPO,
+};
+export const PATHS: ReadonlyArray<readonly [string, string]> = LAB_MAPPED_PATHS.map((p) => [p, LAB_PATH[p]] as const);
 
+/** The block with every mapped path replaced, in one pass (a replacement is never replaced again). */
 export function toLab(text: string): string {
   const re = new RegExp(PATHS.map(([from]) => from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
   return text.replace(re, (m) => PATHS.find(([from]) => from === m)![1]);

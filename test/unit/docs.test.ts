@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { REPO } from '../fixtures/helpers.js';
-import { readDocs, isLabBlock, isShellBlock, type Doc } from '../fixtures/handbook.js';
+import { readDocs, isLabBlock, isShellBlock, LAB_MAPPED_PATHS, type Doc } from '../fixtures/handbook.js';
 
 const BIN = path.join(REPO, 'dist/cli/main.js');
 const docs: Doc[] = readDocs();
@@ -185,6 +185,14 @@ test('the handbook marks runnable examples (sh lab) on every page that has comma
   for (const page of ['docs/operations.md', 'docs/failures.md', 'docs/backup.md', 'docs/upgrade.md', 'docs/troubleshooting.md']) {
     t.true(lab.some((b) => b.file === page), `${page} has no "sh lab" block`);
   }
+});
+
+test('docs/README.md lists every path the integration test maps to the lab', (t) => {
+  const index = docs.find((d) => d.file === 'docs/README.md')!;
+  const section = index.text.slice(index.text.indexOf('## How the examples are checked'));
+  const rows = section.split('\n').filter((l) => l.startsWith('| `'));
+  for (const p of LAB_MAPPED_PATHS) t.true(rows.some((r) => r.startsWith(`| \`${p}\``)), `${p} is not in the table`);
+  t.is(rows.length, LAB_MAPPED_PATHS.length + 1, 'the table lists the mapped paths and the paas-rproxy alias, nothing else');
 });
 
 // ------------------------------------------------------------------------------------------------ Ansible variables
