@@ -41,6 +41,7 @@ const WIKI = { app: 'wiki', ns: 'acme', gear: '198.51.100.38', port: 35577 };
 
 if (PROFILE !== 'default') {
   test.skip('the handbook examples run on the default lab profile only (its paths: docs/README.md)', () => {});
+  rmSync(tmp, { recursive: true, force: true });
 } else {
   test.before(async (t) => {
     t.timeout(900_000, 'lab bring-up');
