@@ -157,16 +157,34 @@ test.after.always(async (t) => {
   }
 });
 
+/**
+ * The VIP holders once every VIP has one and none moved for a second (a snapshot in the middle of a VRRP transition
+ * would compare a passing state). Any VIP event while the onboarding ran is logged all the same.
+ */
+async function settledHolders(timeoutMs = 15_000): Promise<Record<string, string>> {
+  let last = holders();
+  let since = Date.now();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const now = holders();
+    if (JSON.stringify(now) !== JSON.stringify(last) || Object.values(now).includes('none')) { last = now; since = Date.now(); continue; }
+    if (Date.now() - since >= 1000) return now;
+  }
+  return last;
+}
+
 /** Onboards rp3 expecting its preflight to fail: exit 2, and the inventory, rp1/rp2's files and the VIPs untouched. */
 async function onboardFailingPreflight(t: ExecutionContext) {
   const inv = readFileSync(HOSTS_YML, 'utf8');
   const confs = proxyConfDigests();
-  const before = holders();
+  const before = await settledHolders();
   const t0 = Date.now();
   const r = await productCli(['onboard', RP3.name, '--address', RP3.address], 120_000);
   t.log(r.stderr.trim().split('\n').slice(0, 8).join('\n'));
-  const after = holders();
-  if (JSON.stringify(after) !== JSON.stringify(before)) {
+  const after = await settledHolders();
+  const during = (vipMoves?.events ?? []).filter((e) => e.t >= t0);
+  if (JSON.stringify(after) !== JSON.stringify(before) || during.length > 0) {
     // what moved them (logged before the assertions, which throw): the VIP events since the before hook's VRRP
     // run (ms; the onboarding started at +${t0 - vipMovesT0}), each proxy's health verdict, hold flag, watcher log
     const events = vipMoves?.events ?? [];
