@@ -185,8 +185,8 @@ async function onboardFailingPreflight(t: ExecutionContext) {
   const after = await settledHolders();
   const during = (vipMoves?.events ?? []).filter((e) => e.t >= t0);
   if (JSON.stringify(after) !== JSON.stringify(before) || during.length > 0) {
-    // what moved them (logged before the assertions, which throw): the VIP events since the before hook's VRRP
-    // run (ms; the onboarding started at +${t0 - vipMovesT0}), each proxy's health verdict, hold flag, watcher log
+    // what moved them (logged before the assertions, which throw): the VIP events in ms since the before hook's
+    // VRRP run, when the onboarding started, each proxy's health verdict, hold flag and watcher log
     const events = vipMoves?.events ?? [];
     t.log(`VIPs before ${JSON.stringify(before)} after ${JSON.stringify(after)}; onboarding at +${t0 - vipMovesT0}ms; events: ${events.map((e) => `+${e.t - vipMovesT0}ms ${e.added ? 'add' : 'del'} ${e.vip} ${e.host}`).join(', ') || 'none'}`);
     for (const h of BASE) {
