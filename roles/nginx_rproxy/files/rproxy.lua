@@ -213,7 +213,7 @@ local function prepare_socket(path)
   end
 end
 
---- init_by_lua: settings, then every app file into the shared dict (start and every reload; also `nginx -t`).
+--- init_by_lua: settings, then every app file into the shared dict (start and every reload; `nginx -t` does not run it).
 -- A file that fails its check is logged and skipped: one bad file never takes the other routes down.
 function _M.init(conf)
   cfg.apps_dir = conf.apps_dir
