@@ -100,7 +100,11 @@ test.serial(`${N} apps: a targeted one-app run changes exactly that app's data o
   }
   const full = await sitePlaybook();
   t.is(full.code, 0, failureLines(full));
-  for (const [host, counts] of Object.entries(full.recap)) t.is(counts.changed, 0, `${host} changed in the full run`);
+  // what changed, task by task (the line before each "changed:" names the task)
+  const lines = full.stdout.split('\n');
+  const changed = lines.flatMap((l, i) => (l.startsWith('changed:') ? [`${lines.slice(0, i).reverse().find((x) => x.startsWith('TASK ')) ?? '?'} ${l}`] : []));
+  t.log(`full run: ${JSON.stringify(full.recap)}${changed.length ? `\n${changed.join('\n')}` : ''}`);
+  for (const [host, counts] of Object.entries(full.recap)) t.is(counts.changed, 0, `${host} changed in the full run:\n${changed.join('\n')}`);
 });
 
 test.serial('a deleted app is gone after its targeted run: its file removed, 404 on every VIP, every other file untouched', async (t) => {
