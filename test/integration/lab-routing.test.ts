@@ -182,7 +182,7 @@ test.serial('websocket upgrade passes, and an open websocket survives a reload',
     t.regex((await ws.next()) ?? '', /^gear 198\.51\.100\.38:35544 ws \/chat/);
     ws.send('one');
     t.is(await ws.next(), 'echo one');
-    // a routing change reloads nginx on every proxy ...
+    // a routing change on every proxy (live through the Lua apply socket) ...
     const pidBefore = nginxMasterPid(holder);
     created.add(`chatpeer/${NS}`);
     t.is((await apply(t, spi.createApp('chatpeer', NS) + spi.addEndpoint('chatpeer', NS, '198.51.100.39', 35544))).code, 0);

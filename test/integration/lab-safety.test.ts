@@ -1,7 +1,10 @@
-// A configuration nginx rejects never goes live; site.yml is idempotent.
+// A configuration nginx rejects never goes live; site.yml is idempotent. (Route data goes live through the Lua apply
+// socket with no `nginx -t`; an app with a TLS alias brings its own :443 server, which goes through `nginx -t` on
+// the whole configuration: that is what a broken file elsewhere makes fail.)
 import test from 'ava';
 import {
   VIPS, PROXIES, ensureLab, releaseLab, applyAndSync as applyRaw, failureLines, syncAll, curlVia, spi, fqdn, waitFor, sshProxy, nginxMasterPid, sitePlaybook,
+  selfSigned,
 } from '../lab/labenv.js';
 
 const NS = 'labs';
@@ -50,7 +53,11 @@ test.serial('a configuration nginx rejects never goes live: previous files and t
   }
 
   created.add(`broken/${NS}`);
-  const r = await applyAndSync(spi.createApp('broken', NS) + spi.addEndpoint('broken', NS, '198.51.100.32', 35545));
+  // a TLS alias: the app's :443 server needs `nginx -t`, which the planted file makes fail
+  const alias = 'broken-labs.example.org';
+  const { cert, key } = selfSigned(alias);
+  const r = await applyAndSync(spi.createApp('broken', NS) + spi.addEndpoint('broken', NS, '198.51.100.32', 35545) +
+    spi.addAlias('broken', NS, alias) + spi.addSsl('broken', NS, alias, cert, key));
   t.log(`exit ${r.code}; ${(r.stdout + r.stderr).split('\n').filter((l) => /nginx|fatal|FAILED|error/i.test(l)).slice(0, 8).join('\n')}`);
   t.not(r.code, 0, 'the run fails');
   t.regex(r.stdout + r.stderr, /rplab_no_such_directive|unknown directive/, "the failure carries nginx's message");

@@ -4,8 +4,9 @@
 set -euo pipefail
 # sudo: become on the prod profile's proxies; systemd: systemd-analyze security (unit test); ansible-lint,
 # yamllint: the lint step of npm test; bind9*: the lab's DNS (rproxy_dns, dns tests); prometheus: promtool
-# checks the shipped alert rules; jq: the handbook's examples (docs/)
-packages=(ansible-core nginx keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 sudo systemd ansible-lint yamllint bind9 bind9-utils bind9-dnsutils prometheus jq)
+# checks the shipped alert rules; jq: the handbook's examples (docs/); libnginx-mod-http-lua, lua-resty-*,
+# lua-cjson: the proxies' Lua data plane (role nginx_rproxy; the lab's proxies run this machine's nginx)
+packages=(ansible-core nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-resty-lrucache lua-cjson keepalived openssh-server openssh-client activemq iproute2 wrk curl openssl procps psmisc python3 sudo systemd ansible-lint yamllint bind9 bind9-utils bind9-dnsutils prometheus jq)
 missing=()
 for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")

@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # paas-rproxy: controller side of nginx_rproxy_routes.
 # Reads the routing state from the controller's state directory (the ONE place Ansible reads it:
-# <state_dir>/routes/rproxy_routes.json, schema in generator/src/vars/README.md), renders the selected
-# applications' nginx files with the role's templates (templates/routes/*.j2, which only print the
-# generator's `route` block), reads their TLS material, validates every value that reaches a
-# configuration file, and calls the module of the same name ONCE per host.
+# <state_dir>/routes/rproxy_routes.json, schema in generator/src/vars/README.md), validates every value of the
+# selected applications, derives each app's routing data file (apps/<id>.json: only the generator's `route` block,
+# deterministic bytes) and, for apps with TLS aliases, renders their :443 servers with the role's template
+# (templates/routes/app.tls-servers.conf.j2, which only prints), reads their TLS material, and calls the module of
+# the same name ONCE per host.
 # Apache-2.0
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -38,7 +39,7 @@ REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*$')
 CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*$')
 NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?$')
 
-TEMPLATES = ('app.map.j2', 'app.upstream.conf.j2', 'app.server.conf.j2', 'app.locations.conf.j2')
+TEMPLATES = ('app.tls-servers.conf.j2',)
 ROUTES_DIR = 'routes'
 STATE_FILE = 'rproxy_routes.json'
 STATE_SCHEMA = 2
@@ -81,7 +82,7 @@ def check_app(aid, app):
     if not isinstance(backends, list):
         raise RouteError('app %s: route.backends must be a list' % aid)
     for b in backends:
-        if not _str(b) or not BACKEND_RE.match(b):
+        if not _str(b) or not BACKEND_RE.match(b) or not 1 <= int(b.rsplit(':', 1)[1]) <= 65535:
             raise RouteError('app %s: bad backend %r' % (aid, b))
     # the upstream name is the app id, with the "ws." prefix exactly when the app is a websocket app
     expected_up = (('ws.' if websocket else '') + aid) if backends else None
@@ -132,14 +133,14 @@ def check_app(aid, app):
 
 
 def check_settings(settings):
-    """The role settings the templates print, normalized to plain values (bools, ints) and checked, so the
-    templates need no filter. Raises RouteError."""
+    """The role settings the TLS server template prints, normalized to plain values (bools, ints) and checked, so the
+    template needs no filter. Raises RouteError."""
     s = dict(settings)
     out = {}
     if not _str(s.get('conf_dir')) or not CONF_DIR_RE.match(s['conf_dir']):
         raise RouteError('conf_dir must be an absolute path of [A-Za-z0-9_./-], got %r' % (s.get('conf_dir'),))
     out['conf_dir'] = s['conf_dir'].rstrip('/') or '/'
-    for k, lo in (('http_port', 1), ('https_port', 1), ('max_fails', 0), ('keepalive', 0)):
+    for k, lo in (('https_port', 1),):
         try:
             v = int(to_text(s.get(k)), 10)
         except (TypeError, ValueError):
@@ -147,12 +148,7 @@ def check_settings(settings):
         if v < lo or v > 65535:
             raise RouteError('setting %s out of range: %r' % (k, v))
         out[k] = v
-    for k in ('fail_timeout', 'ws_timeout'):
-        v = to_text(s.get(k))
-        if not NGINX_TIME_RE.match(v):
-            raise RouteError('setting %s must be an nginx time (e.g. 10s), got %r' % (k, s.get(k)))
-        out[k] = v
-    for k in ('listen_ipv6', 'http2', 'wildcard'):
+    for k in ('listen_ipv6', 'http2'):
         try:
             out[k] = boolean(s.get(k, False), strict=True)
         except TypeError:
@@ -188,18 +184,33 @@ def compile_templates(env, read_template):
     return dict((name, env.from_string(read_template(name))) for name in TEMPLATES)
 
 
+def app_data(aid, app):
+    """The app's routing data, as the proxies' Lua data plane reads it (files/rproxy.lua checks the same shape):
+    only what the generator's `route` block says. check_app first."""
+    r = app['route']
+    return {
+        'id': to_text(aid),
+        'names': [to_text(n) for n in r['server_names']],
+        'backends': [to_text(b) for b in r['backends']],
+        'websocket': r['websocket'],
+        'root_location': r['root_location'],
+        # the location's prefix becomes rewrite_to minus its "$1" (the rewrite regex is the prefix, escaped)
+        'locations': [{'path': to_text(loc['path']), 'rewrite_to': to_text(loc['rewrite_to'])} for loc in r['locations']],
+    }
+
+
+def data_bytes(aid, app):
+    """apps/<id>.json: deterministic (sorted keys, no spaces), so a byte compare on the proxy tells a change."""
+    return json.dumps(app_data(aid, app), sort_keys=True, separators=(',', ':'), ensure_ascii=True) + '\n'
+
+
 def render_app(compiled, aid, app, settings):
-    """The app's rendered nginx files (relative path -> text), TLS material excluded. check_app first.
-    An app with its own server blocks gets its locations rendered once (locations/<id>.conf), included from
-    each block: the size grows with names + certificates + locations, not with their product."""
-    route = app['route']
-    tv = dict(app_id=aid, app=app, route=route, s=settings)
-    files = {'maps/%s.map' % aid: compiled['app.map.j2'].render(tv)}
-    if route.get('upstream'):
-        files['upstreams/%s.conf' % aid] = compiled['app.upstream.conf.j2'].render(tv)
-    if route.get('dedicated_server'):
-        files['servers/%s.conf' % aid] = compiled['app.server.conf.j2'].render(tv)
-        files['locations/%s.conf' % aid] = compiled['app.locations.conf.j2'].render(tv)
+    """The app's files (relative path -> text), TLS material excluded. check_app first. Every app has its data file;
+    only apps with TLS aliases have server blocks (tls-servers/<id>.conf), the one thing that needs `nginx -t`."""
+    files = {'apps/%s.json' % aid: data_bytes(aid, app)}
+    if app.get('tls'):
+        tv = dict(app_id=aid, app=app, route=app['route'], s=settings)
+        files['tls-servers/%s.conf' % aid] = compiled['app.tls-servers.conf.j2'].render(tv)
     return files
 
 
@@ -207,7 +218,7 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(('sync_apps', 'settings', 'conf_dir', 'state_dir', 'test_command', 'pid_file',
-                             'start_command'))
+                             'start_command', 'apply_socket', 'bulk_sync_threshold'))
 
     def _fail(self, msg):
         raise AnsibleActionFail(msg)
@@ -292,7 +303,7 @@ class ActionModule(ActionBase):
             files=files,
             secret_files=secret_files,
         )
-        for k in ('test_command', 'pid_file', 'start_command'):
+        for k in ('test_command', 'pid_file', 'start_command', 'apply_socket', 'bulk_sync_threshold'):
             if args.get(k) is not None:
                 module_args[k] = args[k]
 

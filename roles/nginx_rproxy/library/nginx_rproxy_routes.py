@@ -8,61 +8,79 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: nginx_rproxy_routes
-short_description: Apply per-application nginx route files atomically (test, swap, reload, roll back)
+short_description: Apply per-application routes to nginx (Lua data files live, TLS servers with test and reload)
 description:
-  - Used through the role-local action plugin of the same name, which renders the files on the
-    controller with the role's templates (C(templates/routes/)) and calls this module once per host.
-  - Byte-compares every file with what is on the host. When nothing differs it returns C(changed=false)
-    and neither tests nor reloads nginx.
-  - Otherwise it swaps the new files in (each written to a temporary file in the same directory and
-    renamed), runs the nginx test command on the whole configuration, and on success reloads nginx
-    gracefully (SIGHUP to the master; starts nginx when it is not running).
-  - When the test fails, every touched file is restored to its previous content (or removed when it
-    is new), the running nginx is left untouched, and the module fails with nginx's message.
-  - Files of an application are C(maps/<id>.map), C(upstreams/<id>.conf), C(servers/<id>.conf),
-    C(locations/<id>.conf) (included by the app's server blocks only) and C(tls/<id>/<alias>.crt|.key)
-    (directory 0700, files 0600) under O(conf_dir). Any other path is refused.
+  - Used through the role-local action plugin of the same name, which derives each app's routing data file and
+    renders the TLS servers of apps with certificates on the controller, and calls this module once per host.
+  - Byte-compares every file with what is on the host. When nothing differs it returns C(changed=false) and
+    touches nothing.
+  - Files of an application under O(conf_dir) are C(apps/<id>.json) (its routing data, read by the Lua data plane),
+    C(tls-servers/<id>.conf) (its :443 servers, only with TLS aliases) and C(tls/<id>/<alias>.crt|.key) (directory
+    0700, files 0600). Any other path is refused.
+  - Every file is swapped in atomically (temporary file + rename), the previous bytes kept. When only data files
+    changed (at most O(bulk_sync_threshold) apps) and nginx runs, the change is POSTed to the Lua apply endpoint
+    (O(apply_socket), root only), which checks every entry and applies all or nothing, without a reload. Otherwise
+    (TLS servers or certificates changed, a bulk change, or a running nginx without the endpoint) the whole
+    configuration is tested (O(test_command)) and nginx reloaded gracefully. nginx not running is started (it loads
+    every data file at start).
+  - When the POST, the test or the start fails, every touched file gets its previous bytes back (or is removed when
+    it was new) and the module fails with the reason; the running nginx keeps what it had.
+  - A full run (O(full)) also removes the files of apps not in O(apps) and, once the base configuration no longer
+    includes them, the directories of the older per-app layout (maps/, upstreams/, servers/, locations/).
 options:
   conf_dir: {description: Directory holding the per-app sub-directories., type: path, required: true}
   apps: {description: App ids this call is authoritative for; their files not in O(files)/O(secret_files) are removed., type: list, elements: str, required: true}
-  full: {description: Also remove files of every app not in O(apps) (stale files)., type: bool, default: false}
+  full: {description: Also remove files of every app not in O(apps) (stale files) and the older layout., type: bool, default: false}
   files: {description: Relative path -> content., type: dict, default: {}}
   secret_files: {description: Relative path -> content (TLS keys; never logged)., type: dict, default: {}}
   test_command: {description: Command testing the whole nginx configuration., type: list, elements: str, default: [nginx, -t]}
   pid_file: {description: nginx master pid file (reload = SIGHUP)., type: path, default: /run/nginx.pid}
   start_command: {description: Command that starts nginx when it is not running., type: list, elements: str, default: [service, nginx, start]}
-  reload: {description: Reload nginx after a successful change., type: bool, default: true}
+  apply_socket: {description: Unix socket of the Lua apply endpoint (its directory is made 0700 root)., type: path, default: /run/nginx-rproxy/apply.sock}
+  bulk_sync_threshold: {description: More changed apps than this go through test and reload instead of one POST., type: int, default: 500}
+  reload: {description: Reload nginx after a successful structural change., type: bool, default: true}
 '''
 
 RETURN = r'''
 written: {description: Relative paths written (at most 100 listed)., type: list, returned: always}
 removed: {description: Relative paths removed (at most 100 listed)., type: list, returned: always}
+applied: {description: How the change went live (none, live, reload, start)., type: str, returned: always}
 reloaded: {description: Whether nginx was reloaded (or started)., type: bool, returned: always}
 nginx_test: {description: Output of the nginx test command., type: str, returned: when tested}
 '''
 
 import errno
 import fcntl
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import stat
 import tempfile
+
+try:
+    import http.client as httplib
+except ImportError:  # pragma: no cover (Python 2 hosts are not supported by the data plane)
+    httplib = None
 
 from ansible.module_utils.basic import AnsibleModule
 
 APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
-PLAIN_RE = re.compile(r'^(maps/(?P<m>[a-z0-9]+-[a-z0-9]+)\.map|upstreams/(?P<u>[a-z0-9]+-[a-z0-9]+)\.conf'
-                      r'|servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf|locations/(?P<l>[a-z0-9]+-[a-z0-9]+)\.conf)$')
+PLAIN_RE = re.compile(r'^(apps/(?P<d>[a-z0-9]+-[a-z0-9]+)\.json|tls-servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf)$')
 TLS_RE = re.compile(r'^tls/(?P<t>[a-z0-9]+-[a-z0-9]+)/(?P<f>[A-Za-z0-9*][A-Za-z0-9*._-]*\.(crt|key))$')
-PLAIN_SUBDIRS = ('maps', 'upstreams', 'servers', 'locations')
+PLAIN_SUBDIRS = ('apps', 'tls-servers')
 SUBDIRS = PLAIN_SUBDIRS + ('tls',)
+# the per-app layout of paas-rproxy before the Lua data plane: removed by a full run once nothing includes it
+LEGACY_SUBDIRS = ('maps', 'upstreams', 'servers', 'locations')
+APPLY_TIMEOUT = 10.0
 
 
 def app_of(rel):
     m = PLAIN_RE.match(rel)
     if m:
-        return m.group('m') or m.group('u') or m.group('s') or m.group('l')
+        return m.group('d') or m.group('s')
     m = TLS_RE.match(rel)
     if m and '..' not in m.group('f'):
         return m.group('t')
@@ -117,6 +135,19 @@ def existing_files(conf_dir, app_ids=None):
     return found
 
 
+def legacy_dirs(conf_dir):
+    """The older layout's directories on the host, unless the live base configuration still includes them."""
+    found = [os.path.join(conf_dir, d) for d in LEGACY_SUBDIRS if os.path.isdir(os.path.join(conf_dir, d))]
+    if not found:
+        return []
+    try:
+        with open(os.path.join(conf_dir, 'rproxy.conf'), 'rb') as f:
+            base = f.read()
+    except (IOError, OSError):
+        return []
+    if b'/maps/' in base or b'/upstreams/' in base or b'/servers/' in base:
+        return []  # the base configuration of the older layout: site.yml (tag nginx_rproxy) replaces it first
+    return found
 def write_atomic(path, data, mode):
     d = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix='.rproxy-', dir=d)
@@ -155,6 +186,50 @@ def nginx_pid(pid_file):
         return None
 
 
+class UnixHTTPConnection(httplib.HTTPConnection if httplib else object):
+    """HTTP over the apply endpoint's unix socket (root only: its directory is 0700 root)."""
+
+    def __init__(self, path, timeout):
+        httplib.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.unix_path)
+        except Exception:
+            s.close()
+            raise
+        self.sock = s
+
+
+class NoEndpoint(Exception):
+    """The running nginx has no apply endpoint (a base configuration before the Lua data plane)."""
+
+
+def post_apply(path, payload, timeout=APPLY_TIMEOUT):
+    """POSTs {"set": ..., "delete": ...}; returns the decoded reply. NoEndpoint when nothing listens; other errors
+    raise with a readable message."""
+    conn = UnixHTTPConnection(path, timeout)
+    try:
+        try:
+            conn.connect()
+        except (IOError, OSError) as e:
+            if getattr(e, 'errno', None) in (errno.ENOENT, errno.ECONNREFUSED):
+                raise NoEndpoint(str(e))
+            raise
+        body = json.dumps(payload, sort_keys=True, separators=(',', ':')).encode('utf-8')
+        conn.request('POST', '/apply', body=body, headers={'Content-Type': 'application/json'})
+        resp = conn.getresponse()
+        text = resp.read(65536).decode('utf-8', 'replace')
+        if resp.status != 200:
+            raise RuntimeError('the apply endpoint answered %d: %s' % (resp.status, text.strip()[:500]))
+        return text.strip()
+    finally:
+        conn.close()
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -166,6 +241,8 @@ def main():
             test_command=dict(type='list', elements='str', default=['nginx', '-t']),
             pid_file=dict(type='path', default='/run/nginx.pid'),
             start_command=dict(type='list', elements='str', default=['service', 'nginx', 'start']),
+            apply_socket=dict(type='path', default='/run/nginx-rproxy/apply.sock'),
+            bulk_sync_threshold=dict(type='int', default=500),
             reload=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -184,6 +261,15 @@ def main():
             if aid is None or aid not in apps:
                 module.fail_json(msg='refusing to write %r: not a file of the selected apps' % rel)
             desired[rel] = (content.encode('utf-8'), mode_of(rel))
+    # every data file must be what the Lua data plane reads: one JSON object naming its app
+    for rel, (data, _mode) in desired.items():
+        if rel.startswith('apps/'):
+            try:
+                doc = json.loads(data.decode('utf-8'))
+            except ValueError as e:
+                module.fail_json(msg='refusing to write %r: not JSON (%s)' % (rel, e))
+            if not isinstance(doc, dict) or doc.get('id') != app_of(rel):
+                module.fail_json(msg='refusing to write %r: not the data of app %s' % (rel, app_of(rel)))
 
     lock_fd = None
     if not module.check_mode:
@@ -200,10 +286,12 @@ def main():
         current[rel] = read_current(os.path.join(conf_dir, rel))
     to_write = sorted(rel for rel, (data, mode) in desired.items() if current.get(rel) != (data, mode))
     to_remove = sorted(rel for rel in scope if rel not in desired)
+    legacy = legacy_dirs(conf_dir) if p['full'] else []
 
-    result = dict(changed=False, written=to_write[:100], removed=to_remove[:100], reloaded=False,
-                  written_count=len(to_write), removed_count=len(to_remove))
-    if not to_write and not to_remove:
+    result = dict(changed=False, written=to_write[:100], removed=to_remove[:100], reloaded=False, applied='none',
+                  written_count=len(to_write), removed_count=len(to_remove),
+                  legacy_removed=[os.path.basename(d) for d in legacy])
+    if not to_write and not to_remove and not legacy:
         module.exit_json(**result)
     result['changed'] = True
     if module._diff:
@@ -242,6 +330,11 @@ def main():
             except OSError:
                 pass
 
+    def fail(msg):
+        rollback()
+        result['changed'] = False
+        module.fail_json(msg=msg, **result)
+
     try:
         for rel in to_write:
             path = os.path.join(conf_dir, rel)
@@ -256,35 +349,70 @@ def main():
             touched.append(rel)
             os.unlink(os.path.join(conf_dir, rel))
     except Exception as e:
-        rollback()
-        result['changed'] = False
-        module.fail_json(msg='writing nginx route files failed, previous files restored: %s' % e, **result)
+        fail('writing nginx route files failed, previous files restored: %s' % e)
 
-    rc, out, err = module.run_command(p['test_command'])
-    result['nginx_test'] = (err or out).strip()
-    if rc != 0:
-        rollback()
-        result['changed'] = False
-        module.fail_json(msg='nginx configuration test failed, previous files restored, nginx not reloaded: %s'
-                         % (err or out).strip(), **result)
+    changed_data = sorted(set(app_of(rel) for rel in to_write + to_remove if rel.startswith('apps/')))
+    structural = any(not rel.startswith('apps/') for rel in to_write + to_remove)
+    bulk = len(changed_data) > p['bulk_sync_threshold']
+    # the socket's directory: root only (nginx's master, root, binds the socket at start and reload)
+    sock_dir = os.path.dirname(p['apply_socket'])
+    try:
+        if not os.path.isdir(sock_dir):
+            os.makedirs(sock_dir, 0o700)
+        os.chmod(sock_dir, 0o700)
+    except OSError as e:
+        fail('cannot create the apply socket directory %s, previous files restored: %s' % (sock_dir, e))
 
-    # tidy TLS directories of removed apps
+    def test_config():
+        rc, out, err = module.run_command(p['test_command'])
+        result['nginx_test'] = (err or out).strip()
+        if rc != 0:
+            fail('nginx configuration test failed, previous files restored, nginx not reloaded: %s' % (err or out).strip())
+
+    pid = nginx_pid(p['pid_file'])
+    if not p['reload']:
+        if structural:
+            test_config()
+    elif pid is None:
+        if structural:
+            test_config()
+        rc, out, err = module.run_command(p['start_command'])
+        if rc != 0:
+            fail('nginx is not running and could not be started, previous files restored: %s' % (err or out).strip())
+        result['applied'] = 'start'
+        result['reloaded'] = True
+    else:
+        live = not structural and not bulk and changed_data
+        if live:
+            payload = {'set': {}, 'delete': []}
+            for aid in changed_data:
+                rel = 'apps/%s.json' % aid
+                if rel in desired:
+                    payload['set'][aid] = json.loads(desired[rel][0].decode('utf-8'))
+                else:
+                    payload['delete'].append(aid)
+            try:
+                result['apply'] = post_apply(p['apply_socket'], payload)
+                result['applied'] = 'live'
+            except NoEndpoint:
+                live = False  # the running nginx predates the data plane: test and reload load the files
+            except Exception as e:
+                fail('the live apply of %d app(s) through %s failed, previous files restored, running nginx unchanged: %s'
+                     % (len(changed_data), p['apply_socket'], e))
+        if not live and (structural or changed_data):
+            test_config()
+            os.kill(pid, signal.SIGHUP)
+            result['applied'] = 'reload'
+            result['reloaded'] = True
+
+    # tidy TLS directories of removed apps, and the older layout (nothing includes it any more)
     for aid in set(rel.split('/')[1] for rel in to_remove if rel.startswith('tls/')):
         try:
             os.rmdir(os.path.join(conf_dir, 'tls', aid))
         except OSError:
             pass
-
-    if p['reload']:
-        pid = nginx_pid(p['pid_file'])
-        if pid is not None:
-            os.kill(pid, signal.SIGHUP)
-        else:
-            rc, out, err = module.run_command(p['start_command'])
-            if rc != 0:
-                module.fail_json(msg='files applied and tested, but nginx is not running and could not be started: %s'
-                                 % (err or out).strip(), **result)
-        result['reloaded'] = True
+    for d in legacy:
+        shutil.rmtree(d, ignore_errors=True)
     module.exit_json(**result)
 
 

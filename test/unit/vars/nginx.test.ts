@@ -1,16 +1,17 @@
 /**
- * The role's templates, fed by the generator's `route` block, give a configuration real nginx accepts: apps built
- * from SPI events (the samples, the lab demo, and tricky mappings) are rendered by test/unit/vars/render_routes.py
- * (the action plugin's own check_app/check_settings/render_app and the role's templates) into a temp prefix,
- * then `nginx -t -p DIR -c DIR/nginx.conf`.
+ * The role's data plane, fed by the generator's `route` block, on the real nginx with the Lua module: apps built from
+ * SPI events (the samples, the lab demo, and tricky mappings) are rendered by test/unit/vars/render_routes.py (the
+ * action plugin's own check_app/check_settings/render_app, the role's templates and files/rproxy.lua) into a temp
+ * prefix, then `nginx -t -p DIR -c DIR/nginx.conf`; the live tests run that nginx on free loopback ports (apply socket
+ * inside the temp prefix) and stop it.
  */
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { request } from 'node:http';
+import { createServer as createHttpServer, request, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import { varsFilePath } from '../../../generator/src/vars/paths.js';
@@ -43,7 +44,9 @@ const TRICKY = [
   create('idle'),
 ].join('');
 
-async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: string; vars: string; stateDir: string }> {
+interface Ports { http: number; https: number; health: number }
+
+async function renderTree(streams: string[], extraConfig = '', ports?: Ports): Promise<{ dir: string; vars: string; stateDir: string }> {
   // the fixture certificate is for a.example.org: the TLS aliases here test rendering, not certificate names
   const cfg = await tmpConfig('tls_require_valid: false\n' + extraConfig);
   const store = await StateStore.open(cfg);
@@ -52,19 +55,15 @@ async function renderTree(streams: string[], extraConfig = ''): Promise<{ dir: s
     if (r.rejected.length) throw new Error(JSON.stringify(r.rejected));
   }
   const dir = join(cfg.dir, 'nginx');
-  await run('/usr/bin/python3', [HELPER, cfg.state_dir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]);
+  await render(cfg.state_dir, dir, ports);
   return { dir, vars: varsFilePath(cfg), stateDir: cfg.state_dir };
 }
 
-/** servers/<id>.conf with each include of the app's locations file replaced by that file (what nginx reads). */
-async function serverWithLocations(dir: string, id: string): Promise<string> {
-  const text = await readFile(join(dir, 'rproxy/servers', `${id}.conf`), 'utf8');
-  const locations = await readFile(join(dir, 'rproxy/locations', `${id}.conf`), 'utf8');
-  const include = `    include ${join(dir, 'rproxy/locations', `${id}.conf`)};\n`;
-  return text.split(include).join(locations.split('\n').map((l) => (l ? `    ${l}\n` : '')).join(''));
-}
+const render = (stateDir: string, dir: string, ports?: Ports) => run('/usr/bin/python3', [HELPER, stateDir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')],
+  { env: { ...process.env, ...(ports ? { RPROXY_PORTS: `${ports.http},${ports.https},${ports.health}` } : {}) } });
 
 const nginxT = (dir: string) => run(NGINX!, ['-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf')]);
+const appData = async (dir: string, id: string): Promise<Record<string, any>> => JSON.parse(await readFile(join(dir, 'rproxy/apps', `${id}.json`), 'utf8'));
 
 const CASES: Array<[string, string[]]> = [
   ['samples (TLS alias, websocket, /health mapping)', [samplesDocs().slice(0, 11).join('')]],
@@ -73,41 +72,58 @@ const CASES: Array<[string, string[]]> = [
 ];
 
 for (const [name, streams] of CASES) {
-  test(`nginx -t accepts the rendered config: ${name}`, async (t) => {
+  // `nginx -t` does not run init_by_lua (checked: a bad setting there passes it), so the data files are checked by
+  // starting the nginx for real: its init loads every file and logs the count, skipping (and logging) a bad one
+  test(`nginx -t accepts the rendered config; started, it loads every app file: ${name}`, async (t) => {
     if (!NGINX) return t.pass('nginx not installed');
-    const { dir } = await renderTree(streams);
+    const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
+    const { dir } = await renderTree(streams, '', ports);
     await t.notThrowsAsync(nginxT(dir));
+    const apps = (await readdir(join(dir, 'rproxy/apps'))).length;
+    t.true(apps > 0);
+    const nginx = await startNginx(dir, ports.health);
+    try {
+      const log = await readFile(join(dir, 'error.log'), 'utf8');
+      t.regex(log, new RegExp(`rproxy: loaded ${apps} apps`));
+      t.notRegex(log, /skipping|\[error\]|\[emerg\]/, 'every app file passes the Lua checks');
+    } finally {
+      await nginx.stop();
+    }
   });
 }
 
-test('tricky apps render as expected: one location per path, 503 without backend', async (t) => {
+test('tricky apps: one data file per app from the route block only (deterministic bytes); TLS servers only for TLS aliases', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
-  const { dir } = await renderTree([TRICKY]);
-  const server = (id: string) => serverWithLocations(dir, id);
-  const bug = await server('bug-acme');
-  t.is(bug.match(/location "\/" \{/g)?.length, 2, 'one location "/" per server block (:80 and the wildcard :443)');
-  t.true(bug.includes('rewrite "^//*(.*)$" "/a/$1" break;'));
-  t.false(bug.includes('location / {'), 'no default location next to the remapped root');
-  const split = await server('split-acme');
-  t.true(split.includes('rewrite "^//*(.*)$" "/one/$1" break;'), 'first endpoint wins for /');
-  t.true(split.includes('rewrite "^/v1/*(.*)$" "/a/$1" break;'), 'first endpoint wins for /v1');
-  t.true(split.includes('proxy_pass http://ws.split-acme;'));
-  const odd = await server('odd-acme');
-  t.true(odd.includes('location "/a.b(c)*+~&!,=:@%20-d/" {'));
-  t.true(odd.includes('rewrite "^/a\\.b\\(c\\)\\*\\+\\~\\&!,=:@%20\\-d//*(.*)$" "/x.y/$1" break;'));
-  const gone = await server('gone-acme');
-  t.false(gone.includes('proxy_pass'));
-  t.is(gone.match(/location \/ \{\n *return 503;/g)?.length, 1, 'the TLS server answers 503 (the mapping left with its endpoint)');
+  const { dir, stateDir } = await renderTree([TRICKY]);
+  const bug = await appData(dir, 'bug-acme');
+  t.deepEqual(bug.locations, [{ path: '/', rewrite_to: '/a/$1' }], 'one location per path');
+  t.false(bug.root_location, 'no default location next to the remapped root');
+  const split = await appData(dir, 'split-acme');
+  t.true(split.websocket);
+  t.deepEqual(split.locations, [{ path: '/v1/', rewrite_to: '/c/$1' }, { path: '/v1', rewrite_to: '/a/$1' }, { path: '/', rewrite_to: '/one/$1' }], 'first endpoint wins for / and /v1');
+  const odd = await appData(dir, 'odd-acme');
+  t.deepEqual(odd.backends, ['[2001:db8::7]:8081']);
+  t.deepEqual(odd.locations.find((l: { path: string }) => l.path === '/a.b(c)*+~&!,=:@%20-d/'), { path: '/a.b(c)*+~&!,=:@%20-d/', rewrite_to: '/x.y/$1' });
+  const gone = await appData(dir, 'gone-acme');
+  t.deepEqual(gone, { backends: [], id: 'gone-acme', locations: [], names: ['gone-acme.apps.example.com', 'gone.example.org'], root_location: true, websocket: false });
+  const tlsServers = await readFile(join(dir, 'rproxy/tls-servers/gone-acme.conf'), 'utf8');
+  t.is(tlsServers.match(/^server \{/gm)?.length, 1);
+  t.true(tlsServers.includes('server_name gone.example.org;'));
+  t.true(tlsServers.includes('set $rproxy_app gone-acme;'), 'pinned to its app whatever the Host header');
   t.true(existsSync(join(dir, 'rproxy/tls/gone-acme/gone.example.org.crt')));
-  t.is(await readFile(join(dir, 'rproxy/maps/gone-acme.map'), 'utf8'), '# app gone-acme\ngone-acme.apps.example.com @503;\ngone.example.org @503;\n');
-  t.false(existsSync(join(dir, 'rproxy/upstreams/gone-acme.conf')));
-  t.false(existsSync(join(dir, 'rproxy/servers/idle-acme.conf')));
+  t.false(existsSync(join(dir, 'rproxy/tls-servers/idle-acme.conf')));
+  t.deepEqual(await readdir(join(dir, 'rproxy/apps')), ['bug-acme.json', 'gone-acme.json', 'idle-acme.json', 'odd-acme.json', 'split-acme.json']);
+  // the bytes are a function of the state: a second render is identical (the module's byte compare gives changed=false)
+  const before = await readFile(join(dir, 'rproxy/apps/split-acme.json'), 'utf8');
+  t.true(before.startsWith('{"backends":['), 'sorted keys, no spaces');
+  await render(stateDir, dir + '2');
+  t.is(await readFile(join(dir + '2', 'rproxy/apps/split-acme.json'), 'utf8'), before);
 });
 
-test('control: nginx -t does catch a duplicate location (so the tests above can fail)', async (t) => {
+test('control: nginx -t does catch a broken TLS server file (so the tests above can fail)', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([TRICKY]);
-  await appendFile(join(dir, 'rproxy/servers/bug-acme.conf'), 'server {\n    listen 8080;\n    server_name x.example.org;\n    location "/" { return 404; }\n    location "/" { return 404; }\n}\n');
+  await appendFile(join(dir, 'rproxy/tls-servers/gone-acme.conf'), 'server {\n    listen 8080;\n    server_name x.example.org;\n    location "/" { return 404; }\n    location "/" { return 404; }\n}\n');
   const e = await t.throwsAsync(nginxT(dir));
   t.regex(String((e as { stderr?: string }).stderr), /duplicate location "\/"/);
 });
@@ -140,7 +156,7 @@ for (const [name, tamper, message] of TAMPER) {
   });
 }
 
-// --- one app's locations: rendered once, included from each of its servers ------------------------------------
+// --- one big app: its data grows with the sum of its parts ---------------------------------------------------------
 
 /** An app with `endpoints` gears carrying the same `mappings` path mappings (as web gears do), and `certs` TLS aliases. */
 function bigApp(endpoints: number, mappings: number, certs: number): string {
@@ -155,75 +171,76 @@ function bigApp(endpoints: number, mappings: number, certs: number): string {
   return docs.join('');
 }
 
-async function appBytes(dir: string, id: string): Promise<number> {
-  let n = 0;
-  for (const sub of ['maps', 'upstreams', 'servers', 'locations']) {
-    const f = join(dir, 'rproxy', sub, `${id}.${sub === 'maps' ? 'map' : 'conf'}`);
-    if (existsSync(f)) n += (await readFile(f)).length;
-  }
-  return n;
-}
-
-test('an app\'s rendered size grows with the sum of its parts, not their product; nginx -t accepts it', async (t) => {
+test('a big app (25 gears × 64 mappings + 50 certificates): data and TLS servers grow with the sum of its parts; nginx -t accepts it', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
-  const small = await renderTree([bigApp(12, 32, 25)]);
-  const large = await renderTree([bigApp(25, 64, 50)]); // the reported case: 25 gears × 64 mappings + 50 certificates
-  const [a, b] = [await appBytes(small.dir, 'big-acme'), await appBytes(large.dir, 'big-acme')];
-  t.log(`12 gears, 32 mappings, 25 certificates: ${a} bytes; 25, 64, 50: ${b} bytes (×${(b / a).toFixed(2)})`);
-  t.true(b < 3 * a, 'parts doubled: about twice the bytes (mappings × servers would be 4×)');
-  t.true(b < 100_000, 'tens of kilobytes, not megabytes');
-  const server = await readFile(join(large.dir, 'rproxy/servers/big-acme.conf'), 'utf8');
-  const locations = await readFile(join(large.dir, 'rproxy/locations/big-acme.conf'), 'utf8');
-  t.is(server.match(/^server \{/gm)?.length, 52, ':80, the wildcard :443 and one :443 server per certificate');
-  t.is(server.match(/include .*\/locations\/big-acme\.conf;/g)?.length, 52, 'each includes the one locations file');
-  t.false(server.includes('location '), 'no location is repeated in the servers');
-  t.is(locations.match(/^location "/gm)?.length, 64, 'every mapped path once');
-  await t.notThrowsAsync(nginxT(large.dir));
+  const { dir } = await renderTree([bigApp(25, 64, 50)]);
+  const data = await readFile(join(dir, 'rproxy/apps/big-acme.json'), 'utf8');
+  const servers = await readFile(join(dir, 'rproxy/tls-servers/big-acme.conf'), 'utf8');
+  t.log(`data ${data.length} bytes, TLS servers ${servers.length} bytes`);
+  t.true(data.length + servers.length < 100_000, 'tens of kilobytes, not megabytes');
+  t.is(JSON.parse(data).locations.length, 64, 'every mapped path once');
+  t.is(servers.match(/^server \{/gm)?.length, 50, 'one :443 server per certificate');
+  t.false(servers.includes('location "'), 'no location in the servers: the Lua router does the mappings');
+  await t.notThrowsAsync(nginxT(dir));
 });
 
 /** Runs the role's module on this machine, as Ansible would (arguments file), against a rendered prefix. */
-async function runModule(dir: string, args: Record<string, unknown>): Promise<{ failed?: boolean; msg?: string; changed?: boolean; written?: string[]; removed?: string[] }> {
+async function runModule(dir: string, args: Record<string, unknown>): Promise<{ failed?: boolean; msg?: string; changed?: boolean; written?: string[]; removed?: string[]; applied?: string; legacy_removed?: string[] }> {
   const argsFile = join(dir, 'module-args.json');
   await writeFile(argsFile, JSON.stringify({
     ANSIBLE_MODULE_ARGS: {
       conf_dir: join(dir, 'rproxy'), test_command: [NGINX, '-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf')],
-      pid_file: join(dir, 'none.pid'), start_command: ['true'], ...args,
+      pid_file: join(dir, 'none.pid'), start_command: ['true'], apply_socket: join(dir, 'run/apply.sock'), ...args,
     },
   }));
   const out = await run('/usr/bin/python3', [join(REPO, 'roles/nginx_rproxy/library/nginx_rproxy_routes.py'), argsFile]).catch((e: { stdout: string }) => e);
   return JSON.parse(out.stdout.slice(out.stdout.indexOf('{')));
 }
 
-test('the module: writes locations files, refuses other paths, removes stale ones, restores the previous files when nginx -t fails', async (t) => {
+test('the module: refuses other paths, restores the previous files when nginx -t fails on a TLS server, removes stale files and the older layout', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([TRICKY]);
-  const rel = 'locations/bug-acme.conf';
+  const rel = 'tls-servers/gone-acme.conf';
   const good = await readFile(join(dir, 'rproxy', rel), 'utf8');
-  // the locations file is part of an app's files: a targeted run restores a lost one
+  const data = await readFile(join(dir, 'rproxy/apps/gone-acme.json'), 'utf8');
+  // a targeted run restores a lost file
   await unlink(join(dir, 'rproxy', rel));
-  const files: Record<string, string> = {};
-  for (const sub of ['maps/bug-acme.map', 'upstreams/bug-acme.conf', 'servers/bug-acme.conf']) files[sub] = await readFile(join(dir, 'rproxy', sub), 'utf8');
-  const restored = await runModule(dir, { apps: ['bug-acme'], files: { ...files, [rel]: good } });
+  const crt = 'tls/gone-acme/gone.example.org.crt';
+  const key = 'tls/gone-acme/gone.example.org.key';
+  const files = { 'apps/gone-acme.json': data, [rel]: good, [crt]: await readFile(join(dir, 'rproxy', crt), 'utf8') };
+  const secret_files = { [key]: await readFile(join(dir, 'rproxy', key), 'utf8') };
+  for (const f of [crt, key]) await chmod(join(dir, 'rproxy', f), 0o600); // the helper wrote them 0644
+  const restored = await runModule(dir, { apps: ['gone-acme'], files, secret_files });
   t.falsy(restored.failed, restored.msg);
   t.deepEqual(restored.written, [rel]);
   t.is(await readFile(join(dir, 'rproxy', rel), 'utf8'), good);
-  // allow-list: nothing outside the app's own kinds of files
-  for (const bad of ['locations/../servers/x-acme.conf', 'locations/bug-acme.map', 'locations/other.conf', 'snippets/bug-acme.conf']) {
-    const r = await runModule(dir, { apps: ['bug-acme'], files: { [bad]: 'x' } });
+  t.false((await runModule(dir, { apps: ['gone-acme'], files, secret_files })).changed, 'same bytes: changed=false');
+  // allow-list: nothing outside the app's own kinds of files (the older layout's kinds neither)
+  for (const bad of ['apps/../tls-servers/x-acme.conf', 'apps/gone-acme.conf', 'apps/other.json', 'snippets/gone-acme.conf', 'maps/gone-acme.map', 'servers/gone-acme.conf']) {
+    const r = await runModule(dir, { apps: ['gone-acme'], files: { [bad]: 'x' } });
     t.true(r.failed, bad);
     t.regex(r.msg ?? '', /refusing to write/, bad);
   }
-  // rollback: a locations file nginx refuses leaves the previous one in place
-  const broken = await runModule(dir, { apps: ['bug-acme'], files: { ...files, [rel]: 'location "/" { no_such_directive; }\n' } });
+  const notData = await runModule(dir, { apps: ['gone-acme'], files: { 'apps/gone-acme.json': '{"id": "other-acme"}' } });
+  t.regex(notData.msg ?? '', /not the data of app gone-acme/);
+  // rollback: a TLS server nginx refuses leaves the previous files in place (the data file written with it too)
+  const broken = await runModule(dir, { apps: ['gone-acme'], secret_files, files: { ...files, 'apps/gone-acme.json': data.replace('"websocket":false', '"websocket":true'), [rel]: 'server { no_such_directive; }\n' } });
   t.true(broken.failed);
   t.regex(broken.msg ?? '', /nginx configuration test failed, previous files restored/);
   t.is(await readFile(join(dir, 'rproxy', rel), 'utf8'), good);
-  // stale files: a full run for the apps that remain removes the others' locations files too
+  t.is(await readFile(join(dir, 'rproxy/apps/gone-acme.json'), 'utf8'), data);
+  // an older installation's layout: a full run removes it once the base configuration no longer includes it
+  for (const d of ['maps', 'upstreams', 'servers', 'locations']) {
+    await mkdir(join(dir, 'rproxy', d), { recursive: true });
+    await writeFile(join(dir, 'rproxy', d, 'gone-acme.conf'), '# old\n');
+  }
   const full = await runModule(dir, { apps: ['split-acme'], full: true, files: {} });
   t.falsy(full.failed, full.msg);
   t.true(full.removed!.includes(rel));
-  t.true(full.removed!.includes('locations/split-acme.conf'), 'split-acme was selected with no files: its files go as well');
-  t.false(existsSync(join(dir, 'rproxy', rel)));
+  t.true(full.removed!.includes('apps/split-acme.json'), 'split-acme was selected with no files: its files go as well');
+  t.deepEqual(full.legacy_removed, ['maps', 'upstreams', 'servers', 'locations']);
+  for (const d of ['maps', 'upstreams', 'servers', 'locations', 'tls/gone-acme']) t.false(existsSync(join(dir, 'rproxy', d)), d);
+  t.deepEqual(await readdir(join(dir, 'rproxy/apps')), []);
   await t.notThrowsAsync(nginxT(dir));
 });
 
@@ -250,7 +267,7 @@ test('TLS material: what the intake refuses is what nginx refuses to load (weak 
   // the module writes the 255-byte file names on a proxy
   const files: Record<string, string> = {};
   const secret: Record<string, string> = {};
-  for (const sub of ['maps/long-acme.map', 'servers/long-acme.conf', 'locations/long-acme.conf']) {
+  for (const sub of ['apps/long-acme.json', 'tls-servers/long-acme.conf']) {
     if (existsSync(join(dir, 'rproxy', sub))) files[sub] = await readFile(join(dir, 'rproxy', sub), 'utf8');
   }
   files[`tls/long-acme/${LONG_ALIAS}.crt`] = await readFile(join(dir, 'rproxy', `tls/long-acme/${LONG_ALIAS}.crt`), 'utf8');
@@ -268,7 +285,7 @@ test('TLS material: what the intake refuses is what nginx refuses to load (weak 
   }
 });
 
-// --- the loop guard: a gear address that is a proxy ---------------------------------------------------------------
+// --- the Lua data plane on a real nginx (loopback ports, apply socket in the temp prefix) ---------------------------
 
 const freePort = (): Promise<number> => new Promise((resolve, reject) => {
   const srv = createServer();
@@ -279,47 +296,196 @@ const freePort = (): Promise<number> => new Promise((resolve, reject) => {
   });
 });
 
-/** One GET to nginx at 127.0.0.1:port for `host`: the status. */
-const get = (port: number, host: string): Promise<number> => new Promise((resolve, reject) => {
-  const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 10_000 }, (res) => {
-    res.resume();
-    res.on('end', () => resolve(res.statusCode ?? 0));
+interface Reply { status: number; body: string; json?: Record<string, any> }
+
+/** One request to 127.0.0.1:port (or the unix socket) with the given headers. */
+const req = (target: number | string, path: string, headers: Record<string, string>, method = 'GET', body?: string): Promise<Reply> => new Promise((resolve, reject) => {
+  const r = request({ ...(typeof target === 'number' ? { host: '127.0.0.1', port: target } : { socketPath: target }), method, path, headers, timeout: 10_000 }, (res) => {
+    let b = '';
+    res.setEncoding('utf8');
+    res.on('data', (c) => (b += c));
+    res.on('end', () => {
+      let json;
+      try { json = JSON.parse(b); } catch { /* not JSON */ }
+      resolve({ status: res.statusCode ?? 0, body: b, json });
+    });
   });
-  req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', reject);
-  req.end();
+  r.on('timeout', () => r.destroy(new Error('timeout')));
+  r.on('error', reject);
+  r.end(body);
+});
+const get = (port: number, host: string, path = '/', headers: Record<string, string> = {}) => req(port, path, { host, ...headers });
+
+/** A gear on a loopback port: answers every request (an Upgrade one too) with what it received, as JSON. */
+async function gear(): Promise<{ port: number; server: Server }> {
+  const port = await freePort();
+  const server = createHttpServer((q, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ gear: port, url: q.url, host: q.headers.host, upgrade: q.headers.upgrade ?? '', connection: q.headers.connection ?? '', xff: q.headers['x-forwarded-for'] ?? '', loop: q.headers['cdn-loop'] ?? '' }));
+  });
+  server.on('upgrade', (q, socket) => {
+    const body = JSON.stringify({ gear: port, url: q.url, host: q.headers.host, upgrade: q.headers.upgrade ?? '', connection: q.headers.connection ?? '' });
+    socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { port, server };
+}
+
+const pids = async (master: number): Promise<string> => (await run('pgrep', ['-P', String(master)]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).sort().join(',');
+
+/** nginx -p DIR in the foreground (daemon off); its master pid. */
+async function startNginx(dir: string, health: number): Promise<{ pid: number; stop: (signal?: NodeJS.Signals) => Promise<void> }> {
+  const child = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  for (let i = 0; i < 100 && !(await get(health, 'localhost').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = child.pid!;
+  return {
+    pid,
+    stop: async (signal: NodeJS.Signals = 'SIGQUIT') => {
+      if (signal === 'SIGKILL') {
+        // a crash: the master and its workers die at once (the workers would keep the ports)
+        for (const w of (await pids(pid)).split(',').filter(Boolean)) process.kill(Number(w), 'SIGKILL');
+      }
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+const WEB = [create('web'), endpoint('web', 'g1', '198.51.100.41', 8080, ['http'], [['/api', '/v2']]), endpoint('web', 'g2', '198.51.100.42', 8080, ['http'], []),
+  psych({ action: ':add_alias', app_name: 'web', namespace: 'acme', alias: 'www.example.org' }),
+  create('sock'), endpoint('sock', 'g3', '198.51.100.43', 8080, ['http', 'ws'], []), create('idle')].join('');
+
+test('the Lua data plane on a real nginx: routes by host, 404/503/508, mappings, websocket; live apply all-or-nothing without a reload; a restart serves the files', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  t.timeout(120_000);
+  const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
+  const [g1, g2] = [await gear(), await gear()];
+  const { dir } = await renderTree([WEB], '', ports);
+  // the generator refuses loopback gears: point the data at this test's gears by hand (and add a wildcard alias)
+  for (const id of ['web-acme', 'sock-acme']) {
+    const d = await appData(dir, id);
+    d.backends = id === 'web-acme' ? [`127.0.0.1:${g1.port}`, `127.0.0.1:${g2.port}`] : [`127.0.0.1:${g2.port}`];
+    if (id === 'web-acme') d.names.push('*.wild.example.org');
+    await writeFile(join(dir, 'rproxy/apps', `${id}.json`), JSON.stringify(d));
+  }
+  // a file the Lua checks refuse (written by hand: the module never writes one) is skipped, the others load
+  await writeFile(join(dir, 'rproxy/apps/evil-acme.json'), JSON.stringify({ id: 'evil-acme', names: ['evil;x.example.org'], backends: [], websocket: false, root_location: true, locations: [] }));
+  const sock = join(dir, 'run/apply.sock');
+  let nginx = await startNginx(dir, ports.health);
+  t.regex(await readFile(join(dir, 'error.log'), 'utf8'), /skipping .*evil-acme\.json: app evil-acme: bad server name/);
+  await unlink(join(dir, 'rproxy/apps/evil-acme.json'));
+  try {
+    const workers = await pids(nginx.pid);
+    t.truthy(workers);
+    // host lookup: exact, case-insensitive, trailing dot; wildcard (any depth, not the bare suffix); unknown
+    for (const h of ['web-acme.apps.example.com', 'WWW.Example.org', 'www.example.org.', 'a.wild.example.org', 'a.b.wild.example.org']) {
+      const r = await get(ports.http, h, '/x?y=1');
+      t.is(r.status, 200, h);
+      t.is(r.json?.url, '/x?y=1', h);
+      t.is(r.json?.loop, 'paas-rproxy', 'CDN-Loop carried');
+    }
+    t.is((await get(ports.http, 'wild.example.org')).status, 404, 'a wildcard does not match its bare suffix');
+    t.is((await get(ports.http, 'nope.example.org')).status, 404);
+    const idle = await get(ports.http, 'idle-acme.apps.example.com');
+    t.is(idle.status, 503);
+    t.regex(idle.body, /no running gear/, 'the 503 page');
+    t.is((await get(ports.http, 'web-acme.apps.example.com', '/', { 'cdn-loop': 'cdn1, paas-rproxy' })).status, 508, 'loop guard');
+    // round robin over the gears; the mapping's prefix becomes the backend path
+    const seen = new Set<number>();
+    for (let i = 0; i < 4; i++) seen.add((await get(ports.http, 'web-acme.apps.example.com')).json?.gear);
+    t.deepEqual([...seen].sort(), [g1.port, g2.port].sort());
+    t.is((await get(ports.http, 'web-acme.apps.example.com', '/api/users?x=1')).json?.url, '/v2/users?x=1');
+    t.is((await get(ports.http, 'web-acme.apps.example.com', '/api')).json?.url, '/v2/');
+    // Upgrade/Connection reach a websocket app only
+    const ws = await get(ports.http, 'sock-acme.apps.example.com', '/', { upgrade: 'websocket', connection: 'Upgrade' });
+    t.is(ws.json?.upgrade, 'websocket');
+    t.is(ws.json?.connection, 'upgrade');
+    const plain = await get(ports.http, 'web-acme.apps.example.com', '/', { upgrade: 'websocket', connection: 'Upgrade' });
+    t.is(plain.json?.upgrade, '');
+
+    // the apply endpoint: any invalid entry = 422 and nothing changed
+    const good = { id: 'new-acme', names: ['new.example.org'], backends: [`127.0.0.1:${g2.port}`], websocket: false, root_location: true, locations: [] };
+    const invalid: Array<[string, unknown]> = [
+      ['a bad name next to a good app', { set: { 'new-acme': good, 'bad-acme': { ...good, id: 'bad-acme', names: ['bad";x.example.org'] } } }],
+      ['a backend with a port out of range', { set: { 'new-acme': { ...good, backends: ['127.0.0.1:70000'] } } }],
+      ['a rewrite target with a variable', { set: { 'new-acme': { ...good, root_location: true, locations: [{ path: '/a', rewrite_to: '/$host/$1' }] } } }],
+      ['root_location with a location /', { set: { 'new-acme': { ...good, root_location: true, locations: [{ path: '/', rewrite_to: '/$1' }] } } }],
+      ['an unknown field', { set: { 'new-acme': { ...good, extra: 1 } } }],
+      ['an id that is not its key', { set: { 'new-acme': { ...good, id: 'web-acme' } } }],
+      ['a bad id to delete', { delete: ['web-acme', '../x'] }],
+      ['a name longer than 253', { set: { 'new-acme': { ...good, names: [`${'a'.repeat(250)}.org`] } } }],
+    ];
+    for (const [name, body] of invalid) {
+      const r = await req(sock, '/apply', { 'content-type': 'application/json' }, 'POST', JSON.stringify(body));
+      t.is(r.status, 422, name);
+      t.truthy(r.json?.error, name);
+    }
+    t.is((await req(sock, '/apply', {}, 'POST', '{"set": ')).status, 422, 'not JSON');
+    t.is((await get(ports.http, 'new.example.org')).status, 404, 'nothing of the refused batches went live');
+    t.is((await get(ports.http, 'web-acme.apps.example.com')).status, 200, 'the routes are unchanged');
+    // a valid batch goes live at once, without a reload (same worker processes)
+    const ok = await req(sock, '/apply', {}, 'POST', JSON.stringify({ set: { 'new-acme': good }, delete: ['idle-acme'] }));
+    t.is(ok.status, 200, ok.body);
+    t.is((await get(ports.http, 'new.example.org')).json?.gear, g2.port);
+    t.is((await get(ports.http, 'idle-acme.apps.example.com')).status, 404);
+    t.is(await pids(nginx.pid), workers, 'no reload: the same workers');
+
+    // the module: a data-only change goes live through the socket (changed, no reload), then changed=false
+    const pidFile = join(dir, 'nginx.pid');
+    const web = await appData(dir, 'web-acme');
+    const one = JSON.stringify({ ...web, backends: [`127.0.0.1:${g2.port}`] });
+    const m = await runModule(dir, { apps: ['web-acme'], files: { 'apps/web-acme.json': one }, pid_file: pidFile });
+    t.falsy(m.failed, m.msg);
+    t.is(m.applied, 'live');
+    for (let i = 0; i < 3; i++) t.is((await get(ports.http, 'web-acme.apps.example.com')).json?.gear, g2.port);
+    t.false((await runModule(dir, { apps: ['web-acme'], files: { 'apps/web-acme.json': one }, pid_file: pidFile })).changed);
+    t.is(await pids(nginx.pid), workers, 'still no reload');
+    // data the Lua checks refuse: the module fails with the reason and puts the previous bytes back
+    const refused = await runModule(dir, { apps: ['web-acme'], files: { 'apps/web-acme.json': JSON.stringify({ ...web, names: ['x x'] }) }, pid_file: pidFile });
+    t.true(refused.failed);
+    t.regex(refused.msg ?? '', /previous files restored.*422.*bad server name/);
+    t.is(await readFile(join(dir, 'rproxy/apps/web-acme.json'), 'utf8'), one);
+    t.is((await get(ports.http, 'web-acme.apps.example.com')).json?.gear, g2.port);
+
+    // a crash (SIGKILL: the socket file stays behind) and a start: every route from the files, nothing else
+    await nginx.stop('SIGKILL');
+    t.true(existsSync(sock), 'a stale socket file');
+    nginx = await startNginx(dir, ports.health);
+    t.is((await get(ports.http, 'web-acme.apps.example.com')).json?.gear, g2.port, 'the module\'s file');
+    t.is((await get(ports.http, 'a.wild.example.org')).status, 200);
+    t.is((await get(ports.http, 'idle-acme.apps.example.com')).status, 503, 'the file of idle-acme is still there');
+    t.is((await get(ports.http, 'new.example.org')).status, 404, 'posted without a file: gone after the restart');
+    t.is((await req(sock, '/apply', {}, 'POST', '{}')).status, 200, 'the apply socket is back');
+  } finally {
+    await nginx.stop();
+    g1.server.close();
+    g2.server.close();
+  }
 });
 
 test('loop guard: a gear that is the proxy itself is answered 508 at the second hop (it looped until the workers ran out of connections)', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
+  const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
   const { dir } = await renderTree([[create('loop'), endpoint('loop', 'g1', '198.51.100.41', 8080, ['http'], []),
-    create('mapped'), endpoint('mapped', 'g2', '198.51.100.42', 8080, ['http', 'ws'], [['/a', '/b']])].join('')]);
-  // Serve on free loopback ports only; the generator refuses loopback gears, so the upstreams are pointed at this
-  // nginx by hand, as a published gear address that is a proxy's or a VIP would.
-  const [http, https, health] = [await freePort(), await freePort(), await freePort()];
-  const conf = join(dir, 'rproxy');
-  for (const f of ['rproxy.conf', 'servers/mapped-acme.conf']) {
-    const text = (await readFile(join(conf, f), 'utf8')).replace(/^ *listen \[::\].*\n/gm, '')
-      .replace(/listen 8080\b/g, `listen 127.0.0.1:${http}`).replace(/listen 8443\b/g, `listen 127.0.0.1:${https}`).replace('127.0.0.1:18081', `127.0.0.1:${health}`);
-    await writeFile(join(conf, f), text);
-  }
-  for (const id of ['loop-acme', 'ws.mapped-acme']) {
-    const f = join(conf, 'upstreams', `${id.replace('ws.', '')}.conf`);
-    await writeFile(f, (await readFile(f, 'utf8')).replace(/server [^ ]+/, `server 127.0.0.1:${http}`));
+    create('mapped'), endpoint('mapped', 'g2', '198.51.100.42', 8080, ['http', 'ws'], [['/a', '/b']])].join('')], '', ports);
+  // the generator refuses loopback gears: point the apps at this nginx by hand, as a published gear address that is a
+  // proxy's or a VIP would
+  for (const id of ['loop-acme', 'mapped-acme']) {
+    const d = await appData(dir, id);
+    d.backends = [`127.0.0.1:${ports.http}`];
+    await writeFile(join(dir, 'rproxy/apps', `${id}.json`), JSON.stringify(d));
   }
   const log = join(dir, 'access.log');
   await writeFile(join(dir, 'nginx.conf'), (await readFile(join(dir, 'nginx.conf'), 'utf8')).replace('access_log off;', `access_log ${log};`));
   await nginxT(dir);
-  const nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
-  const exited = new Promise((r) => nginx.once('exit', r));
+  const nginx = await startNginx(dir, ports.health);
   try {
-    for (let i = 0; i < 100 && !(await get(health, 'localhost').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
-    t.is(await get(http, 'loop-acme.apps.example.com'), 508, 'shared server');
-    t.is(await get(http, 'mapped-acme.apps.example.com'), 508, 'dedicated server (path mappings)');
+    t.is((await get(ports.http, 'loop-acme.apps.example.com')).status, 508);
+    t.is((await get(ports.http, 'mapped-acme.apps.example.com', '/a/x')).status, 508, 'a mapped path');
     // the health server logs nothing: every line is a hop of the two requests
     t.is((await readFile(log, 'utf8')).trim().split('\n').length, 4, 'two hops per request');
   } finally {
-    nginx.kill('SIGQUIT');
-    await exited;
+    await nginx.stop();
   }
 });
