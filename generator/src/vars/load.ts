@@ -4,6 +4,7 @@
  * <state_dir>/routes/index.json and apps/<id>.json (schema 3). The single file of schema 2 and the inventory
  * layout of older versions (JSON, or the schema-1 YAML) are parsed by parseVars for the migration (vars/migrate.ts).
  */
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -196,6 +197,19 @@ export async function parseAppFile(id: string, text: string, file: string, readT
   }
 }
 
+/**
+ * readText, synchronously: reading 10,000 small app files through the promise API costs four thread-pool round
+ * trips each (open, fstat, read, close: ~1.5 ms per file here); synchronously it is ~20 µs.
+ */
+function readTextSync(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new RproxyError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
 export async function readText(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
@@ -231,7 +245,7 @@ export async function readState(config: Config): Promise<ReadResult> {
   const files = new Map<string, string>();
   for (const id of index.keys()) {
     const file = appFilePath(config, id);
-    const body = await readText(file);
+    const body = readTextSync(file);
     if (body === null) throw new RproxyError('ERR_STATE_CORRUPT', `${indexFile} names app ${id} but ${file} is missing. Restore the file, or remove the app from ${indexFile} and replay its events with "paas-rproxy apply".`);
     state.apps.set(id, await parseAppFile(id, body, file, tlsReader(routesDir(config), file)));
     files.set(id, sha256(body));

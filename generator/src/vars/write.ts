@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { AppState, State } from '../state/types.js';
-import { ensureDir, fsyncDir, removePath, writeFileAtomic } from '../io/atomic.js';
+import { ensureDir, fsyncDir, removePath, writeFileAtomic, writeFilesAtomic } from '../io/atomic.js';
 import { renderAppFile, renderIndexChunks } from './emit.js';
 import { appDigest } from './digest.js';
 import { appFilePath, appsDir, indexFilePath, routesDir, tlsRelPath, tlsRoot } from './paths.js';
@@ -64,22 +64,30 @@ export async function writeState(config: Config, prev: State, next: State, disk:
   }
   for (const d of dirsToSync) await fsyncDir(d);
 
-  // 2. app files whose bytes change
+  // 2. app files whose bytes change, in groups of 1,024 (a bulk load writes thousands: see writeFilesAtomic; the
+  // group bounds the rendered text held at once)
   let appFilesWritten = 0;
+  let group: { path: string; data: string; id: string; sha: string }[] = [];
+  const flush = async (): Promise<void> => {
+    if (group.length === 0) return;
+    if (appFilesWritten === 0) {
+      await ensureDir(routesDir(config), 0o750);
+      await ensureDir(appsDir(config), 0o750);
+    }
+    await writeFilesAtomic(group);
+    for (const c of group) files.set(c.id, c.sha);
+    appFilesWritten += group.length;
+    group = [];
+  };
   for (const app of next.apps.values()) {
     if (!opts.verify && prev.apps.get(app.id) === app && files.has(app.id)) continue;
     const text = renderAppFile(app, config.cloud_domain);
     const sha = sha256(text);
     if (files.get(app.id) === sha) continue;
-    if (appFilesWritten === 0) {
-      await ensureDir(routesDir(config), 0o750);
-      await ensureDir(appsDir(config), 0o750);
-    }
-    await writeFileAtomic(appFilePath(config, app.id), text, { noDirSync: true });
-    files.set(app.id, sha);
-    appFilesWritten++;
+    group.push({ path: appFilePath(config, app.id), data: text, id: app.id, sha });
+    if (group.length >= 1024) await flush();
   }
-  if (appFilesWritten > 0) await fsyncDir(appsDir(config));
+  await flush();
 
   // 3. the index: the commit point
   const gone = [...files.keys()].filter((id) => !next.apps.has(id));
