@@ -1,6 +1,6 @@
 /**
  * Generator benchmark (not a test): a synthetic Psych-style stream of 100,000 events over 10,000 apps.
- * Prints events/s for parse+validate+reduce, the time to write the vars (rproxy_routes.json) for 10,000 apps,
+ * Prints events/s for parse+validate+reduce, the time to write the state (index.json + one file per app) for 10,000 apps,
  * peak RSS, and how long Ansible takes to load that vars file (`ansible localhost -m debug` with and without it;
  * BENCH_ANSIBLE=0 skips that); writes bench-results/generator.json.
  * Targets (2-core machine): ≥ 20,000 ev/s, write ≤ 300 ms, RSS ≤ 200 MiB.
@@ -15,7 +15,7 @@ import { reduce, commit } from '../../generator/src/state/reduce.js';
 import { cloneState, emptyState, type ReduceContext } from '../../generator/src/state/types.js';
 import { writeState } from '../../generator/src/vars/write.js';
 import { renderVarsChunks } from '../../generator/src/vars/emit.js';
-import { varsFilePath } from '../../generator/src/vars/paths.js';
+import { singleFilePath } from '../../generator/src/vars/paths.js';
 import { writeFileAtomic } from '../../generator/src/io/atomic.js';
 import { defaultConfig } from '../../generator/src/config.js';
 
@@ -96,22 +96,23 @@ if (rejected > 0) throw new Error(`${rejected} synthetic events rejected: ${JSON
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 const config = { ...defaultConfig(), inventory_dir: join(dir, 'inventory'), state_dir: join(dir, 'var') };
 await mkdir(config.inventory_dir, { recursive: true });
-// The vars file alone (render 10,000 uncached app entries + atomic write), then the full first write with TLS.
+// The single file of schema 2 (render 10,000 app entries + atomic write; what Ansible loaded before issue 10, kept
+// for the Ansible comparison below), then the full first write of the current layout with TLS.
+const varsFile = join(dir, 'rproxy_routes.json');
 const v0 = process.hrtime.bigint();
-await mkdir(dirname(varsFilePath(config)), { recursive: true });
-await writeFileAtomic(varsFilePath(config), renderVarsChunks(state.apps.values(), config.cloud_domain));
+await mkdir(dirname(singleFilePath(config)), { recursive: true });
+await writeFileAtomic(varsFile, renderVarsChunks(state.apps.values(), config.cloud_domain));
 const v1 = process.hrtime.bigint();
-const varsBytes = (await stat(varsFilePath(config))).size;
-await rm(varsFilePath(config));
+const varsBytes = (await stat(varsFile)).size;
 const w0 = process.hrtime.bigint();
 const first = await writeState(config, emptyState(), state, null);
 const w1 = process.hrtime.bigint();
-// One app changes: the common case for the listener (cached chunks, one rewrite of the vars file).
+// One app changes: the common case for the listener (one app file and the index rewritten).
 const next = cloneState(state);
 const change = reduce(next, { action: 'add_alias', app_name: 'app1', namespace: 'ns1', alias: 'new.app1.example.com' }, ctx);
 commit(next, change);
 const w2 = process.hrtime.bigint();
-await writeState(config, state, next, first.digest);
+await writeState(config, state, next, first.disk);
 const w3 = process.hrtime.bigint();
 
 // What every ansible-playbook start pays for the state: an ad-hoc debug of the apps' count, with the vars file
@@ -130,7 +131,7 @@ if (process.env.BENCH_ANSIBLE !== '0' && spawnSync('ansible', ['--version']).sta
   };
   const best = (msg: string) => { const a = adhoc(msg); const b = adhoc(msg); return { ms: Math.min(a.ms, b.ms), out: b.out }; };
   const without = best('none');
-  await copyFile(varsFilePath(config), join(inv, 'group_vars/all', 'rproxy_routes.json'));
+  await copyFile(varsFile, join(inv, 'group_vars/all', 'rproxy_routes.json'));
   const withVars = best('{{ nginx_rproxy_apps | length }}');
   ansibleLoad = { with_vars_ms: Math.round(withVars.ms), without_vars_ms: Math.round(without.ms), apps_seen: Number(/"msg": "(\d+)"/.exec(withVars.out)?.[1] ?? -1) };
 }
@@ -185,8 +186,8 @@ await mkdir(outDir, { recursive: true });
 await writeFile(join(outDir, 'generator.json'), JSON.stringify(result, null, 2) + '\n');
 console.log(`events: ${events} over ${APPS} apps (${(result.stream_bytes / 1048576).toFixed(1)} MiB of YAML)`);
 console.log(`parse+validate+reduce: ${result.events_per_s} events/s (parse+validate ${result.parse_validate_ms} ms, reduce ${result.reduce_ms} ms)  target ≥ 20000`);
-console.log(`vars write, ${APPS} apps: ${result.write_vars_ms} ms (render + atomic write of ${(varsBytes / 1048576).toFixed(1)} MiB rproxy_routes.json)  target ≤ 300`);
-console.log(`  first full write with ${result.tls_files_written} TLS files: ${result.write_full_ms} ms; after a one-app change: ${result.write_after_one_change_ms} ms`);
+console.log(`single-file render, ${APPS} apps: ${result.write_vars_ms} ms (render + atomic write of ${(varsBytes / 1048576).toFixed(1)} MiB, schema 2)  target ≤ 300`);
+console.log(`  first full write (${APPS} app files + index) with ${result.tls_files_written} TLS files: ${result.write_full_ms} ms; after a one-app change: ${result.write_after_one_change_ms} ms`);
 if (cliRun) {
   console.log(`paas-rproxy apply (built CLI, whole stream incl. writes): ${cliRun.wall_ms} ms, applied ${cliRun.applied}, unchanged ${cliRun.unchanged}, rejected ${cliRun.rejected}`);
   console.log(`peak RSS: ${cliRun.peak_rss_mib} MiB (CLI process)  target ≤ 200; harness under tsx: ${result.harness_peak_rss_mib} MiB`);

@@ -2,14 +2,14 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
 import { withLock } from '../io/lock.js';
-import { lockPath, varsFilePath } from '../vars/paths.js';
-import { migrateFromInventory, pendingMigration } from '../vars/migrate.js';
+import { indexFilePath, lockPath } from '../vars/paths.js';
+import { migrateState, pendingMigration } from '../vars/migrate.js';
 
 export interface MigrateArgs extends GlobalArgs { check?: boolean; json?: boolean; 'cloud-domain'?: string; 'proxies-group'?: string }
 
 export const command: CommandModule<GlobalArgs, MigrateArgs> = {
   command: 'migrate',
-  describe: 'Move the routing state of paas-rproxy 0.1 (<inventory>/group_vars/<proxies>/rproxy_routes.*, <inventory>/.rproxy_tls/) into <state_dir>/routes/',
+  describe: 'Move the routing state of an older layout (paas-rproxy 0.1: <inventory>/group_vars/<proxies>/rproxy_routes.*, <inventory>/.rproxy_tls/; schema 2: <state_dir>/routes/rproxy_routes.json) into <state_dir>/routes/index.json + apps/',
   builder: (y: Argv<GlobalArgs>) =>
     y
       .option('check', { type: 'boolean', default: false, describe: 'only say what would move (Ansible check mode)' })
@@ -25,12 +25,12 @@ export const command: CommandModule<GlobalArgs, MigrateArgs> = {
     const out = argv.check
       ? { changed: (await pendingMigration(config)).length > 0, from: null, apps: null, removed: await pendingMigration(config) }
       : await withLock(lockPath(config), async () => {
-        const r = await migrateFromInventory(config);
+        const r = await migrateState(config);
         return { changed: r.removed.length > 0, from: r.from, apps: r.apps, removed: r.removed };
       });
-    if (argv.json) { process.stdout.write(JSON.stringify({ ...out, state: varsFilePath(config) }) + '\n'); return; }
-    if (!out.changed) process.stdout.write(`nothing to migrate: the routing state is ${varsFilePath(config)}\n`);
-    else if (argv.check) process.stdout.write(`would move into ${varsFilePath(config)} and remove: ${out.removed.join(' ')}\n`);
-    else process.stdout.write(`moved ${out.apps} app(s) from ${out.from ?? '(already moved)'} into ${varsFilePath(config)}; removed ${out.removed.join(' ')}\n`);
+    if (argv.json) { process.stdout.write(JSON.stringify({ ...out, state: indexFilePath(config) }) + '\n'); return; }
+    if (!out.changed) process.stdout.write(`nothing to migrate: the routing state is ${indexFilePath(config)}\n`);
+    else if (argv.check) process.stdout.write(`would move into ${indexFilePath(config)} and remove: ${out.removed.join(' ')}\n`);
+    else process.stdout.write(`moved ${out.apps} app(s) from ${out.from ?? '(already moved)'} into ${indexFilePath(config)}; removed ${out.removed.join(' ')}\n`);
   },
 };

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
 import { EXIT } from '../errors.js';
-import { varsFilePath } from '../vars/paths.js';
+import { indexFilePath } from '../vars/paths.js';
 import { loadState } from '../vars/store.js';
 import { readStatus, recentRejections } from '../status/file.js';
 import { digestsOf, proxiesOf } from '../runner/core.js';
@@ -49,7 +49,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     }
     const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
     const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
-    const stateAgeMs = await stat(varsFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
+    const stateAgeMs = await stat(indexFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
     const problems: string[] = [];
     if (argv.listener !== false) {
       if (!file?.listener) problems.push(`the listener never ran with this state_dir (${config.state_dir})`);

@@ -9,6 +9,8 @@ import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { appDigest } from '../vars/digest.js';
 import { loadState } from '../vars/store.js';
+import { readIndexDigests } from '../vars/load.js';
+import { pendingMigration } from '../vars/migrate.js';
 import type { StateStore } from '../vars/store.js';
 import type { State } from '../state/types.js';
 import { groupHosts } from './inventory.js';
@@ -77,9 +79,14 @@ export async function proxiesOf(config: Config): Promise<string[]> {
 
 export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
   return {
+    // From the listener's store (in memory, re-read only when another process wrote), else from index.json
+    // alone (no app file parsed: 10,000 apps cost ~1 MiB of JSON). loadState when there is no index yet or an
+    // older layout is still around: it migrates, so every targeted run the runner starts finds the current
+    // layout (site.yml migrates on full runs only).
     digests: async () => {
       if (store) { await store.refresh(); return digestsOf(store.state); }
-      return digestsOf(await loadState(config));
+      const index = (await pendingMigration(config)).length === 0 ? await readIndexDigests(config) : null;
+      return index ?? digestsOf(await loadState(config));
     },
     // hosts not onboarded yet (issue 5: in the group, not yet in <state_dir>/fleet.json) get no routes runs
     proxies: async () => fleetProxies(config, await proxiesOf(config)),

@@ -1,8 +1,7 @@
 /**
- * Deterministic JSON for the vars file (schema 2), written by hand: every string that came from an event is
- * `{"__ansible_unsafe": "..."}` (Ansible's JSON decoder turns it into AnsibleUnsafeText, which it never
- * templates), the layout is fixed (one line per field, endpoint and TLS entry), and each app's block is cached
- * per (immutable) app object so rewriting 10,000 apps after one change is mostly a join.
+ * Deterministic JSON for the routing state (schema 3: index.json + apps/<id>.json), written by hand: every string
+ * that came from an event is `{"__ansible_unsafe": "..."}` (Ansible's JSON decoder turns it into
+ * AnsibleUnsafeText, which it never templates), the layout is fixed (one line per field, endpoint and TLS entry).
  *
  * JSON rather than YAML because Ansible parses it ~10x faster: at 10,000 apps the YAML took 6-7 s of every
  * ansible-playbook start, even with libyaml.
@@ -13,7 +12,13 @@ import { deriveRoute, fqdn, type RouteLocation } from '../state/route.js';
 import type { Mapping } from '../spi/types.js';
 import { tlsRelPath } from './paths.js';
 
-export const SCHEMA_VERSION = 2;
+/** schema of index.json + apps/<id>.json (one file per app) */
+export const SCHEMA_VERSION = 3;
+/** schema of the single file routes/rproxy_routes.json (and of the inventory's JSON before that) */
+export const SINGLE_FILE_SCHEMA = 2;
+export const SCHEMA_KEY = 'nginx_rproxy_routes_schema';
+/** index.json: app id -> appDigest */
+export const INDEX_APPS_KEY = 'app_digests';
 /** The marker Ansible's AnsibleJSONDecoder turns into an unsafe (never templated) string. */
 export const UNSAFE_KEY = '__ansible_unsafe';
 export const COMMENT_KEY = 'nginx_rproxy_routes_comment';
@@ -37,50 +42,75 @@ export const sha256 = (s: string): string => createHash('sha256').update(s).dige
 /** Marks the TLS material's version in the vars, so a new certificate for the same alias changes the vars file. */
 export const tlsDigest = (t: TlsEntry): string => sha256(t.cert + '\0' + t.key);
 
-const cache = new WeakMap<AppState, { domain: string; text: string }>();
-
-/** One app's block: `    "<id>": {` ... `    }` without a trailing comma or newline (the joiner adds them). */
-export function renderApp(app: AppState, cloudDomain: string): string {
-  const hit = cache.get(app);
-  if (hit && hit.domain === cloudDomain) return hit.text;
+/**
+ * One app's JSON object, its lines indented by `ind` (the first line is not: the caller places it). Not cached:
+ * only changed apps are rendered (one file per app), and 10,000 cached texts would cost the listener ~20 MiB.
+ */
+function renderAppObject(app: AppState, cloudDomain: string, ind: string): string {
   const r = deriveRoute(app, cloudDomain);
   const endpoints = app.endpoints.length === 0 ? '[]' : `[\n${app.endpoints.map((e) =>
-    `        {"address": ${unsafe(e.address)}, "port": ${e.port}, "gear_id": ${unsafe(e.gear_id)}, ` +
+    `${ind}    {"address": ${unsafe(e.address)}, "port": ${e.port}, "gear_id": ${unsafe(e.gear_id)}, ` +
     `"port_name": ${unsafe(e.port_name)}, "protocols": ${list(e.protocols)}, "types": ${list(e.types)}, ` +
-    `"mappings": ${maps(e.mappings)}}`).join(',\n')}\n      ]`;
+    `"mappings": ${maps(e.mappings)}}`).join(',\n')}\n${ind}  ]`;
   const tls = app.tls.length === 0 ? '[]' : `[\n${app.tls.map((t) =>
-    `        {"alias": ${unsafe(t.alias)}, "cert_file": ${unsafe(tlsRelPath(app.id, t.alias, 'crt'))}, ` +
-    `"key_file": ${unsafe(tlsRelPath(app.id, t.alias, 'key'))}, "sha256": "${tlsDigest(t)}"}`).join(',\n')}\n      ]`;
-  const text =
-    `    ${JSON.stringify(app.id)}: {\n` +
-    `      "app_name": ${unsafe(app.app_name)},\n` +
-    `      "namespace": ${unsafe(app.namespace)},\n` +
-    `      "scalable": ${app.scalable},\n` +
-    `      "ha": ${app.ha},\n` +
-    `      "fqdn": ${unsafe(fqdn(app, cloudDomain))},\n` +
-    `      "aliases": ${list(app.aliases)},\n` +
-    `      "endpoints": ${endpoints},\n` +
-    `      "tls": ${tls},\n` +
-    `      "route": {\n` +
-    `        "upstream": ${r.upstream === null ? 'null' : unsafe(r.upstream)},\n` +
-    `        "map_value": ${unsafe(r.map_value)},\n` +
-    `        "backends": ${list(r.backends)},\n` +
-    `        "server_names": ${list(r.server_names)},\n` +
-    `        "websocket": ${r.websocket},\n` +
-    `        "locations": ${locs(r.locations)},\n` +
-    `        "root_location": ${r.root_location},\n` +
-    `        "dedicated_server": ${r.dedicated_server}\n` +
-    `      }\n` +
-    `    }`;
-  cache.set(app, { domain: cloudDomain, text });
-  return text;
+    `${ind}    {"alias": ${unsafe(t.alias)}, "cert_file": ${unsafe(tlsRelPath(app.id, t.alias, 'crt'))}, ` +
+    `"key_file": ${unsafe(tlsRelPath(app.id, t.alias, 'key'))}, "sha256": "${tlsDigest(t)}"}`).join(',\n')}\n${ind}  ]`;
+  return `{\n` +
+    `${ind}  "app_name": ${unsafe(app.app_name)},\n` +
+    `${ind}  "namespace": ${unsafe(app.namespace)},\n` +
+    `${ind}  "scalable": ${app.scalable},\n` +
+    `${ind}  "ha": ${app.ha},\n` +
+    `${ind}  "fqdn": ${unsafe(fqdn(app, cloudDomain))},\n` +
+    `${ind}  "aliases": ${list(app.aliases)},\n` +
+    `${ind}  "endpoints": ${endpoints},\n` +
+    `${ind}  "tls": ${tls},\n` +
+    `${ind}  "route": {\n` +
+    `${ind}    "upstream": ${r.upstream === null ? 'null' : unsafe(r.upstream)},\n` +
+    `${ind}    "map_value": ${unsafe(r.map_value)},\n` +
+    `${ind}    "backends": ${list(r.backends)},\n` +
+    `${ind}    "server_names": ${list(r.server_names)},\n` +
+    `${ind}    "websocket": ${r.websocket},\n` +
+    `${ind}    "locations": ${locs(r.locations)},\n` +
+    `${ind}    "root_location": ${r.root_location},\n` +
+    `${ind}    "dedicated_server": ${r.dedicated_server}\n` +
+    `${ind}  }\n` +
+    `${ind}}`;
 }
 
-const HEAD = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "nginx_rproxy_routes_schema": ${SCHEMA_VERSION},\n`;
+/** The file apps/<id>.json: the app's entry (as Ansible sees nginx_rproxy_apps[id]) and a newline. */
+export function renderAppFile(app: AppState, cloudDomain: string): string {
+  return renderAppObject(app, cloudDomain, '') + '\n';
+}
 
-/** The vars file as chunks (head, then one per app sorted by id, separators between): never one big string. */
+/** One app's block of the single-file layout: `    "<id>": {` ... `    }` without a trailing comma or newline. */
+export function renderApp(app: AppState, cloudDomain: string): string {
+  return `    ${JSON.stringify(app.id)}: ${renderAppObject(app, cloudDomain, '    ')}`;
+}
+
+const byId = (a: AppState, b: AppState): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * index.json: the schema, every app id and its digest (appDigest: what the runner compares per proxy). Written
+ * after the app files, so it never names a file that is not there; a reader takes the app set from it.
+ */
+export function renderIndexChunks(apps: Iterable<AppState>, digestOf: (app: AppState) => string): string[] {
+  const sorted = [...apps].sort(byId);
+  const head = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SCHEMA_VERSION},\n`;
+  if (sorted.length === 0) return [`${head}  "${INDEX_APPS_KEY}": {}\n}\n`];
+  const out: string[] = [`${head}  "${INDEX_APPS_KEY}": {\n`];
+  for (let i = 0; i < sorted.length; i++) out.push(`${i > 0 ? ',\n' : ''}    "${sorted[i]!.id}": "${digestOf(sorted[i]!)}"`);
+  out.push('\n  }\n}\n');
+  return out;
+}
+
+const HEAD = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SINGLE_FILE_SCHEMA},\n`;
+
+/**
+ * The single file of schema 2 (routes/rproxy_routes.json before issue 10) as chunks: what the migration reads
+ * and what the tests use as the canonical text of a whole state. Never one big string.
+ */
 export function renderVarsChunks(apps: Iterable<AppState>, cloudDomain: string): string[] {
-  const sorted = [...apps].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const sorted = [...apps].sort(byId);
   if (sorted.length === 0) return [`${HEAD}  "nginx_rproxy_apps": {}\n}\n`];
   const out: string[] = [`${HEAD}  "nginx_rproxy_apps": {\n`];
   for (let i = 0; i < sorted.length; i++) {

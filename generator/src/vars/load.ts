@@ -1,10 +1,11 @@
 /**
- * loadState: rebuilds the routing state from the vars file and the TLS files — they are the source of truth.
- * Every value is checked again with the SPI rules, so a hand-edited file cannot smuggle anything through.
- * Reads <state_dir>/routes/rproxy_routes.json (schema 2). The inventory layout of older versions (JSON, or the
- * schema-1 YAML) is parsed by the same code for the migration (vars/migrate.ts).
+ * readState: rebuilds the routing state from its files — they are the source of truth. Every value is checked
+ * again with the SPI rules, so a hand-edited file cannot smuggle anything through. Reads
+ * <state_dir>/routes/index.json and apps/<id>.json (schema 3). The single file of schema 2 and the inventory
+ * layout of older versions (JSON, or the schema-1 YAML) are parsed by parseVars for the migration (vars/migrate.ts).
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -13,8 +14,8 @@ import { RproxyError } from '../errors.js';
 import * as f from '../spi/fields.js';
 import { appId, compareEndpoints, emptyState, endpointKey, type AppState, type Endpoint, type State, type TlsEntry } from '../state/types.js';
 import { indexAliases } from '../state/reduce.js';
-import { routesDir, varsFilePath } from './paths.js';
-import { SCHEMA_VERSION, UNSAFE_KEY } from './emit.js';
+import { appFilePath, appsDir, indexFilePath, routesDir } from './paths.js';
+import { INDEX_APPS_KEY, SCHEMA_KEY, SCHEMA_VERSION, SINGLE_FILE_SCHEMA, UNSAFE_KEY } from './emit.js';
 
 /** Schema of the legacy YAML file (rproxy_routes.yml, strings tagged !unsafe). */
 export const LEGACY_SCHEMA_VERSION = 1;
@@ -54,7 +55,7 @@ function decode(text: string, file: string): { schema: number; doc: unknown } {
     }
   }
   try {
-    return { schema: SCHEMA_VERSION, doc: JSON.parse(text, unwrapUnsafe) };
+    return { schema: SINGLE_FILE_SCHEMA, doc: JSON.parse(text, unwrapUnsafe) };
   } catch (e) {
     if (e instanceof FormatError) throw e;
     const m = (e as Error).message.split('\n')[0] ?? '';
@@ -62,7 +63,7 @@ function decode(text: string, file: string): { schema: number; doc: unknown } {
   }
 }
 
-/** Parses the vars text (pure apart from reading TLS files through `readTls`); the format follows `file`'s extension. */
+/** Parses a single-file state (schema 2 JSON, or schema 1 YAML) (pure apart from reading TLS files through `readTls`); the format follows `file`'s extension. */
 export async function parseVars(text: string, file: string, readTls: (rel: string) => Promise<string>): Promise<State> {
   const corrupt = (what: string) => new RproxyError('ERR_STATE_CORRUPT', `${file}: ${what}. Fix or remove the file (then replay the SPI stream with "paas-rproxy apply").`);
   let decoded;
@@ -127,10 +128,112 @@ async function parseApp(id: string, raw: unknown, readTls: (rel: string) => Prom
   return { id, app_name, namespace, scalable: f.boolean('scalable', raw.scalable), ha: f.boolean('ha', raw.ha), aliases, endpoints, tls };
 }
 
+/** What is on disk, as the writer needs it to write only what changed (vars/write.ts). */
+export interface DiskState {
+  /** app id -> sha256 of its apps/<id>.json as on disk */
+  files: Map<string, string>;
+  /** sha256 of index.json (null: none) */
+  indexSha: string | null;
+  /** names in apps/ that the index does not name (left by an interrupted write): removed by the next write */
+  strays: string[];
+}
+
+export const emptyDisk = (): DiskState => ({ files: new Map(), indexSha: null, strays: [] });
+
 export interface ReadResult {
   state: State;
-  /** sha256 of rproxy_routes.json (null when there is none: no apps yet) */
-  digest: string | null;
+  /** null when there is no index.json (no apps yet) */
+  disk: DiskState | null;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+/** An app id as it may appear in a file name: the reducer's ids are `<app_name>-<namespace>`, both [a-z0-9]+. */
+const APP_ID_RE = /^[a-z0-9]{1,32}-[a-z0-9]{1,16}$/;
+
+/** index.json parsed and checked: app id -> digest. Throws ERR_STATE_CORRUPT naming the file. */
+function parseIndex(text: string, file: string): Map<string, string> {
+  const corrupt = (what: string) => new RproxyError('ERR_STATE_CORRUPT', `${file}: ${what}. Fix or remove the routes directory (then replay the SPI stream with "paas-rproxy apply").`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    const m = (e as Error).message.split('\n')[0] ?? '';
+    throw corrupt(`not valid JSON${lineOf(text, m)}: ${m}`);
+  }
+  if (!isObj(doc)) throw corrupt('not a mapping');
+  if (doc[SCHEMA_KEY] !== SCHEMA_VERSION) throw corrupt(`${SCHEMA_KEY} is not ${SCHEMA_VERSION}`);
+  const apps = doc[INDEX_APPS_KEY];
+  if (!isObj(apps)) throw corrupt(`${INDEX_APPS_KEY} is not a mapping`);
+  const out = new Map<string, string>();
+  for (const [id, d] of Object.entries(apps)) {
+    if (!APP_ID_RE.test(id)) throw corrupt(`${JSON.stringify(id.slice(0, 80))} is not an app id`);
+    if (typeof d !== 'string' || !/^[0-9a-f]{64}$/.test(d)) throw corrupt(`app ${id}: the digest is not a sha256`);
+    out.set(id, d);
+  }
+  return out;
+}
+
+/**
+ * The app digests of the index (appDigest of each app, what the runner compares per proxy) without reading any
+ * app file; null when there is no index (no state yet, or one still to migrate). index.json is replaced
+ * atomically, so no lock is needed.
+ */
+export async function readIndexDigests(config: Config): Promise<Record<string, string> | null> {
+  const file = indexFilePath(config);
+  const text = await readText(file);
+  if (text === null) return null;
+  return Object.fromEntries(parseIndex(text, file));
+}
+
+/**
+ * The unsafe wrappers of a parsed app file replaced by their strings. For a small document this walk is ~4x faster
+ * than JSON.parse with a reviver (10,000 app files at a store's open: ~0.2 s instead of ~0.8 s here).
+ */
+function unwrapTree(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = unwrapTree(v[i]);
+    return v;
+  }
+  if (!isObj(v)) return v;
+  if (Object.hasOwn(v, UNSAFE_KEY)) return unwrapUnsafe('', v);
+  for (const k of Object.keys(v)) v[k] = unwrapTree(v[k]);
+  return v;
+}
+
+function decodeAppFile(text: string): unknown {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    const m = (e as Error).message.split('\n')[0] ?? '';
+    throw new FormatError(`not valid JSON${lineOf(text, m)}: ${m}`);
+  }
+  return unwrapTree(doc);
+}
+
+/** One apps/<id>.json: the app's entry (schema 3), TLS material read through `readTls`. */
+export async function parseAppFile(id: string, text: string, file: string, readTls: (rel: string) => Promise<string>): Promise<AppState> {
+  try {
+    return await parseApp(id, decodeAppFile(text), readTls);
+  } catch (e) {
+    if (e instanceof FormatError || e instanceof f.FieldError) {
+      throw new RproxyError('ERR_STATE_CORRUPT', `${file}: ${e.message}. Fix or remove the app (remove it from index.json and the file), then replay its events with "paas-rproxy apply".`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * readText, synchronously: reading 10,000 small app files through the promise API costs four thread-pool round
+ * trips each (open, fstat, read, close: ~1.5 ms per file here); synchronously it is ~20 µs.
+ */
+function readTextSync(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new RproxyError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
 }
 
 export async function readText(file: string): Promise<string | null> {
@@ -154,11 +257,30 @@ export function tlsReader(base: string, source: string): (rel: string) => Promis
   };
 }
 
-/** Reads the state of `config`: <state_dir>/routes/rproxy_routes.json, or the empty state when there is none. Call under the state lock. */
+/**
+ * Reads the state of `config`: the apps index.json names, each from apps/<id>.json (a named file that is missing
+ * is ERR_STATE_CORRUPT: the writer never lets that happen); files the index does not name are ignored (reported
+ * as strays). No index.json: the empty state. Call under the state lock.
+ */
 export async function readState(config: Config): Promise<ReadResult> {
-  const file = varsFilePath(config);
-  const text = await readText(file);
-  if (text === null) return { state: emptyState(), digest: null };
-  const state = await parseVars(text, file, tlsReader(routesDir(config), file));
-  return { state, digest: createHash('sha256').update(text).digest('hex') };
+  const indexFile = indexFilePath(config);
+  const text = await readText(indexFile);
+  if (text === null) return { state: emptyState(), disk: null };
+  const index = parseIndex(text, indexFile);
+  const state = emptyState();
+  const files = new Map<string, string>();
+  for (const id of index.keys()) {
+    const file = appFilePath(config, id);
+    const body = readTextSync(file);
+    if (body === null) throw new RproxyError('ERR_STATE_CORRUPT', `${indexFile} names app ${id} but ${file} is missing. Restore the file, or remove the app from ${indexFile} and replay its events with "paas-rproxy apply".`);
+    state.apps.set(id, await parseAppFile(id, body, file, tlsReader(routesDir(config), file)));
+    files.set(id, sha256(body));
+  }
+  state.aliasOwner = indexAliases(state.apps.values());
+  const names = await readdir(appsDir(config)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw new RproxyError('ERR_IO', `cannot list ${appsDir(config)}: ${e.message}`);
+  });
+  const strays = names.filter((n) => !(n.endsWith('.json') && index.has(n.slice(0, -5))));
+  return { state, disk: { files, indexSha: sha256(text), strays } };
 }

@@ -9,11 +9,20 @@ import type { Config } from '../config.js';
 
 /** <state_dir>/routes: the routing state and its TLS material (what the proxies serve). */
 export const ROUTES_DIR_NAME = 'routes';
-export const VARS_FILE_NAME = 'rproxy_routes.json';
+/** the commit point of the state: schema, app ids and their digests (vars/README.md) */
+export const INDEX_FILE_NAME = 'index.json';
+/** one file per app: apps/<id>.json */
+export const APPS_DIR_NAME = 'apps';
 export const TLS_DIR_NAME = 'tls';
+/** The single-file state of schema 2 (before issue 10), converted on the first run (vars/migrate.ts). */
+export const SINGLE_FILE_NAME = 'rproxy_routes.json';
 
 export const routesDir = (c: Config): string => join(c.state_dir, ROUTES_DIR_NAME);
-export const varsFilePath = (c: Config): string => join(routesDir(c), VARS_FILE_NAME);
+export const indexFilePath = (c: Config): string => join(routesDir(c), INDEX_FILE_NAME);
+export const appsDir = (c: Config): string => join(routesDir(c), APPS_DIR_NAME);
+/** `id` must be a checked app id (`[a-z0-9]+-[a-z0-9]+`): it becomes a file name */
+export const appFilePath = (c: Config, id: string): string => join(appsDir(c), `${id}.json`);
+export const singleFilePath = (c: Config): string => join(routesDir(c), SINGLE_FILE_NAME);
 export const tlsRoot = (c: Config): string => join(routesDir(c), TLS_DIR_NAME);
 /** relative to routesDir, as written into the vars */
 export const tlsRelPath = (appId: string, alias: string, ext: 'crt' | 'key'): string => `${TLS_DIR_NAME}/${appId}/${alias}.${ext}`;

@@ -14,11 +14,11 @@ import { redactEvent } from '../spi/redact.js';
 import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
 import { appId, cloneState, type ReduceContext, type State } from '../state/types.js';
 import { commit, deferAliasLists, finishAliasLists, reduce, type Outcome } from '../state/reduce.js';
-import { readState } from './load.js';
+import { readState, type DiskState } from './load.js';
 import { appDigest } from './digest.js';
 import { writeState } from './write.js';
-import { migrateFromInventory } from './migrate.js';
-import { lockPath, varsFilePath } from './paths.js';
+import { migrateState } from './migrate.js';
+import { indexFilePath, lockPath } from './paths.js';
 import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
 
 export interface Rejection extends SpiRejection {
@@ -38,7 +38,7 @@ export interface ApplyResult {
   changedApps: string[];
   /** one entry per document, in order */
   results: DocResult[];
-  /** whether the vars file was rewritten */
+  /** whether index.json was rewritten (the commit point of every change: vars/write.ts) */
   wroteVars: boolean;
 }
 
@@ -73,8 +73,9 @@ async function fileStamp(path: string): Promise<Stamp> {
   const s = await stat(path, { bigint: true }).catch(() => null);
   return s ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : null;
 }
+/** index.json is replaced by every write that changes anything: its stamp tells whether another process wrote. */
 async function varsStamp(config: Config): Promise<Stamp> {
-  return fileStamp(varsFilePath(config));
+  return fileStamp(indexFilePath(config));
 }
 
 /**
@@ -84,7 +85,7 @@ async function varsStamp(config: Config): Promise<Stamp> {
  */
 export async function loadState(config: Config, lockOptions: LockOptions = {}): Promise<State> {
   return withLock(lockPath(config), async () => {
-    await migrateFromInventory(config);
+    await migrateState(config);
     return (await readState(config)).state;
   }, lockOptions);
 }
@@ -108,18 +109,18 @@ function reduceOrReject(state: State, event: SpiEvent, ctx: ReduceContext): Outc
 export class StateStore {
   readonly config: Config;
   private current: State;
-  /** sha256 of the vars file on disk as we last read or wrote it */
-  private digest: string | null;
+  /** the files on disk as we last read or wrote them (null: none yet) */
+  private disk: DiskState | null;
   private stamp: Stamp;
   private readonly ctx: ReduceContext;
   private readonly lockOptions: LockOptions;
   /** how this store parses SPI text (also for callers that parse on their own, such as the listener) */
   readonly parseOptions: ParseOptions;
 
-  private constructor(config: Config, state: State, digest: string | null, stamp: Stamp, options: StoreOptions) {
+  private constructor(config: Config, state: State, disk: DiskState | null, stamp: Stamp, options: StoreOptions) {
     this.config = config;
     this.current = state;
-    this.digest = digest;
+    this.disk = disk;
     this.stamp = stamp;
     this.ctx = reduceContext(config, options.now);
     this.parseOptions = parseOptions(config);
@@ -133,21 +134,22 @@ export class StateStore {
    */
   static async open(config: Config, options: StoreOptions = {}): Promise<StateStore> {
     return withLock(lockPath(config), async () => {
-      const { state, digest, stamp } = await StateStore.read(config);
-      return new StateStore(config, state, digest, stamp, options);
+      const { state, disk, stamp } = await StateStore.read(config);
+      return new StateStore(config, state, disk, stamp, options);
     }, options);
   }
 
   /** readState + the stamp of what was read, migrating an inventory-held state first. Call under the state lock. */
-  private static async read(config: Config): Promise<{ state: State; digest: string | null; stamp: Stamp }> {
-    await migrateFromInventory(config);
+  private static async read(config: Config): Promise<{ state: State; disk: DiskState | null; stamp: Stamp }> {
+    await migrateState(config);
     const stamp = await varsStamp(config);
     const r = await readState(config);
-    if (r.digest === null) return { state: r.state, digest: null, stamp };
+    if (r.disk === null) return { state: r.state, disk: null, stamp };
     // A file rendered by an older paas-rproxy (derived route fields) or for another cloud domain is rewritten
-    // from the same state, so the roles always read what this generator derives. Byte-identical: no write.
-    const w = await writeState(config, r.state, r.state, r.digest);
-    return { state: r.state, digest: w.digest, stamp: w.wroteVars ? await varsStamp(config) : stamp };
+    // from the same state, so the roles always read what this generator derives; an index that an interrupted
+    // write left behind is rewritten, its strays removed. Byte-identical: no write.
+    const w = await writeState(config, r.state, r.state, r.disk, { verify: true });
+    return { state: r.state, disk: w.disk, stamp: w.wroteIndex ? await varsStamp(config) : stamp };
   }
 
   /** The current state. Treat it as read-only: it is replaced (never mutated) by each apply. */
@@ -162,9 +164,9 @@ export class StateStore {
 
   private async refreshLocked(): Promise<void> {
     if ((await varsStamp(this.config)) === this.stamp) return;
-    const { state, digest, stamp } = await StateStore.read(this.config);
+    const { state, disk, stamp } = await StateStore.read(this.config);
     this.current = state;
-    this.digest = digest;
+    this.disk = disk;
     this.stamp = stamp;
   }
 
@@ -220,13 +222,13 @@ export class StateStore {
       if (changedApps.length > 0) {
         let w;
         try {
-          w = await writeState(this.config, prev, next, this.digest);
+          w = await writeState(this.config, prev, next, this.disk);
         } catch (e) {
           this.stamp = 'unknown'; // the disk may be half-way: re-read it next time
           throw e;
         }
-        wroteVars = w.wroteVars;
-        this.digest = w.digest;
+        wroteVars = w.wroteIndex;
+        this.disk = w.disk;
         this.stamp = await varsStamp(this.config);
       }
       this.current = next;

@@ -1,29 +1,51 @@
 /**
- * Writes a new state to disk: TLS files first (so the vars never point at missing material), then the vars
- * file (atomic, only when its bytes change), then stale TLS files are removed. Only apps whose object changed
- * are visited for TLS work. Everything lives under <state_dir>/routes (vars/paths.ts).
+ * Writes a new state to disk (layout and why: vars/README.md), in an order that keeps every reader consistent:
+ *   1. TLS files of changed apps (so no app file points at missing material);
+ *   2. apps/<id>.json of the apps whose bytes change (temp + fsync + rename each, one fsync of apps/);
+ *   3. index.json (atomic), only when its bytes change: the commit point;
+ *   4. files of apps the index no longer names (deleted apps, strays of an interrupted write), then stale TLS.
+ * A reader takes the app set from index.json, so it never sees an index naming a missing file; a file without an
+ * index entry is ignored until step 4 of the next write removes it. Only apps whose object changed are rendered.
  */
 import { unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { AppState, State } from '../state/types.js';
-import { ensureDir, fsyncDir, removePath, writeFileAtomic } from '../io/atomic.js';
-import { digestChunks, renderVarsChunks } from './emit.js';
-import { routesDir, tlsRelPath, tlsRoot, varsFilePath } from './paths.js';
+import { ensureDir, fsyncDir, removePath, writeFileAtomic, writeFilesAtomic } from '../io/atomic.js';
+import { renderAppFile, renderIndexChunks } from './emit.js';
+import { appDigest } from './digest.js';
+import { appFilePath, appsDir, indexFilePath, routesDir, tlsRelPath, tlsRoot } from './paths.js';
+import { emptyDisk, type DiskState } from './load.js';
 
 export interface WriteResult {
-  /** sha256 of the vars file now on disk */
-  digest: string;
-  wroteVars: boolean;
+  /** what is on disk now (the next write's `disk`) */
+  disk: DiskState;
+  /** index.json was rewritten (the app set or a digest changed) */
+  wroteIndex: boolean;
+  appFilesWritten: number;
+  appFilesRemoved: number;
   tlsFilesWritten: number;
 }
 
-/** `prevDigest`: sha256 of the vars file on disk (null when there is none). */
-export async function writeState(config: Config, prev: State, next: State, prevDigest: string | null): Promise<WriteResult> {
-  const dirsToSync = new Set<string>();
+export interface WriteOptions {
+  /** render and compare every app, not only the changed objects (after reading the files: a file written by an
+   * older paas-rproxy or for another cloud domain is rewritten) */
+  verify?: boolean;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+const ignoreMissing = (e: NodeJS.ErrnoException): void => { if (e.code !== 'ENOENT') throw e; };
+
+/** `disk`: what is on disk as last read or written (null: nothing, a fresh state directory). */
+export async function writeState(config: Config, prev: State, next: State, disk: DiskState | null, opts: WriteOptions = {}): Promise<WriteResult> {
+  const was = disk ?? emptyDisk();
+  const files = new Map(was.files);
   let tlsFilesWritten = 0;
   const abs = (rel: string) => join(routesDir(config), rel);
 
+  // 1. TLS material of changed apps
+  const dirsToSync = new Set<string>();
   for (const app of next.apps.values()) {
     const old = prev.apps.get(app.id);
     if (old === app || app.tls.length === 0) continue;
@@ -42,17 +64,51 @@ export async function writeState(config: Config, prev: State, next: State, prevD
   }
   for (const d of dirsToSync) await fsyncDir(d);
 
-  const chunks = renderVarsChunks(next.apps.values(), config.cloud_domain);
-  const digest = digestChunks(chunks);
-  let wroteVars = false;
-  if (digest !== prevDigest) {
-    const file = varsFilePath(config);
-    await ensureDir(dirname(file), 0o750);
-    await writeFileAtomic(file, chunks);
-    wroteVars = true;
+  // 2. app files whose bytes change, in groups of 1,024 (a bulk load writes thousands: see writeFilesAtomic; the
+  // group bounds the rendered text held at once)
+  let appFilesWritten = 0;
+  let group: { path: string; data: string; id: string; sha: string }[] = [];
+  const flush = async (): Promise<void> => {
+    if (group.length === 0) return;
+    if (appFilesWritten === 0) {
+      await ensureDir(routesDir(config), 0o750);
+      await ensureDir(appsDir(config), 0o750);
+    }
+    await writeFilesAtomic(group);
+    for (const c of group) files.set(c.id, c.sha);
+    appFilesWritten += group.length;
+    group = [];
+  };
+  for (const app of next.apps.values()) {
+    if (!opts.verify && prev.apps.get(app.id) === app && files.has(app.id)) continue;
+    const text = renderAppFile(app, config.cloud_domain);
+    const sha = sha256(text);
+    if (files.get(app.id) === sha) continue;
+    group.push({ path: appFilePath(config, app.id), data: text, id: app.id, sha });
+    if (group.length >= 1024) await flush();
+  }
+  await flush();
+
+  // 3. the index: the commit point
+  const gone = [...files.keys()].filter((id) => !next.apps.has(id));
+  for (const id of gone) files.delete(id);
+  const index = renderIndexChunks(next.apps.values(), appDigest);
+  const h = createHash('sha256');
+  for (const c of index) h.update(c);
+  const indexSha = h.digest('hex');
+  let wroteIndex = false;
+  if (indexSha !== was.indexSha) {
+    await ensureDir(routesDir(config), 0o750);
+    await writeFileAtomic(indexFilePath(config), index);
+    wroteIndex = true;
   }
 
-  // Stale TLS material: whole apps gone, or aliases whose certificate went away.
+  // 4. what the index no longer names: deleted apps, strays; then stale TLS material
+  for (const id of gone) await unlink(appFilePath(config, id)).catch(ignoreMissing);
+  for (const name of was.strays) await removePath(join(appsDir(config), name));
+  const appFilesRemoved = gone.length + was.strays.length;
+  if (appFilesRemoved > 0) await fsyncDir(appsDir(config)).catch(() => undefined);
+
   const removed = new Set<string>();
   for (const old of prev.apps.values()) {
     const app: AppState | undefined = next.apps.get(old.id);
@@ -66,11 +122,11 @@ export async function writeState(config: Config, prev: State, next: State, prevD
       if (app.tls.some((x) => x.alias === t.alias)) continue;
       for (const ext of ['crt', 'key'] as const) {
         // only "already gone" is fine: a private key that cannot be removed must not go unnoticed
-        await unlink(abs(tlsRelPath(old.id, t.alias, ext))).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+        await unlink(abs(tlsRelPath(old.id, t.alias, ext))).catch(ignoreMissing);
       }
       removed.add(join(tlsRoot(config), old.id));
     }
   }
   for (const d of removed) await fsyncDir(d).catch(() => undefined);
-  return { digest, wroteVars, tlsFilesWritten };
+  return { disk: { files, indexSha, strays: [] }, wroteIndex, appFilesWritten, appFilesRemoved, tlsFilesWritten };
 }

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # paas-rproxy: controller side of nginx_rproxy_routes.
 # Reads the routing state from the controller's state directory (the ONE place Ansible reads it:
-# <state_dir>/routes/rproxy_routes.json, schema in generator/src/vars/README.md), validates every value of the
+# <state_dir>/routes/index.json + apps/<id>.json, schema in generator/src/vars/README.md), validates every value of the
 # selected applications, derives each app's routing data file (apps/<id>.json: only the generator's `route` block,
 # deterministic bytes) and, for apps with TLS aliases, renders their :443 servers with the role's template
 # (templates/routes/app.tls-servers.conf.j2, which only prints), reads their TLS material, and calls the module of
@@ -73,7 +73,7 @@ def check_app(aid, app):
     if 'map_value' not in r or 'root_location' not in r or \
             any(isinstance(loc, dict) and 'path' not in loc for loc in r.get('locations') or []):
         raise RouteError('app %s: the route block was written by an older paas-rproxy (no map_value, root_location '
-                         'or locations[].path): let the current generator rewrite rproxy_routes.json' % aid)
+                         'or locations[].path): let the current generator rewrite the routing state' % aid)
     websocket = _bool(r, 'websocket', aid)
     _bool(r, 'dedicated_server', aid)
     root_location = _bool(r, 'root_location', aid)
@@ -156,26 +156,72 @@ def check_settings(settings):
     return out
 
 
-def load_state(state_dir):
-    """(apps, routes_dir) from <state_dir>/routes/rproxy_routes.json. Event strings stay unsafe (Ansible's JSON
-    decoder turns {"__ansible_unsafe": ...} into AnsibleUnsafeText): they are never templated. No file = no apps
-    (a fresh installation). Raises RouteError."""
+def load_state(state_dir, sync_apps=None):
+    """(apps, routes_dir): the routing state under <state_dir>/routes (schema 3, generator/src/vars/README.md):
+    index.json names the apps (it is the commit point: written after the app files), apps/<id>.json holds each
+    app. A full run (sync_apps None) loads every app; a targeted run (a list of ids, or a comma/space separated
+    string) reads only the index and its apps' files: an id the index does not name is a deleted app (left out,
+    so the module removes its files). Event strings stay unsafe (Ansible's JSON decoder turns
+    {"__ansible_unsafe": ...} into AnsibleUnsafeText): they are never templated. No index = the single file of
+    schema 2 (routes/rproxy_routes.json, not migrated yet) if there is one, else no apps (a fresh installation).
+    Raises RouteError."""
     routes_dir = os.path.join(state_dir, ROUTES_DIR)
-    path = os.path.join(routes_dir, STATE_FILE)
-    try:
+    index_path = os.path.join(routes_dir, 'index.json')
+
+    def read_json(path, cls=None):
         with open(path, 'rb') as f:
-            doc = json.loads(to_text(f.read()), cls=AnsibleJSONDecoder)
+            return json.loads(to_text(f.read()), cls=cls)
+
+    try:
+        index = read_json(index_path)
     except (IOError, OSError) as e:
-        if getattr(e, 'errno', None) == 2:
-            return {}, routes_dir
-        raise RouteError('cannot read the routing state %s: %s' % (path, e))
+        if getattr(e, 'errno', None) != 2:
+            raise RouteError('cannot read the routing state %s: %s' % (index_path, e))
+        index = None
     except ValueError as e:
-        raise RouteError('the routing state %s is not valid JSON: %s' % (path, e))
-    if not isinstance(doc, dict) or doc.get('nginx_rproxy_routes_schema') != STATE_SCHEMA:
-        raise RouteError('the routing state %s is not schema %d (written by another paas-rproxy version?)' % (path, STATE_SCHEMA))
-    apps = doc.get('nginx_rproxy_apps')
-    if not isinstance(apps, dict):
-        raise RouteError('%s: nginx_rproxy_apps must be a mapping of app id -> app' % path)
+        raise RouteError('the routing state %s is not valid JSON: %s' % (index_path, e))
+
+    if index is None:
+        path = os.path.join(routes_dir, STATE_FILE)
+        try:
+            doc = read_json(path, AnsibleJSONDecoder)
+        except (IOError, OSError) as e:
+            if getattr(e, 'errno', None) == 2:
+                return {}, routes_dir
+            raise RouteError('cannot read the routing state %s: %s' % (path, e))
+        except ValueError as e:
+            raise RouteError('the routing state %s is not valid JSON: %s' % (path, e))
+        if not isinstance(doc, dict) or doc.get('nginx_rproxy_routes_schema') != STATE_SCHEMA:
+            raise RouteError('the routing state %s is not schema %d (written by another paas-rproxy version?)' % (path, STATE_SCHEMA))
+        apps = doc.get('nginx_rproxy_apps')
+        if not isinstance(apps, dict):
+            raise RouteError('%s: nginx_rproxy_apps must be a mapping of app id -> app' % path)
+        return apps, routes_dir
+
+    if not isinstance(index, dict) or index.get('nginx_rproxy_routes_schema') != 3:
+        raise RouteError('the routing state %s is not schema 3 (written by another paas-rproxy version?)' % index_path)
+    names = index.get('app_digests')
+    if not isinstance(names, dict):
+        raise RouteError('%s: app_digests must be a mapping of app id -> digest' % index_path)
+    if sync_apps is None or not isinstance(sync_apps, (list, tuple) + string_types):
+        wanted = sorted(names)
+    else:
+        if isinstance(sync_apps, string_types):
+            sync_apps = re.split(r'[\s,]+', sync_apps)
+        # an id that is not one (run() refuses it) or that the index does not name (deleted) reads no file
+        wanted = sorted(set(to_text(a) for a in sync_apps if _str(a) and a in names))
+    apps = {}
+    for aid in wanted:
+        if not _str(aid) or not APP_ID_RE.match(aid):
+            raise RouteError('%s names %r, which is not an app id' % (index_path, aid))
+        path = os.path.join(routes_dir, 'apps', aid + '.json')
+        try:
+            apps[aid] = read_json(path, AnsibleJSONDecoder)
+        except (IOError, OSError) as e:
+            raise RouteError('%s names app %s but %s cannot be read (%s): restore it, or let paas-rproxy rewrite the '
+                             'state (remove the app from the index and replay its events)' % (index_path, aid, path, e))
+        except ValueError as e:
+            raise RouteError('the routing state %s is not valid JSON: %s' % (path, e))
     return apps, routes_dir
 
 
@@ -235,7 +281,7 @@ class ActionModule(ActionBase):
             self._fail('nginx_rproxy_routes: state_dir must be an absolute path on the controller (nginx_rproxy_state_dir, '
                        'default rproxy_state_dir), got %r' % (state_dir,))
         try:
-            apps, routes_dir = load_state(state_dir)
+            apps, routes_dir = load_state(state_dir, args.get('sync_apps'))
         except RouteError as e:
             self._fail('nginx_rproxy_routes: %s' % e)
         if not apps and task_vars.get('nginx_rproxy_apps'):

@@ -115,12 +115,13 @@ test('config selection: PAAS_RPROXY_CONFIG, --inventory override, unknown config
   await writeFile(part, samplesDocs().slice(0, 11).join(''));
   const r = await cli(['apply', part], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(r.code, 0, r.stderr);
-  t.true((await stat(join(s.dir, 'var/routes/rproxy_routes.json'))).isFile());
+  t.true((await stat(join(s.dir, 'var/routes/index.json'))).isFile());
+  t.true((await stat(join(s.dir, 'var/routes/apps/shop-acme.json'))).isFile());
   t.false(existsSync(s.inventory), 'nothing is generated into the inventory');
   const other = join(s.dir, 'other-state');
   const o = await cli(['apply', part, '--state-dir', other], { env: { PAAS_RPROXY_CONFIG: s.config } });
   t.is(o.code, 0);
-  t.true((await stat(join(other, 'routes/rproxy_routes.json'))).isFile());
+  t.true((await stat(join(other, 'routes/index.json'))).isFile());
   await writeFile(s.config, 'inventory_dir: ./inventory\nrunner:\n  quiet: 1\n');
   const bad = await cli(['routes', '--config', s.config]);
   t.is(bad.code, 2);
@@ -202,7 +203,9 @@ test('migrate: --check says what would move and changes nothing; then the state 
   // the layout of paas-rproxy 0.1: the state inside the inventory
   const gv = join(s.inventory, 'group_vars/proxies');
   await mkdir(gv, { recursive: true });
-  const json = await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8');
+  const appFile = join(s.dir, 'var/routes/apps/shop-acme.json');
+  const appJson = await readFile(appFile, 'utf8');
+  const json = JSON.stringify({ nginx_rproxy_routes_schema: 2, nginx_rproxy_apps: { 'shop-acme': JSON.parse(appJson) } });
   await writeFile(join(gv, 'rproxy_routes.json'), json.replaceAll('"tls/', '".rproxy_tls/'));
   await cp(join(s.dir, 'var/routes/tls'), join(s.inventory, '.rproxy_tls'), { recursive: true });
   await rm(join(s.dir, 'var/routes'), { recursive: true });
@@ -212,10 +215,10 @@ test('migrate: --check says what would move and changes nothing; then the state 
   t.true(existsSync(join(gv, 'rproxy_routes.json')), '--check moves nothing');
   const m = await cli(['migrate', '--config', s.config]);
   t.is(m.code, 0, m.stderr);
-  t.regex(m.stdout, /^moved 1 app\(s\) from .*group_vars\/proxies\/rproxy_routes\.json into .*var\/routes\/rproxy_routes\.json/);
+  t.regex(m.stdout, /^moved 1 app\(s\) from .*group_vars\/proxies\/rproxy_routes\.json into .*var\/routes\/index\.json/);
   t.false(existsSync(join(gv, 'rproxy_routes.json')));
   t.false(existsSync(join(s.inventory, '.rproxy_tls')));
-  t.is(await readFile(join(s.dir, 'var/routes/rproxy_routes.json'), 'utf8'), json);
+  t.is(await readFile(appFile, 'utf8'), appJson);
   const again = await cli(['migrate', '--json', '--config', s.config]);
   t.is(JSON.parse(again.stdout).changed, false);
 });

@@ -169,11 +169,11 @@ test('addresses are stored canonical: removal matches addition in any spelling; 
   const r = await s.applyText(removeEndpoint('2001:0db8:0000:0000:0000:0000:0000:0001', 8080) + removeEndpoint('0:0:0:0:0:ffff:c633:6409', 8080));
   t.is(r.applied, 2);
   t.deepEqual(s.state.apps.get('shop-acme')!.endpoints, []);
-  // a vars file written before addresses were canonical: two spellings of one gear, IPv4-mapped form
+  // an app file written before addresses were canonical: two spellings of one gear, IPv4-mapped form
   await s.applyText(endpoint('2001:db8::1', 8080) + endpoint('198.51.100.9', 8081));
   const { readFile, writeFile } = await import('node:fs/promises');
-  const { varsFilePath } = await import('../../../generator/src/vars/paths.js');
-  const file = varsFilePath(cfg);
+  const { appFilePath } = await import('../../../generator/src/vars/paths.js');
+  const file = appFilePath(cfg, 'shop-acme');
   const text = await readFile(file, 'utf8');
   const endpointLine = text.split('\n').find((l) => l.includes('"2001:db8::1"'))!;
   const old = text.replace(endpointLine, `${endpointLine.replace('2001:db8::1', '2001:DB8:0:0:0:0:0:1')},\n${endpointLine.replace('2001:db8::1', '2001:db8:0::1')}`)

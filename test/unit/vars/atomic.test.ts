@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtemp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic, writeIfChanged } from '../../../generator/src/io/atomic.js';
+import { writeFileAtomic, writeFilesAtomic, writeIfChanged } from '../../../generator/src/io/atomic.js';
 
 const dir = () => mkdtemp(join(tmpdir(), 'rproxy-atomic-'));
 
@@ -55,4 +55,28 @@ test('writeIfChanged: no write (same inode and mtime) when the bytes are equal',
   const s2 = await stat(f);
   t.deepEqual([s2.ino, s2.mtimeMs], [s1.ino, s1.mtimeMs]);
   t.true(await writeIfChanged(f, 'other'));
+});
+
+test('writeFilesAtomic: many files (several groups) written with their bytes and mode, no temp file left', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rproxy-atomic-'));
+  await writeFile(join(dir, 'f7'), 'old');
+  const files = Array.from({ length: 300 }, (_, i) => ({ path: join(dir, `f${i}`), data: `content ${i}\n` }));
+  await writeFilesAtomic(files, { mode: 0o640 });
+  const names = await readdir(dir);
+  t.is(names.length, 300);
+  t.false(names.some((n) => n.endsWith('.tmp')));
+  t.is(await readFile(join(dir, 'f7'), 'utf8'), 'content 7\n');
+  t.is(await readFile(join(dir, 'f299'), 'utf8'), 'content 299\n');
+  t.is((await stat(join(dir, 'f42'))).mode & 0o777, 0o640);
+});
+
+test('writeFilesAtomic: a failed rename in a group removes every temp file; earlier groups stay written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rproxy-atomic-'));
+  await mkdir(join(dir, 'f200', 'blocker'), { recursive: true }); // a non-empty directory cannot be renamed over
+  const files = Array.from({ length: 256 }, (_, i) => ({ path: join(dir, `f${i}`), data: `content ${i}\n` }));
+  await t.throwsAsync(writeFilesAtomic(files));
+  const names = await readdir(dir);
+  t.false(names.some((n) => n.endsWith('.tmp')), names.filter((n) => n.endsWith('.tmp')).join(' '));
+  t.is(await readFile(join(dir, 'f5'), 'utf8'), 'content 5\n', 'the first group was complete');
+  t.true((await stat(join(dir, 'f200'))).isDirectory());
 });

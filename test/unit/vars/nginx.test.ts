@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, chmod, mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateStore } from '../../../generator/src/vars/store.js';
-import { varsFilePath } from '../../../generator/src/vars/paths.js';
+import { appFilePath } from '../../../generator/src/vars/paths.js';
 import { block, FIXTURES, psych, REPO, samplesDocs, tls, tmpConfig } from '../../fixtures/helpers.js';
 
 const run = promisify(execFile);
@@ -46,7 +46,7 @@ const TRICKY = [
 
 interface Ports { http: number; https: number; health: number }
 
-async function renderTree(streams: string[], extraConfig = '', ports?: Ports): Promise<{ dir: string; vars: string; stateDir: string }> {
+async function renderTree(streams: string[], extraConfig = '', ports?: Ports): Promise<{ dir: string; /** apps/odd-acme.json */ vars: string; stateDir: string }> {
   // the fixture certificate is for a.example.org: the TLS aliases here test rendering, not certificate names
   const cfg = await tmpConfig('tls_require_valid: false\n' + extraConfig);
   const store = await StateStore.open(cfg);
@@ -56,7 +56,7 @@ async function renderTree(streams: string[], extraConfig = '', ports?: Ports): P
   }
   const dir = join(cfg.dir, 'nginx');
   await render(cfg.state_dir, dir, ports);
-  return { dir, vars: varsFilePath(cfg), stateDir: cfg.state_dir };
+  return { dir, vars: appFilePath(cfg, 'odd-acme'), stateDir: cfg.state_dir };
 }
 
 const render = (stateDir: string, dir: string, ports?: Ports) => run('/usr/bin/python3', [HELPER, stateDir, dir, join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')],
@@ -146,10 +146,9 @@ for (const [name, tamper, message] of TAMPER) {
   test(`action plugin check_app rejects: ${name}`, async (t) => {
     if (!NGINX) return t.pass('nginx not installed');
     const { vars, stateDir, dir } = await renderTree([TRICKY]);
-    const doc = JSON.parse(await readFile(vars, 'utf8'));
-    const app = doc.nginx_rproxy_apps['odd-acme'];
+    const app = JSON.parse(await readFile(vars, 'utf8'));
     tamper(app.route, app);
-    await writeFile(vars, JSON.stringify(doc));
+    await writeFile(vars, JSON.stringify(app));
     const e = await t.throwsAsync(run('/usr/bin/python3', [HELPER, stateDir, dir + '2', join(FIXTURES, 'tls/a.crt'), join(FIXTURES, 'tls/a.key')]));
     t.is((e as { code?: number }).code, 3);
     t.regex(String((e as { stderr?: string }).stderr), message);

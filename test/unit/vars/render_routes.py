@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Test helper (not a test): renders a routing state (STATE_DIR/routes/rproxy_routes.json) into a self-contained
+# Test helper (not a test): renders a routing state (STATE_DIR/routes/index.json + apps/<id>.json) into a self-contained
 # nginx prefix with the role's REAL templates, its Lua data plane (files/rproxy.lua) and the action plugin's own
 # load_state/check_app/check_settings/render_app, so `nginx -t -p DIR -c DIR/nginx.conf` tests exactly what the role
 # would install (and `nginx -p DIR -c DIR/nginx.conf` serves it: ports 8080/8443 unless overridden by RPROXY_PORTS=

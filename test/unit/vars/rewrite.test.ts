@@ -1,16 +1,16 @@
-// A vars file whose derived parts were rendered by an older generator (or for another cloud domain) is
+// An app file whose derived parts were rendered by an older generator (or for another cloud domain) is
 // rewritten from the same state when a store opens it; a current file is left alone, byte for byte.
 import test from 'ava';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { StateStore } from '../../../generator/src/vars/store.js';
-import { varsFilePath } from '../../../generator/src/vars/paths.js';
+import { appFilePath } from '../../../generator/src/vars/paths.js';
 import { canonState, samplesDocs, tmpConfig } from '../../fixtures/helpers.js';
 
 test('opening a store rewrites stale derived fields, keeps the state, and leaves a current file untouched', async (t) => {
   const cfg = await tmpConfig();
   const first = await StateStore.open(cfg);
   await first.applyText(samplesDocs().slice(0, 11).join(''));
-  const file = varsFilePath(cfg);
+  const file = appFilePath(cfg, 'shop-acme');
   const current = await readFile(file, 'utf8');
 
   const before = await stat(file, { bigint: true });

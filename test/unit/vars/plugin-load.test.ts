@@ -1,0 +1,111 @@
+/**
+ * The nginx_rproxy_routes action plugin's load_state on the controller (schema 3, vars/README.md): a targeted run
+ * reads index.json and the selected apps' files only (every open() is recorded); an id the index does not name is
+ * a deleted app, even when a stray file exists; a full run reads every app. Real Python with Ansible's decoder.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StateStore } from '../../../generator/src/vars/store.js';
+import { renderVars } from '../../../generator/src/vars/emit.js';
+import { appFilePath, indexFilePath, routesDir, singleFilePath } from '../../../generator/src/vars/paths.js';
+import { psych, tmpConfig } from '../../fixtures/helpers.js';
+
+const run = promisify(execFile);
+const ACTION_DIR = join(import.meta.dirname, '../../../roles/nginx_rproxy/action_plugins');
+const SCRIPT = `
+import builtins, importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location('plugin', os.path.join(sys.argv[1], 'nginx_rproxy_routes.py'))
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+opened = []
+def recording_open(path, *a, **k):
+    opened.append(os.path.relpath(path, sys.argv[2]))
+    return builtins.open(path, *a, **k)
+plugin.open = recording_open
+sync = json.loads(sys.argv[3])
+try:
+    apps, routes_dir = plugin.load_state(sys.argv[2], sync)
+    print(json.dumps({'apps': sorted(apps), 'opened': opened, 'fqdn': {k: v.get('fqdn') for k, v in apps.items()}}))
+except plugin.RouteError as e:
+    print(json.dumps({'error': str(e), 'opened': opened}))
+`;
+
+interface Loaded { apps?: string[]; opened: string[]; error?: string; fqdn?: Record<string, string> }
+async function load(stateDir: string, sync: unknown): Promise<Loaded> {
+  const { stdout } = await run('/usr/bin/python3', ['-c', SCRIPT, ACTION_DIR, stateDir, JSON.stringify(sync)]);
+  return JSON.parse(stdout) as Loaded;
+}
+
+const alias = (app: string, a: string) => psych({ action: ':add_alias', app_name: app, namespace: 'acme', alias: a });
+
+async function threeApps() {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  await store.applyText(alias('one', 'one.example.com') + alias('two', 'two.example.com') + alias('three', 'three.example.com'));
+  return { cfg, store };
+}
+
+test('a targeted load reads index.json and the selected app files only', async (t) => {
+  const { cfg } = await threeApps();
+  const r = await load(cfg.state_dir, ['two-acme']);
+  t.deepEqual(r.apps, ['two-acme']);
+  t.deepEqual(r.opened, ['routes/index.json', 'routes/apps/two-acme.json']);
+  t.is(r.fqdn!['two-acme'], 'two-acme.apps.example.com');
+  const s = await load(cfg.state_dir, 'one-acme, three-acme');
+  t.deepEqual(s.apps, ['one-acme', 'three-acme']);
+  t.deepEqual(s.opened, ['routes/index.json', 'routes/apps/one-acme.json', 'routes/apps/three-acme.json']);
+});
+
+test('a full load reads every app the index names', async (t) => {
+  const { cfg } = await threeApps();
+  const r = await load(cfg.state_dir, null);
+  t.deepEqual(r.apps, ['one-acme', 'three-acme', 'two-acme']);
+  t.is(r.opened.length, 4);
+});
+
+test('an app the index does not name is deleted for the plugin, even with a stray file; bad ids read nothing', async (t) => {
+  const { cfg } = await threeApps();
+  await writeFile(appFilePath(cfg, 'gone-acme'), '{"stray": true}\n'); // an interrupted write's leftover
+  const r = await load(cfg.state_dir, ['gone-acme', '../../x', 'two-acme']);
+  t.deepEqual(r.apps, ['two-acme']);
+  t.deepEqual(r.opened, ['routes/index.json', 'routes/apps/two-acme.json']);
+  t.deepEqual((await load(cfg.state_dir, null)).apps, ['one-acme', 'three-acme', 'two-acme']);
+});
+
+test('errors name the file: a missing app file the index names, a wrong schema, invalid JSON', async (t) => {
+  const { cfg } = await threeApps();
+  await rm(appFilePath(cfg, 'two-acme'));
+  t.regex((await load(cfg.state_dir, ['two-acme'])).error ?? '', /index\.json names app two-acme but .*apps\/two-acme\.json cannot be read/);
+  t.deepEqual((await load(cfg.state_dir, ['one-acme'])).apps, ['one-acme'], 'the other apps still load');
+  await writeFile(appFilePath(cfg, 'two-acme'), '{"half');
+  t.regex((await load(cfg.state_dir, ['two-acme'])).error ?? '', /apps\/two-acme\.json is not valid JSON/);
+  await writeFile(indexFilePath(cfg), '{"nginx_rproxy_routes_schema": 2, "app_digests": {}}');
+  t.regex((await load(cfg.state_dir, null)).error ?? '', /index\.json is not schema 3/);
+});
+
+test('no index: the single file of schema 2 (not migrated yet) is read, and nothing at all is no apps', async (t) => {
+  const { cfg, store } = await threeApps();
+  const single = renderVars(store.state.apps.values(), cfg.cloud_domain);
+  await rm(routesDir(cfg), { recursive: true });
+  t.deepEqual((await load(cfg.state_dir, ['one-acme'])).apps, []);
+  await mkdir(routesDir(cfg), { recursive: true });
+  await writeFile(singleFilePath(cfg), single);
+  t.deepEqual((await load(cfg.state_dir, ['one-acme'])).apps, ['one-acme', 'three-acme', 'two-acme'], 'all of it (run() selects)');
+});
+
+test('the plugin still refuses to run while the state is in the inventory (ansible-playbook, no host touched)', async (t) => {
+  const cfg = await tmpConfig();
+  const inv = join(cfg.dir, 'inv');
+  await mkdir(join(inv, 'group_vars/proxies'), { recursive: true });
+  await writeFile(join(inv, 'hosts.yml'), 'all:\n  children:\n    proxies:\n      hosts:\n        localhost:\n          ansible_connection: local\n');
+  await writeFile(join(inv, 'group_vars/proxies/rproxy_routes.json'), '{"nginx_rproxy_apps": {"shop-acme": {}}}');
+  const play = join(cfg.dir, 'play.yml');
+  await writeFile(play, `- hosts: proxies\n  gather_facts: false\n  tasks:\n    - nginx_rproxy_routes:\n        state_dir: ${cfg.state_dir}\n        sync_apps: [shop-acme]\n`);
+  const e = await t.throwsAsync(run('ansible-playbook', ['-i', inv, play], {
+    env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_ACTION_PLUGINS: ACTION_DIR, ANSIBLE_LIBRARY: join(ACTION_DIR, '../library'), ANSIBLE_LOCALHOST_WARNING: '0' },
+  })) as { stdout?: string };
+  t.regex(e.stdout ?? '', /the routing state is still in the inventory .*`paas-rproxy migrate --inventory/s);
+});
