@@ -342,8 +342,14 @@ async function startNginx(dir: string, health: number): Promise<{ pid: number; s
     pid,
     stop: async (signal: NodeJS.Signals = 'SIGQUIT') => {
       if (signal === 'SIGKILL') {
-        // a crash: the master and its workers die at once (the workers would keep the ports)
-        for (const w of (await pids(pid)).split(',').filter(Boolean)) process.kill(Number(w), 'SIGKILL');
+        // a crash: the master first (a live master respawns a killed worker), then its workers (they would keep
+        // the ports)
+        const ws = (await pids(pid)).split(',').filter(Boolean);
+        child.kill(signal);
+        await exited;
+        for (const w of ws) process.kill(Number(w), 'SIGKILL');
+        for (let i = 0; i < 100 && ws.some((w) => existsSync(`/proc/${w}`)); i++) await new Promise((r) => setTimeout(r, 20));
+        return;
       }
       child.kill(signal);
       await exited;
