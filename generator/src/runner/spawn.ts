@@ -59,11 +59,13 @@ export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | n
     if (w?.available) {
       let aborted = false;
       const onAbort = () => { aborted = true; };
+      let childWritten: Promise<void> = Promise.resolve(); // awaited before the lock is released: never rewrite it after
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const o = await runWarm(w.socketPath, { argv: cmd.argv, cwd: playbookDir, env, killAfterS: KILL_AFTER_MS / 1000 }, {
         onData: (b) => chunks.push(b), signal: opts.signal,
-        onStart: (pid) => { void lock.setChild(pid).catch(() => undefined); opts.onStart?.(pid); },
+        onStart: (pid) => { childWritten = lock.setChild(pid).catch(() => undefined); opts.onStart?.(pid); },
       });
+      await childWritten;
       opts.signal?.removeEventListener('abort', onAbort);
       if (o.kind === 'ran') {
         if (o.lost) chunks.push(Buffer.from(`\n${o.lost}\n`));
