@@ -115,6 +115,7 @@ class Controller(object):
         self.handlers = set()
         self.stopping = False
         self.ppid = os.getppid()
+        self.lsock = None
 
     @staticmethod
     def import_time(key):
@@ -183,7 +184,7 @@ class Controller(object):
         return sock
 
     def serve(self):
-        lsock = self.bind()
+        lsock = self.lsock = self.bind()
         signal.signal(signal.SIGTERM, self.on_term)
         signal.signal(signal.SIGINT, self.on_term)
         log('warm_ready', socket=self.socket_path, commands=sorted(self.commands))
@@ -260,6 +261,8 @@ class Controller(object):
         # the handler
         code = 1
         try:
+            # the listening socket is the controller's alone: a handler outliving it must not keep accepting
+            self.lsock.close()
             die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             code = Handler(self, conn).run()

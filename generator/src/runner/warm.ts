@@ -41,6 +41,7 @@ export type WarmOutcome =
   | { kind: 'ran'; exitCode: number | null; signal: string | null; lost?: string };
 
 const MAX_FRAME = 16 << 20;
+const START_ANSWER_MS = 15000;
 
 /**
  * One run through the controller's socket. Output chunks go to `onData` (stdout and stderr interleaved as they
@@ -58,11 +59,14 @@ export function runWarm(socketPath: string, req: WarmRequest, h: { onStart?: (pi
     const finish = (o: WarmOutcome) => {
       if (done) return;
       done = true;
+      clearTimeout(startTimer);
       h.signal?.removeEventListener('abort', onAbort);
       sock.destroy();
       resolve(o);
     };
     const onAbort = () => { if (!sock.destroyed) sock.write(frame('A', Buffer.alloc(0))); };
+    // the controller answers S or F within milliseconds; a socket that accepts but never answers is not a controller
+    const startTimer = setTimeout(() => { if (!started) finish({ kind: 'unavailable', reason: `no answer within ${START_ANSWER_MS} ms` }); }, START_ANSWER_MS);
     sock.on('connect', () => {
       sock.write(frame('R', body));
       if (h.signal) { if (h.signal.aborted) onAbort(); else h.signal.addEventListener('abort', onAbort, { once: true }); }
