@@ -7,7 +7,7 @@ import { RproxyError } from '../errors.js';
 import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
 import { runnerPorts, runnerSettings } from '../runner/core.js';
-import { WarmController, playbookEnv } from '../runner/warm.js';
+import { WarmController, playbookEnv, warmSocketPath, removeStaleWarmSockets } from '../runner/warm.js';
 import { Metrics } from '../metrics/metrics.js';
 import { registerOnboardingMetrics } from '../onboard/records.js';
 import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
@@ -65,11 +65,11 @@ export class Listener {
       const playbookDir = path.dirname(config.ansible.playbook);
       this.warm = new WarmController({
         command: config.ansible.command, cwd: playbookDir, env: playbookEnv(process.env, playbookDir),
-        socketPath: path.join(config.state_dir, 'warm-ansible.sock'), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
+        socketPath: warmSocketPath(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
         log: (e, f) => log(e, f),
       });
       // not awaited: runs before it is ready start ansible-playbook cold
-      void this.warm.start();
+      void removeStaleWarmSockets(config.state_dir).then(() => this.warm?.start());
     }
     this.runner = new Runner({ ...runnerSettings(config), warm: this.warm }, runnerPorts(config, this.store), (e, f) => log(e, f), {
       onRun: (r) => this.onRun(r),

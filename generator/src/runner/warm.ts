@@ -22,6 +22,27 @@ export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJ
   return env;
 }
 
+/**
+ * `<state_dir>/warm-ansible-<listener pid>.sock`: one per listener, so a second listener on the same state (a
+ * `paas-rproxy listen` by hand next to the service, the lab's tests) gets its own controller instead of none.
+ */
+export function warmSocketPath(stateDir: string, pid: number): string {
+  return path.join(stateDir, `warm-ansible-${pid}.sock`);
+}
+
+/** Sockets left by controllers of listeners that are gone (a controller SIGKILLed cannot remove its own). */
+export async function removeStaleWarmSockets(stateDir: string): Promise<void> {
+  let names: string[] = [];
+  try { names = await fs.readdir(stateDir); } catch { return; }
+  for (const n of names) {
+    const m = /^warm-ansible-(\d{1,10})\.sock$/.exec(n);
+    if (!m) continue;
+    try { process.kill(Number(m[1]), 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue; }
+    const f = path.join(stateDir, n);
+    try { if ((await fs.lstat(f)).isSocket()) await fs.rm(f); } catch { /* gone meanwhile */ }
+  }
+}
+
 export type WarmLog = (event: string, fields: Record<string, unknown>) => void;
 
 // --- framing: 1 type byte, 4-byte big-endian length, payload (ansible/warm_controller.py) ---
@@ -107,7 +128,7 @@ export interface WarmControllerOptions {
   /** where the runs start (next to site.yml) and the env they get: the controller imports Ansible with these */
   cwd: string;
   env: NodeJS.ProcessEnv;
-  /** <state_dir>/warm-ansible.sock */
+  /** warmSocketPath(): <state_dir>/warm-ansible-<listener pid>.sock */
   socketPath: string;
   /** ansible/warm_controller.py */
   script: string;

@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, existsSy
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { WarmController, playbookEnv, runWarm } from '../../../generator/src/runner/warm.js';
+import { WarmController, playbookEnv, runWarm, warmSocketPath, removeStaleWarmSockets } from '../../../generator/src/runner/warm.js';
 import { runPlaybook, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import type { PlaybookCommand } from '../../../generator/src/runner/command.js';
 
@@ -231,4 +231,20 @@ test.serial('a controller whose socket is gone: fallback logged; a socket dir wr
   t.false(await e2.warm.start());
   t.true(e2.logs.some(([ev, f]) => ev === 'warm_unavailable' && /writable only by it/.test(String(f.stderr))), JSON.stringify(e2.logs));
   await e2.warm.stop();
+});
+
+test.serial('one socket per listener; the sockets of listeners that are gone are removed, nothing else', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'warm-stale-'));
+  const listen = (f: string) => new Promise<net.Server>((r) => { const srv = net.createServer(); srv.listen(f, () => r(srv)); });
+  const dead = 2 ** 22 + 12345; // above pid_max's default: no such process
+  const mine = await listen(warmSocketPath(dir, process.pid));
+  const gone = await listen(warmSocketPath(dir, dead));
+  gone.close(); // (closing a unix server removes its file: put a socket file back, as a SIGKILLed controller leaves it)
+  const left = await listen(warmSocketPath(dir, dead));
+  writeFileSync(path.join(dir, `warm-ansible-${dead + 1}.sock`), 'not a socket');
+  await removeStaleWarmSockets(dir);
+  t.true(existsSync(warmSocketPath(dir, process.pid)), 'a live listener\'s socket stays');
+  t.false(existsSync(warmSocketPath(dir, dead)), 'a dead listener\'s socket goes');
+  t.true(existsSync(path.join(dir, `warm-ansible-${dead + 1}.sock`)), 'a regular file is never removed');
+  mine.close(); left.close();
 });
