@@ -28,7 +28,8 @@ export interface Config {
   /** refuse add_ssl with an expired / not yet valid certificate or one whose names do not cover the alias */
   tls_require_valid: boolean;
   limits: AppLimits;
-  ansible: { playbook: string; command: string; extra_args: string[] };
+  /** warm: keep a warm Ansible controller (ansible/warm_controller.py) as the listener's child; runs fall back to cold */
+  ansible: { playbook: string; command: string; extra_args: string[]; warm: boolean };
   runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
   stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number; ca_file: string | null };
   metrics: { listen: string };
@@ -76,8 +77,8 @@ export function defaultConfig(): Config {
     gear_networks: [],
     tls_require_valid: true,
     limits: { endpoints_per_app: 1000, aliases_per_app: 2000, tls_aliases_per_app: 100, mappings_per_app: 256 },
-    ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [] },
-    runner: { quiet_ms: 250, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
+    ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [], warm: true },
+    runner: { quiet_ms: 0, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
     stomp: {
       brokers: [{ host: '127.0.0.1', port: 61613 }],
       login: 'routinginfo',
@@ -165,7 +166,7 @@ const SCHEMA: Schema = {
     endpoints_per_app: int(1, 1_000_000), aliases_per_app: int(1, 1_000_000), tls_aliases_per_app: int(0, 1_000_000),
     mappings_per_app: int(0, 1_000_000),
   },
-  ansible: { playbook: path, command: str, extra_args: strList },
+  ansible: { playbook: path, command: str, extra_args: strList, warm: bool },
   runner: {
     quiet_ms: int(0, 3_600_000), max_wait_ms: int(0, 3_600_000), retry_initial_ms: int(1, 3_600_000),
     retry_max_ms: int(1, 86_400_000), reconcile_interval_s: int(0, 86_400),

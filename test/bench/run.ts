@@ -143,7 +143,7 @@ async function main(): Promise<void> {
 
     const result = {
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-      config: { quiet_ms: 250, max_wait_ms: 1500, proxies: 2, vips: VIPS.length },
+      config: { quiet_ms: Number(process.env.RPROXY_BENCH_QUIET_MS ?? 0), warm: process.env.RPROXY_BENCH_WARM !== '0', max_wait_ms: 1500, proxies: 2, vips: VIPS.length },
       latency: {
         samples: lat.length,
         first_vip_ms: { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), min: lat[0], max: lat.at(-1) },

@@ -244,4 +244,18 @@ test.serial('status shows the listener, the runs and no pending work at the end'
   }, 30_000, 500), 'no proxy lags');
 });
 
+test.serial('runs went through the warm Ansible controller; the SIGKILLed listener left no controller behind, SIGTERM stops it with the listener', async (t) => {
+  const alive = (pid: number) => { try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z'; } catch { return false; } };
+  const started = listener.events('warm_started').map((l) => Number(l.pid));
+  t.true(started.length >= 2, 'one controller per listener start');
+  t.true(listener.events('run').some((l) => l.warm === true), 'runs went warm');
+  t.true(started.slice(0, -1).every((p) => !alive(p)), `left behind: ${started.filter(alive).join(',')}`);
+  const current = started.at(-1)!;
+  t.true(alive(current));
+  await listener.stop('SIGTERM');
+  t.true(await waitFor(() => !alive(current), 10_000, 100), 'stopped with the listener');
+  const pid = listener.events('listener_start').at(-1)?.pid;
+  t.false(existsSync(path.join(LAB, 'var', `warm-ansible-${String(pid)}.sock`)), 'socket removed');
+});
+
 void sleep;

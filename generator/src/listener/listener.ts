@@ -1,11 +1,13 @@
 // The listener process: STOMP intake → batched durable applies (ack after) → coalesced targeted runs,
 // with structured logs, Prometheus metrics and the status file.
 import { readFile } from 'node:fs/promises';
-import type { Config } from '../config.js';
+import path from 'node:path';
+import { packageRoot, type Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
 import { runnerPorts, runnerSettings } from '../runner/core.js';
+import { WarmController, playbookEnv, warmSocketPath, removeStaleWarmSockets } from '../runner/warm.js';
 import { Metrics } from '../metrics/metrics.js';
 import { registerOnboardingMetrics } from '../onboard/records.js';
 import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
@@ -28,6 +30,7 @@ interface PendingEvent { seq: number; t0: number; app: string; messageId: string
 export class Listener {
   private store!: StateStore;
   private runner!: Runner;
+  private warm: WarmController | undefined;
   private intake!: StompIntake;
   private batcher!: Batcher;
   readonly metrics = new Metrics();
@@ -57,7 +60,18 @@ export class Listener {
       log('metrics_error', { listen: config.metrics.listen, error: (e as Error).message });
     }
     registerOnboardingMetrics(this.metrics.registry, config.state_dir);
-    this.runner = new Runner(runnerSettings(config), runnerPorts(config, this.store), (e, f) => log(e, f), {
+    if (config.ansible.warm) {
+      // the warm Ansible controller: our child, started with exactly the env and cwd of the runs (runner/README.md)
+      const playbookDir = path.dirname(config.ansible.playbook);
+      this.warm = new WarmController({
+        command: config.ansible.command, cwd: playbookDir, env: playbookEnv(process.env, playbookDir),
+        socketPath: warmSocketPath(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
+        log: (e, f) => log(e, f),
+      });
+      // not awaited: runs before it is ready start ansible-playbook cold
+      void removeStaleWarmSockets(config.state_dir).then(() => this.warm?.start());
+    }
+    this.runner = new Runner({ ...runnerSettings(config), warm: this.warm }, runnerPorts(config, this.store), (e, f) => log(e, f), {
       onRun: (r) => this.onRun(r),
       onSync: (r) => this.onSync(r),
       onPlan: (p) => { this.lastPlan = p.perHost; this.statusDirty = true; },
@@ -205,6 +219,7 @@ export class Listener {
       // an onboarding/offboarding in progress: give it the same grace, then leave it (its records say where it stopped)
       await Promise.race([this.inventoryBusy, new Promise((r) => setTimeout(r, this.opts.stopGraceMs ?? 15000))]);
     }
+    await this.warm?.stop();
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusDirty = true;
     this.flushStatus();

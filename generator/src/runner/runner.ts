@@ -9,6 +9,8 @@ import { readApplied, writeApplied } from './applied.js';
 import { runPlaybook, failureMessage, type SpawnResult } from './spawn.js';
 import type { HostOutcome } from './recap.js';
 import { syncHold } from './vrrphold.js';
+import { PlaybookLock } from './lock.js';
+import type { WarmController } from './warm.js';
 
 export interface RunnerSettings {
   stateDir: string;
@@ -20,6 +22,8 @@ export interface RunnerSettings {
   retryMaxMs: number;
   reconcileIntervalS: number;
   lockTimeoutMs: number;
+  /** the listener's warm Ansible controller (runner/warm.ts); absent = every run starts ansible-playbook cold */
+  warm?: WarmController | undefined;
 }
 
 export interface RunnerPorts {
@@ -95,38 +99,50 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
   seq?: number; hooks?: RunnerHooks;
 }): Promise<SyncResult> {
   const snapshotSeq = opts.seq ?? 0;
-  const hosts = await ports.proxies();
-  const current = await ports.digests(); // snapshot BEFORE the run: what we record on success
-  const applied = new Map<string, Digests | null>();
-  for (const h of hosts) applied.set(h, opts.full ? null : await readApplied(s.stateDir, h));
-  const plan = planRun(current, applied);
-  opts.hooks?.onPlan?.(plan);
-  const eligible = (h: string) => !opts.exclude?.has(h) && (!opts.onlyHosts || opts.onlyHosts.has(h));
+  // Plan under the playbook lock: another process (the listener, `paas-rproxy sync`) that ran meanwhile has
+  // recorded what it applied, so the same change is never run twice. The lock is held from the plan to the
+  // last applied digests written; the VRRP hold step below takes it again.
+  const lock = await PlaybookLock.acquire(path.join(s.stateDir, 'playbook.lock'), `sync pass (${opts.trigger})`, {
+    timeoutMs: s.lockTimeoutMs, signal: opts.signal, onWait: (holder) => log('run_lock_wait', { holder }),
+  });
   const runs: RunRecord[] = [];
-  const commands: PlaybookCommand[] = [];
-  const fullHosts = plan.fullHosts.filter(eligible);
-  const targetedHosts = plan.targetedHosts.filter(eligible);
-  if (fullHosts.length) commands.push(fullRoutesCommand(s.playbook, fullHosts));
-  if (targetedHosts.length) commands.push(targetedRoutesCommand(s.playbook, targetedHosts, plan.apps.filter((a) => targetedHosts.some((h) => plan.perHost[h]?.includes(a)))));
   const okHosts = new Set<string>();
-  for (const cmd of commands) {
-    if (opts.signal?.aborted) break;
-    log('run_start', { trigger: opts.trigger, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts, apps: cmd.apps, app_count: cmd.apps?.length ?? Object.keys(current).length });
-    const r = await runPlaybook(cmd, {
-      lockFile: path.join(s.stateDir, 'playbook.lock'), lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal,
-      onLockWait: (holder) => log('run_lock_wait', { holder }),
-    });
-    const rec = toRecord(r, opts.trigger);
-    if (!r.aborted) {
-      for (const h of rec.perHost) if (h.outcome === 'ok') { await writeApplied(s.stateDir, h.host, current); okHosts.add(h.host); }
+  let hosts: string[];
+  let plan: RunPlan;
+  try {
+    hosts = await ports.proxies();
+    const current = await ports.digests(); // snapshot BEFORE the run: what we record on success
+    const applied = new Map<string, Digests | null>();
+    for (const h of hosts) applied.set(h, opts.full ? null : await readApplied(s.stateDir, h));
+    plan = planRun(current, applied);
+    opts.hooks?.onPlan?.(plan);
+    const eligible = (h: string) => !opts.exclude?.has(h) && (!opts.onlyHosts || opts.onlyHosts.has(h));
+    const commands: PlaybookCommand[] = [];
+    const fullHosts = plan.fullHosts.filter(eligible);
+    const targetedHosts = plan.targetedHosts.filter(eligible);
+    const p = plan;
+    if (fullHosts.length) commands.push(fullRoutesCommand(s.playbook, fullHosts));
+    if (targetedHosts.length) commands.push(targetedRoutesCommand(s.playbook, targetedHosts, p.apps.filter((a) => targetedHosts.some((h) => p.perHost[h]?.includes(a)))));
+    for (const cmd of commands) {
+      if (opts.signal?.aborted) break;
+      log('run_start', { trigger: opts.trigger, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts, apps: cmd.apps, app_count: cmd.apps?.length ?? Object.keys(current).length });
+      const r = await runPlaybook(cmd, {
+        lockFile: lock.file, lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal, heldLock: lock, warm: s.warm,
+      });
+      const rec = toRecord(r, opts.trigger);
+      if (!r.aborted) {
+        for (const h of rec.perHost) if (h.outcome === 'ok') { await writeApplied(s.stateDir, h.host, current); okHosts.add(h.host); }
+      }
+      log('run', {
+        run_id: rec.id, kind: rec.kind, trigger: rec.trigger, command: rec.command, hosts: rec.hosts, apps: rec.apps,
+        result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, warm: r.warm, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}),
+      });
+      if (rec.result !== 'ok') log('run_output', { run_id: rec.id, output_tail: r.output.split('\n').slice(-40).join('\n') });
+      runs.push(rec);
+      opts.hooks?.onRun?.(rec);
     }
-    log('run', {
-      run_id: rec.id, kind: rec.kind, trigger: rec.trigger, command: rec.command, hosts: rec.hosts, apps: rec.apps,
-      result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}),
-    });
-    if (rec.result !== 'ok') log('run_output', { run_id: rec.id, output_tail: r.output.split('\n').slice(-40).join('\n') });
-    runs.push(rec);
-    opts.hooks?.onRun?.(rec);
+  } finally {
+    await lock.release();
   }
   const lagging: Record<string, string[]> = {};
   for (const h of hosts) {
@@ -151,7 +167,7 @@ async function holdStep(s: RunnerSettings, ports: RunnerPorts, log: Log, hosts: 
   try {
     const h = await syncHold({
       stateDir: s.stateDir, playbook: s.playbook, lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal,
-      proxies: hosts, candidates: lagging, digests: () => ports.digests(),
+      proxies: hosts, candidates: lagging, digests: () => ports.digests(), warm: s.warm,
     });
     if (h.spawn) {
       const rec = toRecord(h.spawn, opts.trigger);
@@ -217,8 +233,8 @@ export class Runner {
   }
 
   private schedule(): void {
-    if (this.running || this.stopped) return; // re-scheduled when the run ends
-    const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs);
+    if (this.stopped) return;
+    const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs, this.running !== null); // null while running: re-asked when it ends
     if (due === null) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.fire(), Math.max(0, due - Date.now()));
@@ -268,7 +284,7 @@ export class Runner {
     if (!hosts.length) return;
     const cmd = vrrpCommand(this.s.playbook, this.s.proxiesGroup, hosts);
     this.log('run_start', { trigger: trig, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts });
-    const r = await runPlaybook(cmd, { lockFile: path.join(this.s.stateDir, 'playbook.lock'), lockTimeoutMs: this.s.lockTimeoutMs, signal: this.abort.signal });
+    const r = await runPlaybook(cmd, { lockFile: path.join(this.s.stateDir, 'playbook.lock'), lockTimeoutMs: this.s.lockTimeoutMs, signal: this.abort.signal, warm: this.s.warm });
     const rec = toRecord(r, trig);
     this.log('run', { run_id: rec.id, kind: rec.kind, trigger: trig, command: rec.command, hosts: rec.hosts, result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}) });
     this.hooks.onRun?.(rec);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PlaybookLock } from './lock.js';
 import { parsePlaybookOutput, hostOutcomes, type HostOutcome, type ParsedRun } from './recap.js';
 import type { PlaybookCommand } from './command.js';
+import { playbookEnv, runWarm, type WarmController } from './warm.js';
 
 export interface SpawnResult {
   command: PlaybookCommand;
@@ -15,6 +16,8 @@ export interface SpawnResult {
   parsed: ParsedRun;
   outcomes: Map<string, HostOutcome>;
   aborted: boolean;
+  /** run through the warm controller (runner/warm.ts) rather than a fresh ansible-playbook */
+  warm: boolean;
 }
 
 export interface SpawnOptions {
@@ -23,7 +26,13 @@ export interface SpawnOptions {
   signal?: AbortSignal; // abort: SIGTERM to the playbook (it finishes the current task's module safely), SIGKILL after 20 s
   onLockWait?: (holder: unknown) => void;
   onStart?: (pid: number | undefined) => void;
+  /** the warm Ansible controller, when the caller keeps one (the listener): used when it is up, else a cold spawn */
+  warm?: WarmController | undefined;
+  /** the playbook lock, already taken by the caller (syncPass plans under it): not taken nor released here */
+  heldLock?: PlaybookLock | undefined;
 }
+
+const KILL_AFTER_MS = 20000;
 
 export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Promise<SpawnResult> {
   return (await runPlaybookPlanned(async () => cmd, opts, cmd.display)) as SpawnResult;
@@ -34,54 +43,76 @@ export async function runPlaybook(cmd: PlaybookCommand, opts: SpawnOptions): Pro
  * runner may change meanwhile (the VRRP hold). `plan` returning null releases the lock without a run.
  */
 export async function runPlaybookPlanned(plan: () => Promise<PlaybookCommand | null>, opts: SpawnOptions, what = 'a planned run'): Promise<SpawnResult | null> {
-  const lock = await PlaybookLock.acquire(opts.lockFile, what, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
+  const lock = opts.heldLock ?? await PlaybookLock.acquire(opts.lockFile, what, { timeoutMs: opts.lockTimeoutMs, signal: opts.signal, onWait: opts.onLockWait });
   try {
     const cmd = await plan();
     if (cmd === null) return null;
     // (not argv[3]: with a second -i, e.g. onboarding's overlay inventory, that is "-i" and the cwd was the caller's)
     const playbookDir = path.dirname(cmd.playbook);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ANSIBLE_STDOUT_CALLBACK: 'default', // PLAY RECAP + "fatal: [host]" lines are what we parse
-      ANSIBLE_NOCOLOR: '1',
-      ANSIBLE_FORCE_COLOR: '0',
-      ANSIBLE_RETRY_FILES_ENABLED: '0',
-      PYTHONUNBUFFERED: '1',
-    };
-    // ansible reads ansible.cfg from the cwd: run next to the playbook so ansible/ansible.cfg applies
-    if (!env.ANSIBLE_CONFIG) env.ANSIBLE_CONFIG = path.join(playbookDir, 'ansible.cfg');
+    const env = playbookEnv(process.env, playbookDir);
     const startedAt = new Date();
     const t0 = performance.now();
-    const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd: playbookDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    // listen before the first await: a short run may end (and emit 'close') while the lock file is written
     const chunks: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr.on('data', (b: Buffer) => chunks.push(b));
-    const closed = new Promise<[number | null, string | null]>((resolve) => {
-      child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
-      child.on('close', (code, s) => resolve([code, s]));
-    });
-    await lock.setChild(child.pid).catch(() => undefined);
-    opts.onStart?.(child.pid);
-    let aborted = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      aborted = true;
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), 20000);
-    };
-    if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
-    const [exitCode, sig] = await closed;
-    if (killTimer) clearTimeout(killTimer);
-    opts.signal?.removeEventListener('abort', onAbort);
+    let ran: { exitCode: number | null; signal: string | null; aborted: boolean; warm: boolean } | null = null;
+    const w = opts.warm;
+    if (w && !w.available) w.revive('not running'); // crashed: restarted in the background (throttled); this run is cold
+    if (w?.available) {
+      let aborted = false;
+      const onAbort = () => { aborted = true; };
+      let childWritten: Promise<void> = Promise.resolve(); // awaited before the lock is released: never rewrite it after
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const o = await runWarm(w.socketPath, { argv: cmd.argv, cwd: playbookDir, env, killAfterS: KILL_AFTER_MS / 1000 }, {
+        onData: (b) => chunks.push(b), signal: opts.signal,
+        onStart: (pid) => { childWritten = lock.setChild(pid).catch(() => undefined); opts.onStart?.(pid); },
+      });
+      await childWritten;
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (o.kind === 'ran') {
+        if (o.lost) chunks.push(Buffer.from(`\n${o.lost}\n`));
+        ran = { exitCode: o.exitCode, signal: o.signal, aborted: aborted || opts.signal?.aborted === true, warm: true };
+      } else {
+        w.revive(o.reason);
+        w.log('warm_fallback', { reason: o.reason, command: cmd.display.slice(0, 300) });
+      }
+    }
+    ran ??= { ...(await coldRun(cmd, playbookDir, env, chunks, lock, opts)), warm: false };
     const output = Buffer.concat(chunks).toString('utf8');
     const parsed = parsePlaybookOutput(output);
     const outcomes = hostOutcomes(parsed, cmd.hosts);
     // a non-zero exit without a recap line for a host means that host did not get the change
-    return { command: cmd, exitCode, signal: sig, durationMs: Math.round(performance.now() - t0), startedAt: startedAt.toISOString(), output, parsed, outcomes, aborted };
+    return {
+      command: cmd, exitCode: ran.exitCode, signal: ran.signal, durationMs: Math.round(performance.now() - t0), startedAt: startedAt.toISOString(),
+      output, parsed, outcomes, aborted: ran.aborted, warm: ran.warm,
+    };
   } finally {
-    await lock.release();
+    if (!opts.heldLock) await lock.release();
   }
+}
+
+/** A fresh ansible-playbook process (stdout and stderr interleaved into `chunks`). */
+async function coldRun(cmd: PlaybookCommand, cwd: string, env: NodeJS.ProcessEnv, chunks: Buffer[], lock: PlaybookLock, opts: SpawnOptions): Promise<{ exitCode: number | null; signal: string | null; aborted: boolean }> {
+  const child = spawn(cmd.argv[0] as string, cmd.argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // listen before the first await: a short run may end (and emit 'close') while the lock file is written
+  child.stdout.on('data', (b: Buffer) => chunks.push(b));
+  child.stderr.on('data', (b: Buffer) => chunks.push(b));
+  const closed = new Promise<[number | null, string | null]>((resolve) => {
+    child.on('error', (e) => { chunks.push(Buffer.from(`\nspawn error: ${e.message}\n`)); resolve([127, null]); });
+    child.on('close', (code, s) => resolve([code, s]));
+  });
+  await lock.setChild(child.pid).catch(() => undefined);
+  opts.onStart?.(child.pid);
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    aborted = true;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+  };
+  if (opts.signal) { if (opts.signal.aborted) onAbort(); else opts.signal.addEventListener('abort', onAbort, { once: true }); }
+  const [exitCode, sig] = await closed;
+  if (killTimer) clearTimeout(killTimer);
+  opts.signal?.removeEventListener('abort', onAbort);
+  return { exitCode, signal: sig, aborted };
 }
 
 /** One-line operator message for a failed run: failing host(s) and task(s), or the tail of the output. */

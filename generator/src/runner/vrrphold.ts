@@ -15,6 +15,7 @@ import { holdCommand, type PlaybookSettings } from './command.js';
 import { pendingApps, type Digests } from './pending.js';
 import { readApplied } from './applied.js';
 import { runPlaybookPlanned, type SpawnResult } from './spawn.js';
+import type { WarmController } from './warm.js';
 
 /** host -> the hold value last written to it; a host missing here has never been written (keepalived created 0). */
 export interface HoldRecord { schema: 1; written: Record<string, boolean>; updatedAt?: string }
@@ -81,7 +82,7 @@ export interface HoldRunResult {
  */
 export async function syncHold(opts: {
   stateDir: string; playbook: PlaybookSettings; lockTimeoutMs: number; signal?: AbortSignal | undefined;
-  proxies: readonly string[]; candidates: readonly string[]; digests: () => Promise<Digests>;
+  proxies: readonly string[]; candidates: readonly string[]; digests: () => Promise<Digests>; warm?: WarmController | undefined;
 }): Promise<HoldRunResult> {
   let plan: HoldPlan = { hold: false, hosts: [] };
   let stale: string[] = [];
@@ -96,7 +97,7 @@ export async function syncHold(opts: {
     stale = staleHosts(opts.candidates.filter((h) => opts.proxies.includes(h)), current, applied);
     plan = holdPlan(opts.proxies, stale, record?.written ?? null);
     return plan.hosts.length ? holdCommand(opts.playbook, plan.hosts, plan.hold) : null;
-  }, { lockFile: path.join(opts.stateDir, 'playbook.lock'), lockTimeoutMs: opts.lockTimeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+  }, { lockFile: path.join(opts.stateDir, 'playbook.lock'), lockTimeoutMs: opts.lockTimeoutMs, warm: opts.warm, ...(opts.signal ? { signal: opts.signal } : {}) });
   if (spawn === null) return { plan, stale, spawn: null, failed: [] };
   const failed: string[] = [];
   for (const h of plan.hosts) {

@@ -19,7 +19,8 @@ test('defaults: contract values, absolute paths, playbook from the package root'
   t.is(c.ansible.playbook, join(packageRoot(), 'ansible/site.yml'));
   t.is(packageRoot(), REPO);
   t.deepEqual(c.stomp.brokers, [{ host: '127.0.0.1', port: 61613 }]);
-  t.is(c.runner.quiet_ms, 250);
+  t.is(c.runner.quiet_ms, 0);
+  t.true(c.ansible.warm);
   t.is(c.metrics.listen, '127.0.0.1:9464');
 });
 
@@ -77,7 +78,7 @@ test('wrong types and values are ERR_CONFIG_INVALID naming the key', (t) => {
     t.regex(e!.message, re);
   }
   t.deepEqual(parseConfig('', '/').cloud_domain, 'apps.example.com', 'an empty file is the defaults');
-  t.deepEqual(parseConfig('runner:\n', '/').runner.quiet_ms, 250, 'an empty section keeps its defaults');
+  t.deepEqual(parseConfig('runner:\n', '/').runner.quiet_ms, 0, 'an empty section keeps its defaults');
 });
 
 test('selection: --config, else PAAS_RPROXY_CONFIG, else defaults; --inventory and credential env override', async (t) => {

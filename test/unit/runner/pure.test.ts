@@ -1,7 +1,7 @@
 import test from 'ava';
 import { parsePlaybookOutput, hostOutcomes } from '../../../generator/src/runner/recap.js';
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
-import { idle, trigger, dueAt, take } from '../../../generator/src/runner/coalescer.js';
+import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
 import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
@@ -73,6 +73,38 @@ test('coalescer: quiet period, bounded max wait', (t) => {
   t.is(dueAt(s, 250, 1500), null);
   // max wait shorter than quiet is treated as quiet
   t.is(dueAt(trigger(idle(), 0), 250, 100), 250);
+});
+
+test('coalescer, quiet_ms 0 (group commit): an idle system starts at once; changes during a run wait for its end, together', (t) => {
+  let s = trigger(idle(), 1000);
+  t.is(dueAt(s, 0, 1500), 1000, 'due the moment it arrives');
+  s = take(s);
+  s = trigger(s, 1100); // arrives during the run
+  s = trigger(s, 1900);
+  t.is(dueAt(s, 0, 1500, true), null, 'nothing starts while a run is in progress');
+  t.is(dueAt(s, 0, 1500, false), 1100, 'at the end of the run: due at once (since the first change it serves)');
+  t.is(dueAt(s, 250, 1500, true), null, 'a quiet period never overlaps a run either');
+});
+
+test('coalescer: simulated runs (a change on an idle system, a burst, a stream)', (t) => {
+  // one change on an idle system: a run starts with it, no wait
+  t.deepEqual(simulate([5000], 0, 1500, () => 800), [[5000, 5800, 1]]);
+  t.deepEqual(simulate([5000], 250, 1500, () => 800), [[5250, 6050, 1]], 'quiet_ms > 0 keeps its old meaning');
+  // 1,000 events over 1 s while a run takes 3.5 s (10,000 apps): 2 runs, the last live 3.5 s after the first run
+  const burst = Array.from({ length: 1000 }, (_, i) => 10_000 + i);
+  const runs = simulate(burst, 0, 1500, () => 3500);
+  t.deepEqual(runs.map((r) => r[2]), [1, 999]);
+  t.true((runs.at(-1)![1] - 10_999) <= 5000 + 3500, JSON.stringify(runs));
+  t.true(runs.length <= 4);
+  // the same burst with a 1 s run: still few runs, every change served
+  const r2 = simulate(burst, 0, 1500, () => 1000);
+  t.is(r2.reduce((n, r) => n + r[2], 0), 1000);
+  t.true(r2.length <= 3, JSON.stringify(r2));
+  // a steady stream (every 100 ms for 10 s), runs of 1 s: about one run per second, none overlapping
+  const stream = Array.from({ length: 100 }, (_, i) => i * 100);
+  const r3 = simulate(stream, 0, 1500, () => 1000);
+  t.true(r3.length <= 11 && r3.length >= 9, String(r3.length));
+  for (let i = 1; i < r3.length; i++) t.true(r3[i]![0] >= r3[i - 1]![1], 'runs never overlap');
 });
 
 test('pending: differing digests plus vanished apps', (t) => {

@@ -184,6 +184,21 @@ test('playbook runs never overlap, across callers', async (t) => {
   } finally { delete process.env.FAKE_SLEEP; }
 });
 
+test('two processes syncing the same change run it once (the plan is made under the playbook lock)', async (t) => {
+  const { s, ports, calls } = setup();
+  await writeApplied(s.stateDir, 'rp1', { ...ports.current });
+  await writeApplied(s.stateDir, 'rp2', { ...ports.current });
+  ports.current['n-x'] = '1';
+  process.env.FAKE_SLEEP = '0.3';
+  try {
+    // two callers with their own settings objects (as the listener and `paas-rproxy sync` are)
+    const [a, b] = await Promise.all([syncPass({ ...s }, ports, noLog, { trigger: 'a' }), syncPass({ ...s }, ports, noLog, { trigger: 'b' })]);
+    t.true(a.ok && b.ok);
+    t.is(calls().filter((c) => c.includes('nginx_rproxy_routes')).length, 1, calls().join('\n'));
+    t.is(a.runs.length + b.runs.length, 1);
+  } finally { delete process.env.FAKE_SLEEP; }
+});
+
 test('runner: the periodic reconcile runs a full routes run on every proxy even when nothing is pending', async (t) => {
   const { s, ports, calls, dir } = setup();
   await writeApplied(s.stateDir, 'rp1', { ...ports.current });
