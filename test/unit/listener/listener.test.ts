@@ -47,11 +47,13 @@ test('batcher: a failing apply acks nothing, never nacks, and retries the same m
 test('batcher: stop waits for the apply in flight and its acks; later messages stay unacked', async (t) => {
   const log: string[] = [];
   const port: IntakePort = {
-    async apply(batch) { await sleep(50); log.push(`written ${batch.length}`); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
+    async apply(batch) { applying = true; await sleep(50); log.push(`written ${batch.length}`); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
   };
+  let applying = false;
   const b = new Batcher(port, { quietMs: 1, maxBatch: 1, maxDelayMs: 1 }, () => undefined, () => undefined);
   b.push(delivery('m1', log));
-  await sleep(10);
+  // m1's apply is in flight (not a fixed sleep: on a loaded machine its timer may fire late)
+  while (!applying) await sleep(2);
   b.push(delivery('m2', log));
   await b.stop();
   b.push(delivery('m3', log));
