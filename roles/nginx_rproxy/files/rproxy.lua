@@ -31,11 +31,12 @@ local cfg = {
 
 -- The checks of the action plugin (roles/nginx_rproxy/action_plugins/nginx_rproxy_routes.py), repeated here: the
 -- apply endpoint trusts nothing. Each is anchored, bounded in length first, and linear.
-local ID_RE = [==[^[a-z0-9]+-[a-z0-9]+$]==]
-local HOST_RE = [==[^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$]==]
-local BACKEND_RE = [==[^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$]==]
-local PATH_RE = [==[^/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023}$]==]
-local TO_RE = [==[^(?:/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023})?/\$1$]==]
+-- \z, not $: PCRE's $ also matches before a final newline ("a-b\n" would pass)
+local ID_RE = [==[^[a-z0-9]+-[a-z0-9]+\z]==]
+local HOST_RE = [==[^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?\z]==]
+local BACKEND_RE = [==[^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\z]==]
+local PATH_RE = [==[^/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023}\z]==]
+local TO_RE = [==[^(?:/[A-Za-z0-9._~!&()*+,=:@%/-]{0,1023})?/\$1\z]==]
 local MAX_LIST = 100000
 local APP_KEYS = { id = true, names = true, backends = true, websocket = true, root_location = true, locations = true }
 local LOC_KEYS = { path = true, rewrite_to = true }
@@ -106,7 +107,7 @@ end
 
 local function parse_time(v, what)
   if type(v) == "number" then return v end
-  local m = type(v) == "string" and ngx.re.match(v, [[^(\d{1,9})(ms|s|m|h|d|w|M|y)?$]], "jo")
+  local m = type(v) == "string" and ngx.re.match(v, [[^(\d{1,9})(ms|s|m|h|d|w|M|y)?\z]], "jo")
   if not m then error("rproxy: " .. what .. " must be an nginx time (e.g. 10s), got " .. tostring(v)) end
   local mult = ({ ms = 0.001, s = 1, m = 60, h = 3600, d = 86400, w = 604800, M = 2592000, y = 31536000 })[m[2] or "s"]
   return tonumber(m[1]) * mult
@@ -312,6 +313,9 @@ function _M.route()
   else
     local host = var.host or ""
     if byte(host, -1) == 46 then host = sub(host, 1, -2) end
+    -- no server name is longer (check_app), and the wildcard lookup below is quadratic in the length: an 8 KB
+    -- Host of 4,000 labels cost a worker ~70 ms of CPU per request, and filled the worker cache with 8 KB keys
+    if #host > 253 then return ngx.exit(404) end
     app = cached(host, function()
       local id = lookup(lower(host))
       return id and load_app(id)
@@ -330,7 +334,11 @@ function _M.route()
   if best then
     local rest_at = #best.path + 1
     while byte(uri, rest_at) == 47 do rest_at = rest_at + 1 end
-    ngx.req.set_uri(sub(best.rewrite_to, 1, -3) .. sub(uri, rest_at), false)
+    -- set_uri raises on a control character (a client's %0D%0A, decoded in $uri): a bad request, not a 500 and
+    -- a Lua stack trace in the error log per request
+    if not pcall(ngx.req.set_uri, sub(best.rewrite_to, 1, -3) .. sub(uri, rest_at), false) then
+      return ngx.exit(400)
+    end
   end
   if app.websocket then
     local up = var.http_upgrade

@@ -494,3 +494,43 @@ test('loop guard: a gear that is the proxy itself is answered 508 at the second 
     await nginx.stop();
   }
 });
+
+test('hostile requests and apply entries: a Host longer than any name is 404 at once, a control character in a mapped path is 400, a trailing newline passes no check', async (t) => {
+  if (!NGINX) return t.pass('nginx not installed');
+  t.timeout(60_000);
+  const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
+  const g = await gear();
+  const { dir } = await renderTree([WEB], '', ports);
+  const d = await appData(dir, 'web-acme');
+  d.backends = [`127.0.0.1:${g.port}`];
+  d.names.push('*.wild.example.org');
+  await writeFile(join(dir, 'rproxy/apps/web-acme.json'), JSON.stringify(d));
+  const sock = join(dir, 'run/apply.sock');
+  const nginx = await startNginx(dir, ports.health);
+  try {
+    // the wildcard lookup walks every label of the Host: 4,000 labels cost ~70 ms of worker CPU per request
+    const long = `${'a.'.repeat(130)}wild.example.org`; // 276 characters: no DNS name is that long
+    t.is((await get(ports.http, `b.wild.example.org`)).status, 200, 'control: the wildcard routes');
+    t.is((await get(ports.http, long)).status, 404, 'a Host longer than 253 characters is not looked up');
+    t.is((await get(ports.http, `${'a.'.repeat(3900)}wild.example.org`)).status, 404);
+    // a %0D%0A decoded into $uri: set_uri refuses it (it was a 500 and a Lua stack trace in the log per request)
+    t.is((await get(ports.http, 'web-acme.apps.example.com', '/api/a%0d%0aX-Injected:%201')).status, 400);
+    t.is((await get(ports.http, 'web-acme.apps.example.com', '/api/a%20b')).json?.url, '/v2/a%20b', 'control: an escaped space passes');
+    t.notRegex(await readFile(join(dir, 'error.log'), 'utf8'), /stack traceback/);
+    // PCRE's $ matches before a final newline: every field is checked with \z
+    const good = { id: 'new-acme', names: ['new.example.org'], backends: [`127.0.0.1:${g.port}`], websocket: false, root_location: true, locations: [{ path: '/p', rewrite_to: '/q/$1' }] };
+    t.is((await req(sock, '/apply', {}, 'POST', JSON.stringify({ set: { 'new-acme': good } }))).status, 200, 'control: the good app');
+    const bad: Array<[string, unknown]> = [
+      ['id', { set: { 'new-acme\n': { ...good, id: 'new-acme\n' } } }],
+      ['name', { set: { 'new-acme': { ...good, names: ['new.example.org\n'] } } }],
+      ['backend', { set: { 'new-acme': { ...good, backends: [`127.0.0.1:${g.port}\n`] } } }],
+      ['location path', { set: { 'new-acme': { ...good, locations: [{ path: '/p\n', rewrite_to: '/q/$1' }] } } }],
+      ['rewrite_to', { set: { 'new-acme': { ...good, locations: [{ path: '/p', rewrite_to: '/q/$1\n' }] } } }],
+      ['deleted id', { delete: ['new-acme\n'] }],
+    ];
+    for (const [name, body] of bad) t.is((await req(sock, '/apply', {}, 'POST', JSON.stringify(body))).status, 422, `a trailing newline in the ${name}`);
+  } finally {
+    await nginx.stop();
+    g.server.close();
+  }
+});
