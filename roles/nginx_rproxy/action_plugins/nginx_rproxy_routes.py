@@ -22,22 +22,22 @@ from ansible.parsing.ajson import AnsibleJSONDecoder
 from ansible.plugins.action import ActionBase
 from ansible.template import AnsibleEnvironment
 
-APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
-HOST_RE = re.compile(r'^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$')
-FQDN_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$')
-BACKEND_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$')
+APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+\Z')
+HOST_RE = re.compile(r'^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?\Z')
+FQDN_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+\Z')
+BACKEND_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}\Z')
 # The route block's nginx strings, as the generator derives them (generator/src/state/route.ts). The path
 # character set is the core's intake rule: no quote, backslash, '$', '{', '}', ';', '#' or space can occur,
 # so every value below prints safely inside an nginx double-quoted string or as a bare word.
 PATH_CH = r'[A-Za-z0-9._~!&()*+,=:@%/-]'
-LOC_PATH_RE = re.compile(r'^/' + PATH_CH + r'{0,1023}$')
+LOC_PATH_RE = re.compile(r'^/' + PATH_CH + r'{0,1023}\Z')
 # ^<path with the PCRE metacharacters of the set escaped>/*(.*)$  (Python re.escape's set: . ( ) * + ~ & -)
-REWRITE_REGEX_RE = re.compile(r'^\^/(?:[A-Za-z0-9_!,=:@%/]|\\[.()*+~&-]){0,1023}/\*\(\.\*\)\$$')
+REWRITE_REGEX_RE = re.compile(r'^\^/(?:[A-Za-z0-9_!,=:@%/]|\\[.()*+~&-]){0,1023}/\*\(\.\*\)\$\Z')
 # <backend path without trailing slashes>/$1  ('$' only in the final capture reference)
-REWRITE_TO_RE = re.compile(r'^(?:/' + PATH_CH + r'{0,1023})?/\$1$')
-REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*$')
-CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*$')
-NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?$')
+REWRITE_TO_RE = re.compile(r'^(?:/' + PATH_CH + r'{0,1023})?/\$1\Z')
+REL_FILE_RE = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_./*-]*\Z')
+CONF_DIR_RE = re.compile(r'^/[A-Za-z0-9_./-]*\Z')
+NGINX_TIME_RE = re.compile(r'^\d{1,9}(ms|s|m|h|d|w|M|y)?\Z')
 
 TEMPLATES = ('app.tls-servers.conf.j2',)
 ROUTES_DIR = 'routes'

@@ -67,9 +67,9 @@ except ImportError:  # pragma: no cover (Python 2 hosts are not supported by the
 
 from ansible.module_utils.basic import AnsibleModule
 
-APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+$')
-PLAIN_RE = re.compile(r'^(apps/(?P<d>[a-z0-9]+-[a-z0-9]+)\.json|tls-servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf)$')
-TLS_RE = re.compile(r'^tls/(?P<t>[a-z0-9]+-[a-z0-9]+)/(?P<f>[A-Za-z0-9*][A-Za-z0-9*._-]*\.(crt|key))$')
+APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+\Z')
+PLAIN_RE = re.compile(r'^(apps/(?P<d>[a-z0-9]+-[a-z0-9]+)\.json|tls-servers/(?P<s>[a-z0-9]+-[a-z0-9]+)\.conf)\Z')
+TLS_RE = re.compile(r'^tls/(?P<t>[a-z0-9]+-[a-z0-9]+)/(?P<f>[A-Za-z0-9*][A-Za-z0-9*._-]*\.(crt|key))\Z')
 PLAIN_SUBDIRS = ('apps', 'tls-servers')
 SUBDIRS = PLAIN_SUBDIRS + ('tls',)
 # the per-app layout of paas-rproxy before the Lua data plane: removed by a full run once nothing includes it

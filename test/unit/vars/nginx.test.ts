@@ -140,6 +140,10 @@ const TAMPER: Array<[string, (route: Record<string, any>, app: Record<string, an
   ['root_location wrong', (r) => { r.root_location = false; }, /root_location/],
   ['a route block of the previous generator', (r) => { delete r.map_value; delete r.root_location; r.upstream = { __ansible_unsafe: 'odd-acme' }; r.locations = [{ frontend: '/x', backend: '' }]; }, /written by an older paas-rproxy/],
   ['fqdn with a space', (_r, a) => { a.fqdn = { __ansible_unsafe: 'odd-acme.apps.example.com x' }; }, /fqdn/],
+  // Python's $ matches before a final newline: the checks anchor with \Z
+  ['fqdn with a trailing newline', (_r, a) => { a.fqdn = { __ansible_unsafe: 'odd-acme.apps.example.com\n' }; }, /fqdn/],
+  ['location path with a trailing newline', (r) => { r.locations[0].path = { __ansible_unsafe: '/same\n' }; }, /location path/],
+  ['rewrite target with a trailing newline', (r) => { r.locations[0].rewrite_to = { __ansible_unsafe: '/same/$1\n' }; }, /rewrite_to/],
 ];
 
 for (const [name, tamper, message] of TAMPER) {
