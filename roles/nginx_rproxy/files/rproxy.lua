@@ -151,6 +151,9 @@ local function commit(set, delete)
       local k, v = journal[i][1], journal[i][2]
       if v == nil then ROUTES:delete(k) else ROUTES:set(k, v) end
     end
+    -- a worker that looked a host up mid-batch cached what it saw (a name deleted, not yet put back) under the
+    -- current generation: move it, or that worker keeps the stale answer until the next successful apply
+    ROUTES:incr("gen", 1, 0)
     return nil, type(err) == "table" and err.msg or tostring(err)
   end
   ROUTES:incr("gen", 1, 0)
