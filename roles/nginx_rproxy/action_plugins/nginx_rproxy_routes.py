@@ -210,6 +210,15 @@ def load_state(state_dir, sync_apps=None):
             sync_apps = re.split(r'[\s,]+', sync_apps)
         # an id that is not one (run() refuses it) or that the index does not name (deleted) reads no file
         wanted = sorted(set(to_text(a) for a in sync_apps if _str(a) and a in names))
+    def still_named(aid):
+        """Does the index as it is now still name `aid`? Read again for each missing file (each one is a deletion
+        the listener committed: linear in what changed, and a second deletion later in a long run is seen too)."""
+        try:
+            doc = read_json(index_path)
+        except (IOError, OSError, ValueError):
+            return True
+        return not isinstance(doc, dict) or not isinstance(doc.get('app_digests'), dict) or aid in doc['app_digests']
+
     apps = {}
     for aid in wanted:
         if not _str(aid) or not APP_ID_RE.match(aid):
@@ -218,6 +227,10 @@ def load_state(state_dir, sync_apps=None):
         try:
             apps[aid] = read_json(path, AnsibleJSONDecoder)
         except (IOError, OSError) as e:
+            # a run does not hold the state lock: the listener may have committed an index without this app (deleted)
+            # and unlinked its file since we read the index. Deleted now = left out, as if the run had started later.
+            if getattr(e, 'errno', None) == 2 and not still_named(aid):
+                continue
             raise RouteError('%s names app %s but %s cannot be read (%s): restore it, or let paas-rproxy rewrite the '
                              'state (remove the app from the index and replay its events)' % (index_path, aid, path, e))
         except ValueError as e:

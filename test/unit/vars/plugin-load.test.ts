@@ -109,3 +109,45 @@ test('the plugin still refuses to run while the state is in the inventory (ansib
   })) as { stdout?: string };
   t.regex(e.stdout ?? '', /the routing state is still in the inventory .*`paas-rproxy migrate --inventory/s);
 });
+
+// The runs do not take the state lock: the listener may commit a new index (an app deleted: its file unlinked)
+// between a run's read of the index and its read of that app's file. Any SPI publisher can delete an app, so a
+// full run (10,000 opens, seconds) failed on every deletion that landed in that window.
+const RACE = `
+import builtins, importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location('plugin', os.path.join(sys.argv[1], 'nginx_rproxy_routes.py'))
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+routes = os.path.join(sys.argv[2], 'routes')
+victim, keep = sys.argv[3], sys.argv[4] == 'keep'
+def listener_writes_first(path, *a, **k):
+    if path.endswith(os.sep + victim + '.json') and os.path.exists(path):
+        # what vars/write.ts does for a deleted app: the index without it (atomic), then its file unlinked
+        with builtins.open(os.path.join(routes, 'index.json')) as f:
+            index = json.load(f)
+        if not keep:
+            del index['app_digests'][victim]
+        with builtins.open(os.path.join(routes, 'index.json.tmp'), 'w') as f:
+            json.dump(index, f)
+        os.rename(os.path.join(routes, 'index.json.tmp'), os.path.join(routes, 'index.json'))
+        os.unlink(path)
+    return builtins.open(path, *a, **k)
+plugin.open = listener_writes_first
+try:
+    apps, _ = plugin.load_state(sys.argv[2], json.loads(sys.argv[5]))
+    print(json.dumps({'apps': sorted(apps)}))
+except plugin.RouteError as e:
+    print(json.dumps({'error': str(e)}))
+`;
+
+test('an app deleted (index committed, file unlinked) while a run loads the state is left out, not a failed run', async (t) => {
+  for (const sync of [null, ['one-acme', 'two-acme']]) {
+    const { cfg } = await threeApps();
+    const { stdout } = await run('/usr/bin/python3', ['-c', RACE, ACTION_DIR, cfg.state_dir, 'two-acme', 'delete', JSON.stringify(sync)]);
+    t.deepEqual(JSON.parse(stdout), { apps: sync ? ['one-acme'] : ['one-acme', 'three-acme'] }, `sync ${JSON.stringify(sync)}`);
+  }
+  // control: a file missing while the index still names it is still an error
+  const { cfg } = await threeApps();
+  const { stdout } = await run('/usr/bin/python3', ['-c', RACE, ACTION_DIR, cfg.state_dir, 'two-acme', 'keep', 'null']);
+  t.regex(JSON.parse(stdout).error ?? '', /names app two-acme but .*two-acme\.json cannot be read/);
+});
