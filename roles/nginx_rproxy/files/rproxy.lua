@@ -312,14 +312,16 @@ function _M.route()
   local app
   local pinned = var.rproxy_app
   if pinned and pinned ~= "" then
-    app = cached("#" .. pinned, function() return load_app(pinned) end)
+    -- one prefix per kind of key: a Host header is the client's ("Host: #<id>" once cached a 404 under the pinned
+    -- key of that app, and its TLS servers answered 404 on that worker until the next change)
+    app = cached("p:" .. pinned, function() return load_app(pinned) end)
   else
     local host = var.host or ""
     if byte(host, -1) == 46 then host = sub(host, 1, -2) end
     -- no server name is longer (check_app), and the wildcard lookup below is quadratic in the length: an 8 KB
     -- Host of 4,000 labels cost a worker ~70 ms of CPU per request, and filled the worker cache with 8 KB keys
     if #host > 253 then return ngx.exit(404) end
-    app = cached(host, function()
+    app = cached("h:" .. host, function()
       local id = lookup(lower(host))
       return id and load_app(id)
     end)

@@ -499,7 +499,7 @@ test('loop guard: a gear that is the proxy itself is answered 508 at the second 
   }
 });
 
-test('hostile requests and apply entries: a Host longer than any name is 404 at once, a control character in a mapped path is 400, a trailing newline passes no check', async (t) => {
+test('hostile requests and apply entries: a Host cannot poison the pinned servers\' cache, a Host longer than any name is 404 at once, a control character in a mapped path is 400, a trailing newline passes no check', async (t) => {
   if (!NGINX) return t.pass('nginx not installed');
   t.timeout(60_000);
   const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
@@ -509,9 +509,17 @@ test('hostile requests and apply entries: a Host longer than any name is 404 at 
   d.backends = [`127.0.0.1:${g.port}`];
   d.names.push('*.wild.example.org');
   await writeFile(join(dir, 'rproxy/apps/web-acme.json'), JSON.stringify(d));
+  // a server pinned to web-acme as an app's TLS servers are (plain HTTP here: the pinning is the point)
+  const pinned = await freePort();
+  await writeFile(join(dir, 'rproxy/tls-servers/web-acme.conf'),
+    `server {\n    listen 127.0.0.1:${pinned};\n    set $rproxy_app web-acme;\n    include ${join(dir, 'rproxy/snippets/routed.conf')};\n}\n`);
   const sock = join(dir, 'run/apply.sock');
   const nginx = await startNginx(dir, ports.health);
   try {
+    // the workers cached pinned apps and hosts under one key space: "Host: #web-acme" on :80 cached a 404 where
+    // the pinned server looks its app up, and the app's TLS servers answered 404 on that worker
+    for (let i = 0; i < 20; i++) t.is((await get(ports.http, '#web-acme')).status, 404);
+    for (let i = 0; i < 10; i++) t.is((await get(pinned, 'whatever.example.org')).json?.gear, g.port, 'the pinned server still routes');
     // the wildcard lookup walks every label of the Host: 4,000 labels cost ~70 ms of worker CPU per request
     const long = `${'a.'.repeat(130)}wild.example.org`; // 276 characters: no DNS name is that long
     t.is((await get(ports.http, `b.wild.example.org`)).status, 200, 'control: the wildcard routes');
