@@ -238,6 +238,36 @@ def load_state(state_dir, sync_apps=None):
     return apps, routes_dir
 
 
+def checked_app_tls(state_dir, routes_dir, aid, app, tries=3):
+    """(app, certificates, keys): check_app, then the app's TLS files read (relative path under conf_dir -> text).
+    A run does not hold the state lock: a TLS file missing may have been removed by the listener since the app file
+    was read (remove_ssl, remove_alias, delete: any publisher can send them), so the app is read again and checked
+    again (None: deleted meanwhile). Raises RouteError."""
+    for attempt in range(tries):
+        check_app(aid, app)
+        crt, key, gone = {}, {}, False
+        for t in app.get('tls') or []:
+            alias = to_text(t['alias'])
+            for k, ext, dest in (('cert_file', 'crt', crt), ('key_file', 'key', key)):
+                src = os.path.join(routes_dir, to_text(t[k]))
+                try:
+                    with open(src, 'rb') as f:
+                        dest['tls/%s/%s.%s' % (aid, alias, ext)] = to_text(f.read())
+                except (IOError, OSError) as e:
+                    if getattr(e, 'errno', None) != 2 or attempt == tries - 1:
+                        raise RouteError('app %s: cannot read %s for alias %s: %s' % (aid, k, alias, e))
+                    gone = True
+                    break
+            if gone:
+                break
+        if not gone:
+            return app, crt, key
+        app = load_state(state_dir, [aid])[0].get(aid)
+        if app is None:
+            return None, {}, {}
+    raise RouteError('app %s: its TLS files kept changing while this run read them' % aid)  # pragma: no cover
+
+
 def compile_templates(env, read_template):
     """name -> compiled template; read_template(name) returns the text of templates/routes/<name>."""
     return dict((name, env.from_string(read_template(name))) for name in TEMPLATES)
@@ -341,19 +371,14 @@ class ActionModule(ActionBase):
             if app is None:
                 continue  # absent from the state: the module removes the app's files
             try:
-                check_app(aid, app)
+                app, crt, key = checked_app_tls(state_dir, routes_dir, aid, app)
             except RouteError as e:
                 self._fail('nginx_rproxy_routes: %s' % e)
+            if app is None:
+                continue  # deleted while this run read the state
             files.update(render_app(compiled, aid, app, settings))
-            for t in app.get('tls') or []:
-                alias = to_text(t['alias'])
-                for key, ext, dest in (('cert_file', 'crt', files), ('key_file', 'key', secret_files)):
-                    src = os.path.join(routes_dir, to_text(t[key]))
-                    try:
-                        with open(src, 'rb') as f:
-                            dest['tls/%s/%s.%s' % (aid, alias, ext)] = to_text(f.read())
-                    except (IOError, OSError) as e:
-                        self._fail('app %s: cannot read %s for alias %s: %s' % (aid, key, alias, e))
+            files.update(crt)
+            secret_files.update(key)
 
         module_args = dict(
             conf_dir=conf_dir,

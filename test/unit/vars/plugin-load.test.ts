@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { StateStore } from '../../../generator/src/vars/store.js';
 import { renderVars } from '../../../generator/src/vars/emit.js';
 import { appFilePath, indexFilePath, routesDir, singleFilePath } from '../../../generator/src/vars/paths.js';
-import { psych, tmpConfig } from '../../fixtures/helpers.js';
+import { block, psych, tls, tmpConfig } from '../../fixtures/helpers.js';
+import { readFile } from 'node:fs/promises';
 
 const run = promisify(execFile);
 const ACTION_DIR = join(import.meta.dirname, '../../../roles/nginx_rproxy/action_plugins');
@@ -150,4 +151,46 @@ test('an app deleted (index committed, file unlinked) while a run loads the stat
   const { cfg } = await threeApps();
   const { stdout } = await run('/usr/bin/python3', ['-c', RACE, ACTION_DIR, cfg.state_dir, 'two-acme', 'keep', 'null']);
   t.regex(JSON.parse(stdout).error ?? '', /names app two-acme but .*two-acme\.json cannot be read/);
+});
+
+// The same race for TLS material: the run read an app file naming certificate files, then the listener removed them
+// (remove_ssl, delete_application). The app is read again: without TLS now, or gone.
+const TLS_RACE = `
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location('plugin', os.path.join(sys.argv[1], 'nginx_rproxy_routes.py'))
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+old = json.loads(sys.argv[4], cls=plugin.AnsibleJSONDecoder)
+try:
+    app, crt, key = plugin.checked_app_tls(sys.argv[2], os.path.join(sys.argv[2], 'routes'), sys.argv[3], old)
+    print(json.dumps({'tls': None if app is None else app.get('tls'), 'files': sorted(crt) + sorted(key)}))
+except plugin.RouteError as e:
+    print(json.dumps({'error': str(e)}))
+`;
+
+test('TLS files removed by the listener while a run reads them: the app is read again (without them, or gone), not a failed run', async (t) => {
+  const ssl = (a: string) => psych({ action: ':add_ssl', app_name: a, namespace: 'acme', alias: 'a.example.org', ssl: block(tls('a.crt')), private_key: block(tls('a.key')), pass_phrase: "''" });
+  const check = async (cfgDir: string, old: string) => JSON.parse((await run('/usr/bin/python3', ['-c', TLS_RACE, ACTION_DIR, cfgDir, 'one-acme', old])).stdout);
+  for (const [later, want] of [
+    [psych({ action: ':remove_ssl', app_name: 'one', namespace: 'acme', alias: 'a.example.org' }), { tls: [], files: [] }],
+    [psych({ action: ':delete_application', app_name: 'one', namespace: 'acme' }), { tls: null, files: [] }],
+  ] as const) {
+    const cfg = await tmpConfig('tls_require_valid: false\n');
+    const store = await StateStore.open(cfg);
+    await store.applyText(alias('one', 'a.example.org') + ssl('one'));
+    const old = await readFile(appFilePath(cfg, 'one-acme'), 'utf8');
+    const first = await check(cfg.state_dir, old);
+    t.deepEqual(first.files, ['tls/one-acme/a.example.org.crt', 'tls/one-acme/a.example.org.key'], 'control: read while present');
+    t.is((await store.applyText(later)).rejected.length, 0);
+    t.deepEqual(await check(cfg.state_dir, old), want);
+  }
+  // control: the app still names a file that is gone: an error naming it
+  const cfg = await tmpConfig('tls_require_valid: false\n');
+  const store = await StateStore.open(cfg);
+  await store.applyText(alias('one', 'a.example.org') + ssl('one'));
+  const old = await readFile(appFilePath(cfg, 'one-acme'), 'utf8');
+  const f = JSON.parse(old).tls[0].cert_file as string | { __ansible_unsafe: string };
+  const crt = typeof f === 'string' ? f : f.__ansible_unsafe;
+  await rm(join(routesDir(cfg), crt));
+  t.regex((await check(cfg.state_dir, old)).error ?? '', /app one-acme: cannot read cert_file for alias a\.example\.org/);
 });
