@@ -430,9 +430,13 @@ def main():
     p = argparse.ArgumentParser(description='paas-rproxy warm Ansible controller (generator/src/runner/README.md)')
     p.add_argument('--socket', required=True, help='unix socket to listen on (created 0600; its directory must be ours)')
     p.add_argument('--command', action='append', required=True, help='accepted argv[0] (the configured ansible-playbook); repeatable')
+    p.add_argument('--parent-pid', type=int, default=0, help='the listener\'s pid: exit at once if it is not our parent')
     args = p.parse_args()
     die_with_parent()
-    if os.getppid() == 1:
+    # PDEATHSIG only fires for a parent that dies after prctl: one that died before it reparented us, to 1 or to a
+    # subreaper (a container's init, systemd --user), and a "ppid == 1" test misses the subreaper: the controller
+    # lived on with no listener. The pid the listener passes closes that window.
+    if os.getppid() == 1 or (args.parent_pid and os.getppid() != args.parent_pid):
         return 1
     # the imports a cold ansible-playbook pays for on every run, paid once here
     import ansible.cli.playbook  # noqa: F401  (CLI, Display, constants from ANSIBLE_CONFIG)

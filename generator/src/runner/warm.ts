@@ -196,7 +196,7 @@ export class WarmController {
       this.o.log('warm_unavailable', { reason: `${this.o.command}: not found on PATH, or not a Python script (no warm controller; runs start ansible-playbook cold)` });
       return false;
     }
-    const argv = [...interp.slice(1), this.o.script, '--socket', this.o.socketPath, '--command', this.o.command];
+    const argv = [...interp.slice(1), this.o.script, '--socket', this.o.socketPath, '--command', this.o.command, '--parent-pid', String(process.pid)];
     const child = spawn(interp[0] as string, argv, { cwd: this.o.cwd, env: this.o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const t0 = Date.now();

@@ -248,3 +248,17 @@ test.serial('one socket per listener; the sockets of listeners that are gone are
   t.true(existsSync(path.join(dir, `warm-ansible-${dead + 1}.sock`)), 'a regular file is never removed');
   mine.close(); left.close();
 });
+
+test.serial('a controller whose parent is not the listener that started it exits at once (a parent dead before prctl: reparented to a subreaper, not always to 1)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const e = setup();
+  const sock = path.join(e.state, 'orphan.sock');
+  // its real parent is this process; the listener it was started for (pid 1 here, never our pid) is "gone"
+  const r = spawnSync('/usr/bin/python3', [SCRIPT, '--socket', sock, '--command', 'ansible-playbook', '--parent-pid', String(process.pid === 1 ? 2 : 1)],
+    { cwd: e.pb, env: playbookEnv(process.env, e.pb), timeout: 30_000, encoding: 'utf8' });
+  t.is(r.status, 1, r.stderr);
+  t.false(existsSync(sock), 'it never listened');
+  // control: with its real parent's pid it starts (and says ready)
+  t.true(await e.warm.start());
+  await e.warm.stop();
+});
