@@ -2,6 +2,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Digests } from './pending.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export function appliedDir(stateDir: string): string { return path.join(stateDir, 'applied'); }
 
@@ -27,10 +28,7 @@ export async function writeApplied(stateDir: string, host: string, digests: Dige
   await atomicWrite(path.join(dir, `${host}.json`), JSON.stringify(sorted, null, 1) + '\n');
 }
 
+/** The one atomic writer (io/atomic: temp file created exclusively, fsync, rename, directory fsync). */
 export async function atomicWrite(file: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fh = await fs.open(tmp, 'w', mode);
-  try { await fh.writeFile(text); await fh.sync(); } finally { await fh.close(); }
-  await fs.rename(tmp, file);
-  try { const d = await fs.open(path.dirname(file), 'r'); try { await d.sync(); } finally { await d.close(); } } catch { /* best effort */ }
+  await writeFileAtomic(file, text, { mode });
 }

@@ -1,7 +1,7 @@
 // Cross-process "one playbook at a time" lock: a file created with O_EXCL in state_dir holding the owner's
 // pid and, while a run is in flight, the ansible-playbook child's pid. A lock is stale only when neither
 // process is alive (a SIGKILLed listener leaves its ansible-playbook running: nobody may start another).
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { RproxyError } from '../errors.js';
 import { removeStaleLock } from '../io/lock.js';
@@ -51,7 +51,9 @@ export class PlaybookLock {
 
   async setChild(pid: number | undefined): Promise<void> {
     this.info = { ...this.info, child: pid };
-    await fs.writeFile(this.file, JSON.stringify(this.info));
+    // never through a symlink planted in the state directory (O_NOFOLLOW); the lock file is ours (created 'wx')
+    const fh = await fs.open(this.file, fsConstants.O_WRONLY | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW);
+    try { await fh.writeFile(JSON.stringify(this.info)); } finally { await fh.close(); }
   }
 
   async release(): Promise<void> {
