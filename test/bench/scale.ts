@@ -208,6 +208,11 @@ async function main(): Promise<void> {
   const prober = new Prober();
   const result: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version }, config: { quiet_ms: QUIET_MS, proxies: 2, vips: VIPS.length, samples: SAMPLES }, sizes: {} };
   const sizes = result.sizes as Record<string, unknown>;
+  // written after every phase: a run cut short still leaves what it measured
+  const save = () => {
+    mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
+    writeFileSync(path.join(REPO, 'bench-results', 'scale.json'), JSON.stringify(result, null, 2) + '\n');
+  };
   try {
     broker.prepare({ wipe: true });
     await broker.start();
@@ -244,6 +249,7 @@ async function main(): Promise<void> {
         const settledMs = Date.now() - lastPublish;
         const missing = await notLive(prober, largest);
         result.bulk = { apps: largest, messages: pubStats.messages, publish_span_ms: pubStats.spanMs, last_app_live_after_last_publish_ms: lastLiveMs, runs_settled_after_ms: settledMs, apps_not_live_after: missing, listener: listenerMem(), target_ms: 15_000 };
+        save();
         console.log(`  bulk: ${pubStats.messages} messages in ${pubStats.spanMs} ms; last app live ${lastLiveMs} ms after the last publish; ${missing} of ${largest} apps not live afterwards`);
         have = largest;
       } else if (have < size) {
@@ -259,6 +265,7 @@ async function main(): Promise<void> {
       console.log(`bench:scale: ${size} apps, ${SAMPLES} samples of each kind ...`);
       const kinds = await kindsAt(size, pub, prober, idle);
       sizes[size] = { kinds, nginx: nginxMemory(), listener: listenerMem() };
+      save();
       for (const [k, v] of Object.entries(kinds)) console.log(`  ${size} apps ${k}: all VIPs p50 ${v.all_vips_ms.p50} ms p95 ${v.all_vips_ms.p95} p99 ${v.all_vips_ms.p99}; first VIP p50 ${v.first_vip_ms.p50}`);
     }
 
@@ -294,10 +301,12 @@ async function main(): Promise<void> {
       all_live_after_last_publish_ms: liveAt.size === apps.length ? Math.max(...liveAt.values()) - lastPublish : null,
       apps_live: liveAt.size, runs: listener.events('run').length - runsBefore, targets: { all_live_ms: 5000, runs: 4 },
     };
+    save();
     console.log(`  burst: ${JSON.stringify(result.burst)}`);
 
     // ------------------------------------------------------------------ memory, reload
     result.memory = { nginx: nginxMemory(), listener: listenerMem(), reload_rp1: await reloadMemory(), targets: { nginx_worker_mb: 120, listener_mb: 200 } };
+    save();
     console.log(`  memory: ${JSON.stringify(result.memory)}`);
 
     // ------------------------------------------------------------------ onboarding a third proxy
@@ -314,6 +323,7 @@ async function main(): Promise<void> {
       const ok = on.status === 0;
       const viaRp3 = ok ? await notLive(prober, Math.min(have, 2000), ['198.51.100.13']) : null;
       result.onboarding = { apps: have, ok, duration_ms: onboardMs, fillers_checked_on_rp3: Math.min(have, 2000), not_live_on_rp3: viaRp3, target_ms: 40_000, ...(ok ? {} : { error: (on.stderr || on.stdout).slice(-2000) }) };
+      save();
       console.log(`  onboarding: ${JSON.stringify(result.onboarding)}`);
       const off = cli(['offboard', 'rp3']);
       if (off.status !== 0) console.log(`  offboard rp3 failed: ${off.stderr.slice(-500)}`);
@@ -331,8 +341,7 @@ async function main(): Promise<void> {
     await waitFor(async () => (await prober.get(VIPS[0] as string, fillerAlias(have - 1))).status === 404, 300_000, 200);
     await idle();
     result.took_s = Math.round((Date.now() - t0) / 1000);
-    mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
-    writeFileSync(path.join(REPO, 'bench-results', 'scale.json'), JSON.stringify(result, null, 2) + '\n');
+    save();
     writeFileSync(path.join(REPO, 'bench-results', 'scale.svg'), chart(result));
     console.log('results: bench-results/scale.json, bench-results/scale.svg');
   } finally {
