@@ -320,6 +320,17 @@ class Handler(object):
         except OSError:
             return False
 
+
+    def escalate(self, kill_at, kill_after, client):
+        """An aborted run (abort frame, shutdown, or client gone) gets SIGTERM, then SIGKILL kill_after s later;
+        returns the new SIGKILL deadline (None: not aborted, inf: killed)."""
+        if (self.term or not client) and kill_at is None:
+            self.signal_child(signal.SIGTERM)
+            kill_at = time.monotonic() + kill_after
+        if kill_at is not None and time.monotonic() >= kill_at:
+            self.signal_child(signal.SIGKILL)
+            kill_at = float('inf')
+        return kill_at
     def forward(self, out_r, err_r, kill_after):
         sel = selectors.DefaultSelector()
         sel.register(out_r, selectors.EVENT_READ, b'O')
@@ -330,12 +341,7 @@ class Handler(object):
         kill_at = None
         inbuf = b''
         while open_pipes:
-            if (self.term or not client) and kill_at is None:
-                self.signal_child(signal.SIGTERM)
-                kill_at = time.monotonic() + kill_after
-            if kill_at is not None and time.monotonic() >= kill_at:
-                self.signal_child(signal.SIGKILL)
-                kill_at = float('inf')
+            kill_at = self.escalate(kill_at, kill_after, client)
             for key, _ in sel.select(timeout=0.2):
                 if key.data is None:  # the client: an abort frame, or gone
                     try:
@@ -364,12 +370,7 @@ class Handler(object):
                         pass
         # output closed: wait for the run itself (it may have left a daemonised grandchild holding no pipe)
         while True:
-            if (self.term or not client) and kill_at is None:
-                self.signal_child(signal.SIGTERM)
-                kill_at = time.monotonic() + kill_after
-            if kill_at is not None and time.monotonic() >= kill_at:
-                self.signal_child(signal.SIGKILL)
-                kill_at = float('inf')
+            kill_at = self.escalate(kill_at, kill_after, client)
             pid, status = os.waitpid(self.child, os.WNOHANG)
             if pid:
                 break
