@@ -277,3 +277,22 @@ export function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] as number;
 }
+
+/** Publishes `events` evenly over `spanMs` (one STOMP message each); resolves when the last one was sent. */
+export async function publishPaced(pub: Publisher, events: readonly string[], spanMs: number): Promise<void> {
+  const start = Date.now();
+  const spacing = spanMs / events.length;
+  for (let i = 0; i < events.length; i++) {
+    pub.send(events[i] as string);
+    const due = start + (i + 1) * spacing;
+    if (due - Date.now() > 2) await sleep(due - Date.now());
+  }
+}
+
+/** Runs `fn` over `items` with at most `n` in flight; results in input order. */
+export async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => { while (i < items.length) { const k = i++; out[k] = await fn(items[k] as T); } }));
+  return out;
+}

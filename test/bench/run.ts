@@ -12,7 +12,7 @@ import path from 'node:path';
 import { ensureLab, releaseLab } from '../lab/labenv.js';
 import {
   PrivateBroker, publisher, ListenerProc, writeListenerConfig, routesJson, spi, burst, gear, percentile, sleep, waitFor, VIPS,
-  CLIENT_NS, REPO, type LogLine,
+  CLIENT_NS, REPO, publishPaced, pool, type LogLine,
 } from './latency.js';
 
 const STOMP_PORT = Number(process.env.BENCH_STOMP_PORT ?? 61643);
@@ -30,13 +30,6 @@ function gearAsync(address: string, host: string, timeoutS = 2): Promise<string>
     c.on('close', () => resolve(/^gear (\S+)/.exec(out)?.[1] ?? ''));
     c.on('error', () => resolve(''));
   });
-}
-
-async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => { while (i < items.length) { const k = i++; out[k] = await fn(items[k] as T); } }));
-  return out;
 }
 
 const fq = (id: string) => `${id}.apps.example.com`;
@@ -100,12 +93,7 @@ async function main(): Promise<void> {
     const runsBefore = listener.events('run').length;
     const fromLine = listener.lines.length;
     const burstStart = Date.now();
-    const spacing = 4500 / events.length;
-    for (let i = 0; i < events.length; i++) {
-      pub.send(events[i] as string);
-      const due = burstStart + (i + 1) * spacing;
-      if (due - Date.now() > 2) await sleep(due - Date.now());
-    }
+    await publishPaced(pub, events, 4500);
     const lastPublish = Date.now();
     const publishSpanMs = lastPublish - burstStart;
     // the last event published: the last app's last event (add_public_endpoint); live when a VIP shows that gear

@@ -17,7 +17,7 @@ import readline from 'node:readline';
 import { ensureLab, releaseLab } from '../lab/labenv.js';
 import {
   PrivateBroker, publisher, ListenerProc, writeListenerConfig, spi, burst, gear, percentile, sleep, waitFor, VIPS, CLIENT_NS, REPO,
-  LAB, type Publisher,
+  LAB, publishPaced, pool, type Publisher,
 } from './latency.js';
 
 const STOMP_PORT = Number(process.env.BENCH_STOMP_PORT ?? 61644);
@@ -51,13 +51,6 @@ class Prober {
     return new Promise((resolve) => { this.waiting.set(id, resolve); this.child.stdin!.write(JSON.stringify({ id, addr, host }) + '\n'); });
   }
   stop(): void { this.child.stdin!.end(); this.child.kill(); }
-}
-
-async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => { while (i < items.length) { const k = i++; out[k] = await fn(items[k] as T); } }));
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------- memory
@@ -275,12 +268,7 @@ async function main(): Promise<void> {
     const { events, expected } = burst(NS, 100, Math.max(1, Math.round(BURST / 100)), `u${TAG}`);
     const runsBefore = listener.events('run').length;
     const burstStart = Date.now();
-    const spacing = 4500 / events.length;
-    for (let i = 0; i < events.length; i++) {
-      pub.send(events[i] as string);
-      const due = burstStart + (i + 1) * spacing;
-      if (due - Date.now() > 2) await sleep(due - Date.now());
-    }
+    await publishPaced(pub, events, 4500);
     const lastPublish = Date.now();
     const apps = [...expected.keys()];
     const liveAt = new Map<string, number>();
