@@ -248,7 +248,11 @@ proxy_up() { # HOST
   local hd="$LAB/hosts/$h"
   step "proxy $h ($ip): netns, /etc/netns/$h/{nginx,keepalived}, sshd ($SSH_USER, interface $PROXY_IF)"
   add_ns "$h" "$PROXY_IF" "$ip"
-  mkdir -p "$hd/log" "$hd/lib-nginx" "$hd/ssh"
+  mkdir -p "$hd/log" "$hd/lib-nginx" "$hd/ssh" "$hd/root-home"
+  # root's own home on the proxy, as on a real host: this machine's /root/.bashrc (its image's pyenv init)
+  # would run in every SSH session (0.6 s each) and put pyenv's python3 on the modules' PATH
+  cp -a /etc/skel/. "$hd/root-home/"
+  chmod 0700 "$hd/root-home"
   # same directory tree as /var/log (packages expect their log dirs), empty files
   (cd /var/log && find . -mindepth 1 -type d -print0) | (cd "$hd/log" && xargs -0 -r mkdir -p)
   chown root:adm "$hd/log/nginx" 2>/dev/null || true
@@ -279,6 +283,7 @@ mkdir -p /run/sshd /run/lock
 chmod 0755 /run/sshd
 mount --bind "$hd/log" /var/log
 mount --bind "$hd/lib-nginx" /var/lib/nginx
+mount --bind "$hd/root-home" /root
 echo $h > /run/rplab-host
 # sshd's StrictModes refuses an authorized_keys file below a group/world-writable directory (a checkout
 # under /tmp): the host's private /run is root-owned 0755.
