@@ -3,6 +3,11 @@
 export interface PlaybookSettings {
   command: string; // ansible-playbook
   playbook: string; // absolute path of site.yml
+  /**
+   * ansible/routes.yml beside site.yml: the targeted routes run, without site.yml's migration prelude, VRRP layout
+   * and argument-spec validation (ansible/routes.yml says why). Absent (a custom site.yml elsewhere): site.yml.
+   */
+  routesPlaybook?: string | undefined;
   inventoryDir: string;
   /** the controller's state_dir: passed as rproxy_state_dir, so the playbook reads the state this process wrote */
   stateDir: string;
@@ -25,13 +30,13 @@ export interface PlaybookCommand {
   apps: readonly string[] | null; // null = full run (all apps, stale files removed)
 }
 
-/** `ansible-playbook -i <inv> <playbook> --tags nginx_rproxy_routes --limit h1,h2 -e '{"nginx_rproxy_sync_apps": [...]}'` */
+/** `ansible-playbook -i <inv> <routes.yml> --tags nginx_rproxy_routes --limit h1,h2 -e '{"nginx_rproxy_sync_apps": [...]}'` */
 export function targetedRoutesCommand(s: PlaybookSettings, hosts: readonly string[], apps: readonly string[]): PlaybookCommand {
   if (hosts.length === 0) throw new Error('targetedRoutesCommand: no hosts');
   const sortedHosts = [...hosts].sort();
   const sortedApps = [...new Set(apps)].sort();
   const argv = [
-    s.command, '-i', s.inventoryDir, s.playbook,
+    s.command, '-i', s.inventoryDir, s.routesPlaybook ?? s.playbook,
     '--tags', 'nginx_rproxy_routes',
     '--limit', sortedHosts.join(','),
     '-e', JSON.stringify({ nginx_rproxy_sync_apps: sortedApps }),

@@ -1,6 +1,6 @@
 // Wiring of the runner to the core: settings from Config, digests from the state (core's appDigest),
 // proxies from the inventory, and syncNow() for `paas-rproxy sync` and `apply --sync`.
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -24,7 +24,7 @@ export function runnerSettings(config: Config): RunnerSettings {
     proxiesGroup: config.proxies_group,
     playbook: {
       command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
-      stateDir: config.state_dir, extraArgs: config.ansible.extra_args,
+      stateDir: config.state_dir, extraArgs: config.ansible.extra_args, routesPlaybook: routesPlaybookBeside(config.ansible.playbook),
     },
     quietMs: config.runner.quiet_ms,
     maxWaitMs: config.runner.max_wait_ms,
@@ -33,6 +33,12 @@ export function runnerSettings(config: Config): RunnerSettings {
     reconcileIntervalS: config.runner.reconcile_interval_s,
     lockTimeoutMs: 30 * 60 * 1000, // a run (even a full one) never takes this long; a waiting CLI says who holds it
   };
+}
+
+/** ansible/routes.yml next to the configured site.yml, when it is there (runner/command.ts). */
+function routesPlaybookBeside(playbook: string): string | undefined {
+  const p = path.join(path.dirname(playbook), 'routes.yml');
+  return existsSync(p) ? p : undefined;
 }
 
 export function digestsOf(state: State): Record<string, string> {

@@ -137,6 +137,14 @@ test('command: exact targeted command, as site.yml documents it', (t) => {
   t.is(h.kind, 'vrrp');
 });
 
+test('command: a targeted run uses routes.yml when it is beside site.yml; a full run always site.yml', (t) => {
+  const s = { command: 'ansible-playbook', playbook: '/r/ansible/site.yml', routesPlaybook: '/r/ansible/routes.yml', inventoryDir: '/r/inv', stateDir: '/var/lib/x', extraArgs: [] };
+  const c = targetedRoutesCommand(s, ['rp1'], ['shop-acme']);
+  t.is(c.display, `ansible-playbook -i /r/inv /r/ansible/routes.yml --tags nginx_rproxy_routes --limit rp1 -e '{"nginx_rproxy_sync_apps":["shop-acme"]}' -e '{"rproxy_state_dir":"/var/lib/x"}'`);
+  t.is(c.playbook, '/r/ansible/site.yml'); // the run's cwd and ansible.cfg: the same directory
+  t.is(fullRoutesCommand(s, ['rp1']).argv[3], '/r/ansible/site.yml');
+});
+
 test('inventory: hosts of a group, children included, in order', (t) => {
   const doc = { all: { children: { proxies: { hosts: { rp1: {}, rp2: {} }, children: { extra: { hosts: { rp3: null } } } }, brokers: { hosts: { b1: {} } } } } };
   t.deepEqual(groupHosts(doc, 'proxies'), ['rp1', 'rp2', 'rp3']);
