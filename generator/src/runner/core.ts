@@ -2,7 +2,6 @@
 // proxies from the inventory, and syncNow() for `paas-rproxy sync` and `apply --sync`.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import yaml from 'js-yaml';
 import type { Config } from '../config.js';
@@ -21,7 +20,6 @@ import { fleetProxies } from '../onboard/watcher.js';
 export function runnerSettings(config: Config): RunnerSettings {
   return {
     stateDir: config.state_dir,
-    proxiesGroup: config.proxies_group,
     playbook: {
       command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
       stateDir: config.state_dir, extraArgs: config.ansible.extra_args,
@@ -88,16 +86,9 @@ export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
       const index = (await pendingMigration(config)).length === 0 ? await readIndexDigests(config) : null;
       return index ?? digestsOf(await loadState(config));
     },
-    // hosts not onboarded yet (issue 5: in the group, not yet in <state_dir>/fleet.json) get no routes runs
+    // hosts not onboarded yet (in the group, not yet in <state_dir>/fleet.json) get no routes runs
     proxies: async () => fleetProxies(config, await proxiesOf(config)),
   };
-}
-
-/** A change marker of the inventory's hosts.yml (for a Runner that triggers VRRP runs itself; unused by default). */
-export async function inventoryMarker(config: Config): Promise<string | null> {
-  const f = await inventoryFile(config);
-  if (!f) return null;
-  return createHash('sha256').update(await fs.readFile(f)).digest('hex');
 }
 
 export interface SyncNowOptions {
