@@ -3,7 +3,6 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { atomicWrite } from '../runner/applied.js';
 import type { RunRecord } from '../runner/runner.js';
-import type { OpRecord } from '../onboard/records.js';
 
 export interface StatusFile {
   schema: 1;
@@ -21,8 +20,6 @@ export interface StatusFile {
   pendingApps: Record<string, string[]>; // per host, from the last plan
   backoff: Record<string, { attempt: number; nextAt: string }>;
   lastSuccessByHost: Record<string, string>;
-  /** written by onboard/offboard (generator/src/onboard/records.ts) */
-  onboarding?: { current: OpRecord[]; last: OpRecord[] };
   runs: RunSummary[]; // newest last, at most 20
 }
 
@@ -47,9 +44,11 @@ export function summarize(r: RunRecord, by: string): RunSummary {
   return s;
 }
 
-/** Read-modify-write (best effort across processes; writers: the listener, `sync`). */
+/** Read-modify-write (best effort across processes; writers: the listener, `sync`, onboarding's runs). */
 export async function updateStatus(stateDir: string, fn: (s: StatusFile) => void): Promise<void> {
   const s = (await readStatus(stateDir)) ?? emptyStatus();
+  // earlier versions kept a copy of onboarding.json here; onboard/records.ts is read instead
+  delete (s as Partial<Record<'onboarding', unknown>>).onboarding;
   fn(s);
   s.runs = s.runs.slice(-20);
   s.updatedAt = new Date().toISOString();
