@@ -19,12 +19,14 @@ import { RproxyError } from '../errors.js';
 import { withLock } from '../io/lock.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadState } from '../vars/store.js';
-import { digestsOf, runnerPorts, runnerSettings } from '../runner/core.js';
+import { digestsOf, runnerPorts, runnerSettings } from '../runner/ports.js';
 import { syncPass, type RunRecord } from '../runner/runner.js';
 import { runPlaybook, failureMessage, type SpawnResult } from '../runner/spawn.js';
 import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
 import { writeApplied, appliedDir } from '../runner/applied.js';
-import { recordRun, updateStatus } from '../status/file.js';
+import { recordRun } from '../runner/record.js';
+import { updateStatus } from '../status/file.js';
+import { readFleet, writeFleet, type FleetEntry } from '../status/fleet.js';
 import { addHostToGroup, allHosts, groupHosts, overlayInventory, removeHostFromGroup } from './inventory.js';
 import { resolveConnection, withOverlay, type Connection } from './connection.js';
 import { runPreflight, formatPreflight, failedChecks, type PreflightReport } from './preflight.js';
@@ -32,7 +34,7 @@ import { verifyRoutes, formatVerifyFailures, type VerifyResult } from './verify.
 import { VipWatch, plannedMasters, vipAddresses, formatHolders } from './vips.js';
 import { connectSsh, shq, SshConnectError, type SshSession } from './ssh.js';
 import { vrrpInputsKey } from './vrrpkey.js';
-import { OpTracker, inventoryLockPath, readFleet, writeFleet, type FleetEntry, type StepRecord } from './records.js';
+import { OpTracker, inventoryLockPath, type StepRecord } from './records.js';
 
 export type Progress = (line: string) => void;
 

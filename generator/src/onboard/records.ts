@@ -1,9 +1,8 @@
 /**
  * What onboarding/offboarding leaves on disk, under state_dir:
- * - fleet.json: the proxies that are provisioned and part of the VRRP set (the watcher compares the
- *   inventory's proxies group with it);
  * - onboarding.json: the operation in progress (pid, step) and the last 20 finished ones (steps, timings);
- *   `paas-rproxy status` reads it here (onboardingStatus).
+ *   `paas-rproxy status` reads it here (onboardingStatus);
+ * - fleet.json (the proxies that are provisioned and part of the VRRP set) is status/fleet.ts's: the runner reads it.
  * Plus Prometheus gauges read from onboarding.json at scrape time (registerOnboardingMetrics).
  */
 import { promises as fs } from 'node:fs';
@@ -11,8 +10,6 @@ import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { writeFileAtomic } from '../io/atomic.js';
 
-export interface FleetEntry { name: string; address: string | null }
-export interface FleetFile { schema: 1; updatedAt: string; proxies: FleetEntry[]; /** digest of the VRRP layout inputs last applied (vrrpkey.ts) */ vrrpKey?: string }
 
 export type Op = 'onboard' | 'offboard';
 export interface StepRecord { step: string; ok: boolean; ms: number; detail?: string }
@@ -31,22 +28,8 @@ export interface OpRecord {
 }
 export interface OnboardingFile { schema: 1; current: OpRecord[]; history: OpRecord[] }
 
-export const fleetPath = (stateDir: string): string => path.join(stateDir, 'fleet.json');
 export const onboardingPath = (stateDir: string): string => path.join(stateDir, 'onboarding.json');
 export const inventoryLockPath = (stateDir: string): string => path.join(stateDir, 'inventory.lock');
-
-export async function readFleet(stateDir: string): Promise<FleetFile | null> {
-  try {
-    const j = JSON.parse(await fs.readFile(fleetPath(stateDir), 'utf8')) as FleetFile;
-    return Array.isArray(j.proxies) ? j : null;
-  } catch { return null; }
-}
-
-export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKey?: string): Promise<void> {
-  await fs.mkdir(stateDir, { recursive: true });
-  const f: FleetFile = { schema: 1, updatedAt: new Date().toISOString(), proxies, ...(vrrpKey ? { vrrpKey } : {}) };
-  await writeFileAtomic(fleetPath(stateDir), JSON.stringify(f, null, 1) + '\n');
-}
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }

@@ -1,8 +1,8 @@
-// The status file (<state_dir>/status.json) the listener and `sync` write and `paas-rproxy status` reads.
+// The status file (<state_dir>/status.json) the listener and `sync` write and `paas-rproxy status` reads. It sits
+// below the runner: the runner turns its run records into RunSummary entries (runner/record.ts).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { atomicWrite } from '../runner/applied.js';
-import type { RunRecord } from '../runner/runner.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export interface StatusFile {
   schema: 1;
@@ -38,12 +38,6 @@ export async function readStatus(stateDir: string): Promise<StatusFile | null> {
   try { return JSON.parse(await fs.readFile(statusPath(stateDir), 'utf8')) as StatusFile; } catch { return null; }
 }
 
-export function summarize(r: RunRecord, by: string): RunSummary {
-  const s: RunSummary = { id: r.id, kind: r.kind, trigger: r.trigger, startedAt: r.startedAt, durationMs: r.durationMs, result: r.result, hosts: r.hosts, apps: r.apps ? r.apps.length : null, command: r.command, by };
-  if (r.error) s.error = r.error;
-  return s;
-}
-
 /** Read-modify-write (best effort across processes; writers: the listener, `sync`, onboarding's runs). */
 export async function updateStatus(stateDir: string, fn: (s: StatusFile) => void): Promise<void> {
   const s = (await readStatus(stateDir)) ?? emptyStatus();
@@ -53,15 +47,10 @@ export async function updateStatus(stateDir: string, fn: (s: StatusFile) => void
   s.runs = s.runs.slice(-20);
   s.updatedAt = new Date().toISOString();
   await fs.mkdir(stateDir, { recursive: true });
-  await atomicWrite(statusPath(stateDir), JSON.stringify(s, null, 1) + '\n');
+  await writeFileAtomic(statusPath(stateDir), JSON.stringify(s, null, 1) + '\n', { mode: 0o644 });
 }
 
-export function recordRun(s: StatusFile, r: RunRecord, by: string): void {
-  s.runs.push(summarize(r, by));
-  for (const h of r.perHost) if (h.outcome === 'ok' && r.result !== 'aborted' && r.kind !== 'vrrp') s.lastSuccessByHost[h.host] = new Date(Date.parse(r.startedAt) + r.durationMs).toISOString();
-}
-
-/** The last `n` lines of rejects.jsonl (core writes it), parsed. */
+/** The last `n` lines of rejects.jsonl (vars/rejects.ts writes it), parsed. */
 export async function recentRejections(stateDir: string, n = 10): Promise<Record<string, unknown>[]> {
   let text: string;
   try {
