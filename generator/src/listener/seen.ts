@@ -4,6 +4,7 @@
 // (Without this, the replay is still correct in the end: the state is idempotent and order-tolerant.)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
 
 const KEEP = 20000;
 
@@ -42,9 +43,6 @@ export class SeenIds {
   private async compact(): Promise<void> {
     this.order = this.order.slice(-KEEP);
     this.ids = new Set(this.order);
-    const tmp = `${this.file}.tmp`;
-    const fh = await fs.open(tmp, 'w', 0o644);
-    try { await fh.writeFile(this.order.join('\n') + '\n'); await fh.sync(); } finally { await fh.close(); }
-    await fs.rename(tmp, this.file);
+    await writeFileAtomic(this.file, this.order.join('\n') + '\n', { mode: 0o644 });
   }
 }
