@@ -7,7 +7,8 @@ import { RproxyError } from '../errors.js';
 import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
 import { runnerPorts, runnerSettings } from '../runner/ports.js';
-import { WarmController, playbookEnv, warmSocketPath, removeStaleWarmSockets } from '../runner/warm.js';
+import { WarmController, playbookEnv, removeStaleWarmSockets } from '../runner/warm.js';
+import { warmSocketFile } from '../io/statedir.js';
 import { Metrics } from '../metrics/metrics.js';
 import { registerOnboardingMetrics } from '../onboard/records.js';
 import { updateStatus, type StatusFile } from '../status/file.js';
@@ -66,7 +67,7 @@ export class Listener {
       const playbookDir = path.dirname(config.ansible.playbook);
       this.warm = new WarmController({
         command: config.ansible.command, cwd: playbookDir, env: playbookEnv(process.env, playbookDir),
-        socketPath: warmSocketPath(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
+        socketPath: warmSocketFile(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
         log: (e, f) => log(e, f),
       });
       // not awaited: runs before it is ready start ansible-playbook cold

@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { appliedMessagesFile } from '../io/statedir.js';
 
 const KEEP = 20000;
 
@@ -14,7 +15,7 @@ export class SeenIds {
   private constructor(private readonly file: string) {}
 
   static async open(stateDir: string): Promise<SeenIds> {
-    const s = new SeenIds(path.join(stateDir, 'applied-messages.log'));
+    const s = new SeenIds(appliedMessagesFile(stateDir));
     try {
       const lines = (await fs.readFile(s.file, 'utf8')).split('\n').filter(Boolean).slice(-KEEP);
       for (const l of lines) s.remember(l);

@@ -1,15 +1,14 @@
 /**
- * What onboarding/offboarding leaves on disk, under state_dir:
+ * What onboarding/offboarding leaves on disk, under state_dir (paths: io/statedir.ts):
  * - onboarding.json: the operation in progress (pid, step) and the last 20 finished ones (steps, timings);
  *   `paas-rproxy status` reads it here (onboardingStatus);
  * - fleet.json (the proxies that are provisioned and part of the VRRP set) is status/fleet.ts's: the runner reads it.
  * Plus Prometheus gauges read from onboarding.json at scrape time (registerOnboardingMetrics).
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { writeFileAtomic } from '../io/atomic.js';
-
+import { onboardingFile } from '../io/statedir.js';
 
 export type Op = 'onboard' | 'offboard';
 export interface StepRecord { step: string; ok: boolean; ms: number; detail?: string }
@@ -28,9 +27,6 @@ export interface OpRecord {
 }
 export interface OnboardingFile { schema: 1; current: OpRecord[]; history: OpRecord[] }
 
-export const onboardingPath = (stateDir: string): string => path.join(stateDir, 'onboarding.json');
-export const inventoryLockPath = (stateDir: string): string => path.join(stateDir, 'inventory.lock');
-
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
@@ -38,7 +34,7 @@ function alive(pid: number): boolean {
 /** onboarding.json; null when there is none (or it cannot be read). */
 async function readOnboardingFile(stateDir: string): Promise<OnboardingFile | null> {
   try {
-    const j = JSON.parse(await fs.readFile(onboardingPath(stateDir), 'utf8')) as OnboardingFile;
+    const j = JSON.parse(await fs.readFile(onboardingFile(stateDir), 'utf8')) as OnboardingFile;
     return { schema: 1, current: Array.isArray(j.current) ? j.current : [], history: Array.isArray(j.history) ? j.history : [] };
   } catch { return null; }
 }
@@ -68,7 +64,7 @@ export async function updateOnboarding(stateDir: string, fn: (f: OnboardingFile)
     f.current = f.current.filter((c) => alive(c.pid));
     f.history = f.history.slice(-20);
     await fs.mkdir(stateDir, { recursive: true });
-    await writeFileAtomic(onboardingPath(stateDir), JSON.stringify(f, null, 1) + '\n');
+    await writeFileAtomic(onboardingFile(stateDir), JSON.stringify(f, null, 1) + '\n');
   });
   chain = next.catch(() => undefined);
   await next;

@@ -1,11 +1,8 @@
 // Per-host applied digests: <state_dir>/applied/<host>.json = {appId: digest}, written atomically.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { Digests } from './pending.js';
 import { writeFileAtomic } from '../io/atomic.js';
-
-export function appliedDir(stateDir: string): string { return path.join(stateDir, 'applied'); }
-const appliedFile = (stateDir: string, host: string): string => path.join(appliedDir(stateDir), `${host}.json`);
+import { appliedDir, appliedFile } from '../io/statedir.js';
 
 export async function readApplied(stateDir: string, host: string): Promise<Digests | null> {
   try {

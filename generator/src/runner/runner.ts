@@ -1,6 +1,5 @@
 // The runner edge: coalesced, one-at-a-time, targeted playbook runs; per-host applied digests; retries with
 // exponential backoff per host; a host in backoff never delays the others (it is retried on its own timer).
-import path from 'node:path';
 import { backoffDelay } from './backoff.js';
 import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js';
 import { fullRoutesCommand, targetedRoutesCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
@@ -11,6 +10,7 @@ import type { HostOutcome } from './recap.js';
 import { syncHold } from './vrrphold.js';
 import { PlaybookLock } from './lock.js';
 import type { WarmController } from './warm.js';
+import { playbookLockFile } from '../io/statedir.js';
 
 export interface RunnerSettings {
   stateDir: string;
@@ -99,7 +99,7 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
   // Plan under the playbook lock: another process (the listener, `paas-rproxy sync`) that ran meanwhile has
   // recorded what it applied, so the same change is never run twice. The lock is held from the plan to the
   // last applied digests written; the VRRP hold step below takes it again.
-  const lock = await PlaybookLock.acquire(path.join(s.stateDir, 'playbook.lock'), `sync pass (${opts.trigger})`, {
+  const lock = await PlaybookLock.acquire(playbookLockFile(s.stateDir), `sync pass (${opts.trigger})`, {
     timeoutMs: s.lockTimeoutMs, signal: opts.signal, onWait: (holder) => log('run_lock_wait', { holder }),
   });
   const runs: RunRecord[] = [];

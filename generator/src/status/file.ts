@@ -1,8 +1,8 @@
 // The status file (<state_dir>/status.json) the listener and `sync` write and `paas-rproxy status` reads. It sits
 // below the runner: the runner turns its run records into RunSummary entries (runner/record.ts).
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { rejectsFile, statusFile } from '../io/statedir.js';
 
 export interface StatusFile {
   schema: 1;
@@ -28,14 +28,12 @@ export interface RunSummary {
   hosts: string[]; apps: number | null; command: string; error?: string; by: string;
 }
 
-export function statusPath(stateDir: string): string { return path.join(stateDir, 'status.json'); }
-
 export function emptyStatus(): StatusFile {
   return { schema: 1, updatedAt: new Date().toISOString(), listener: null, pendingEvents: 0, pendingApps: {}, backoff: {}, lastSuccessByHost: {}, runs: [] };
 }
 
 export async function readStatus(stateDir: string): Promise<StatusFile | null> {
-  try { return JSON.parse(await fs.readFile(statusPath(stateDir), 'utf8')) as StatusFile; } catch { return null; }
+  try { return JSON.parse(await fs.readFile(statusFile(stateDir), 'utf8')) as StatusFile; } catch { return null; }
 }
 
 /** Read-modify-write (best effort across processes; writers: the listener, `sync`, onboarding's runs). */
@@ -47,14 +45,14 @@ export async function updateStatus(stateDir: string, fn: (s: StatusFile) => void
   s.runs = s.runs.slice(-20);
   s.updatedAt = new Date().toISOString();
   await fs.mkdir(stateDir, { recursive: true });
-  await writeFileAtomic(statusPath(stateDir), JSON.stringify(s, null, 1) + '\n', { mode: 0o644 });
+  await writeFileAtomic(statusFile(stateDir), JSON.stringify(s, null, 1) + '\n', { mode: 0o644 });
 }
 
 /** The last `n` lines of rejects.jsonl (vars/rejects.ts writes it), parsed. */
 export async function recentRejections(stateDir: string, n = 10): Promise<Record<string, unknown>[]> {
   let text: string;
   try {
-    const fh = await fs.open(path.join(stateDir, 'rejects.jsonl'), 'r');
+    const fh = await fs.open(rejectsFile(stateDir), 'r');
     try {
       const st = await fh.stat();
       const len = Math.min(st.size, 256 * 1024);

@@ -4,7 +4,7 @@
 // before it was onboarded. It sits below the runner, with the status file.
 import { promises as fs } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
-import path from 'node:path';
+import { fleetFile } from '../io/statedir.js';
 import type { Config } from '../config.js';
 
 export interface FleetEntry { name: string; address: string | null }
@@ -12,7 +12,7 @@ export interface FleetFile { schema: 1; updatedAt: string; proxies: FleetEntry[]
 
 export async function readFleet(stateDir: string): Promise<FleetFile | null> {
   try {
-    const j = JSON.parse(await fs.readFile(path.join(stateDir, 'fleet.json'), 'utf8')) as FleetFile;
+    const j = JSON.parse(await fs.readFile(fleetFile(stateDir), 'utf8')) as FleetFile;
     return Array.isArray(j.proxies) ? j : null;
   } catch { return null; }
 }
@@ -20,7 +20,7 @@ export async function readFleet(stateDir: string): Promise<FleetFile | null> {
 export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKey?: string): Promise<void> {
   await fs.mkdir(stateDir, { recursive: true });
   const f: FleetFile = { schema: 1, updatedAt: new Date().toISOString(), proxies, ...(vrrpKey ? { vrrpKey } : {}) };
-  await writeFileAtomic(path.join(stateDir, 'fleet.json'), JSON.stringify(f, null, 1) + '\n');
+  await writeFileAtomic(fleetFile(stateDir), JSON.stringify(f, null, 1) + '\n');
 }
 
 /** The hosts the runner should run routes on: the group minus hosts not onboarded yet (no fleet record = all). */
