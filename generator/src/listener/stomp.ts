@@ -71,7 +71,6 @@ export class StompIntake {
   private attempt = 0;
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
-  private connectedAt = 0;
   connectedBroker: string | null = null;
 
   constructor(private readonly s: StompSettings, private readonly onMessage: (d: Delivery) => void, private readonly log: Log,
@@ -115,7 +114,6 @@ export class StompIntake {
         if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }
         this.client = client;
         this.alive = true;
-        this.connectedAt = Date.now();
         this.connectedBroker = name;
         // subscribe again inside every connect callback
         client.subscribe(subscribeHeaders(this.s), (e: Error | null, message: any) => {
