@@ -17,7 +17,7 @@ async function measure(quietMs: number): Promise<number[]> {
   writeFileSync(fake, '#!/bin/bash\necho "${EPOCHREALTIME/./}" >> "$(dirname "$0")/starts"\nlimit=""; prev=""\nfor a in "$@"; do [ "$prev" = "--limit" ] && limit="$a"; prev="$a"; done\necho "PLAY RECAP *****"\nIFS=, read -ra hs <<< "$limit"\nfor h in "${hs[@]}"; do echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"; done\n');
   chmodSync(fake, 0o755);
   const s: RunnerSettings = {
-    stateDir: path.join(dir, 'state'), proxiesGroup: 'proxies',
+    stateDir: path.join(dir, 'state'),
     playbook: { command: fake, playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), stateDir: path.join(dir, 'state'), extraArgs: [] },
     quietMs, maxWaitMs: 1500, retryInitialMs: 1000, retryMaxMs: 4000, reconcileIntervalS: 0, lockTimeoutMs: 10000,
   };

@@ -23,7 +23,7 @@ const stateDir = join(dir, 'var');
 const CHILD = `
 import { StateStore } from '${dist}/vars/store.js';
 import { defaultConfig } from '${dist}/config.js';
-import { runnerPorts } from '${dist}/runner/core.js';
+import { runnerPorts } from '${dist}/runner/ports.js';
 import { renderVars } from '${dist}/vars/emit.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
 const [mode, stateDir, appsArg, singleDir] = process.argv.slice(2);

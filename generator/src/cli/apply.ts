@@ -4,7 +4,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
 import { EXIT, RproxyError } from '../errors.js';
 import { StateStore, type ApplyResult } from '../vars/store.js';
-import { formatSyncResult, syncNow } from '../runner/core.js';
+import { formatSyncResult, syncNow } from './sync.js';
 
 export interface ApplyArgs extends GlobalArgs {
   file: string;

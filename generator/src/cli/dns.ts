@@ -7,7 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type Config, type GlobalArgs } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { loadState } from '../vars/store.js';
-import { proxiesOf } from '../runner/core.js';
+import { proxiesOf } from '../runner/inventory.js';
 import { hostVars } from '../onboard/connection.js';
 import {
   DEFAULT_DNS_SETTINGS, sameWildcard, vipRecords, wildcardRecords, zoneRecords, type DnsSettings, type NameServer,

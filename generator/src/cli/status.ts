@@ -6,10 +6,11 @@ import { EXIT } from '../errors.js';
 import { indexFilePath } from '../vars/paths.js';
 import { loadState } from '../vars/store.js';
 import { readStatus, recentRejections } from '../status/file.js';
-import { digestsOf, proxiesOf } from '../runner/core.js';
+import { digestsOf } from '../runner/ports.js';
+import { proxiesOf } from '../runner/inventory.js';
 import { readApplied } from '../runner/applied.js';
 import { pendingApps } from '../runner/pending.js';
-import { formatOnboarding } from '../onboard/records.js';
+import { formatOnboarding, onboardingStatus } from '../onboard/records.js';
 
 export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number; listener?: boolean; 'lag-grace'?: number }
 
@@ -48,6 +49,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       };
     }
     const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
+    const onboarding = await onboardingStatus(config.state_dir);
     const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
     const stateAgeMs = await stat(indexFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
     const problems: string[] = [];
@@ -70,7 +72,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       proxies: perProxy,
       runs: (file?.runs ?? []).slice(-(argv.runs ?? 5)),
       rejections,
-      onboarding: file?.onboarding ?? null,
+      onboarding,
     };
     if (!out.healthy) process.exitCode = EXIT.CHECK;
     if (argv.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return; }
@@ -94,7 +96,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     }
     L.push(`recent rejections (${rejections.length}):`);
     for (const j of rejections) L.push(`  ${String(j.time ?? '')} ${String(j.code ?? '')}: ${String(j.reason ?? '')}${j.message_id ? ` (message ${String(j.message_id)})` : ''}`);
-    L.push(...formatOnboarding(file?.onboarding));
+    L.push(...formatOnboarding(onboarding ?? undefined));
     process.stdout.write(L.join('\n') + '\n');
   },
 };

@@ -1,8 +1,67 @@
 /** `paas-rproxy sync`: runs the targeted playbook for what changed since the last successful run. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { configFromArgv, type GlobalArgs } from '../config.js';
-import { syncRecorded, syncError, formatSyncResult } from '../runner/core.js';
+import { configFromArgv, type Config, type GlobalArgs } from '../config.js';
+import { RproxyError } from '../errors.js';
+import { syncPass, type Log, type SyncResult } from '../runner/runner.js';
+import { runnerPorts, runnerSettings } from '../runner/ports.js';
+import { recordRun } from '../runner/record.js';
+import { updateStatus } from '../status/file.js';
 import { jsonLogger } from '../listener/log.js';
+
+export interface SyncNowOptions {
+  /** structured log sink; default: none */
+  log?: Log;
+  /** full run for every proxy (all apps, stale files removed) instead of what changed */
+  full?: boolean;
+  signal?: AbortSignal;
+  /** who ran it, for the status file ("sync", "apply --sync") */
+  by?: string;
+}
+
+/**
+ * Runs the targeted playbook for what each proxy lacks since its last successful run (routing tag, proxies
+ * only, one run at a time across processes) and records the per-host applied digests. Resolves with the
+ * result when every proxy is up to date; throws RproxyError ERR_PLAYBOOK_FAILED (exit 4) naming the failing
+ * host(s) and task(s) otherwise. For `paas-rproxy sync` and `paas-rproxy apply --sync`.
+ */
+export async function syncNow(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
+  const res = await syncRecorded(config, opts);
+  if (!res.ok) throw syncError(res);
+  return res;
+}
+
+/** One sync pass recorded in the status file; the result also when a proxy failed (`sync --json` prints it). */
+export async function syncRecorded(config: Config, opts: SyncNowOptions = {}): Promise<SyncResult> {
+  const log: Log = opts.log ?? (() => undefined);
+  const by = opts.by ?? 'sync';
+  const res = await syncPass(runnerSettings(config), runnerPorts(config), log, {
+    trigger: by, full: opts.full ?? false, ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  try {
+    await updateStatus(config.state_dir, (s) => {
+      for (const r of res.runs) recordRun(s, r, by);
+      s.pendingApps = res.lagging;
+    });
+  } catch { /* the status file is informative only */ }
+  return res;
+}
+
+/** ERR_PLAYBOOK_FAILED (exit 4) naming the failing host(s) and task(s) of a pass that left proxies behind. */
+export function syncError(res: SyncResult): RproxyError {
+  const errors = res.runs.filter((r) => r.error).map((r) => r.error as string);
+  return new RproxyError('ERR_PLAYBOOK_FAILED', errors.length ? errors.join('\n') : `proxies still lacking apps: ${Object.keys(res.lagging).join(', ')}`);
+}
+
+export function formatSyncResult(res: SyncResult): string {
+  if (res.runs.length === 0) return 'nothing to do: every proxy has the current routes\n';
+  const lines: string[] = [];
+  for (const r of res.runs) {
+    lines.push(`run ${r.kind} on ${r.hosts.join(',')}: ${r.result} in ${(r.durationMs / 1000).toFixed(2)} s (${r.apps ? `${r.apps.length} app(s)` : 'all apps'})`);
+    lines.push(`  command: ${r.command}`);
+    for (const h of r.perHost) lines.push(`  ${h.host}: ${h.outcome}${h.task ? ` in task "${h.task}"` : ''}${h.message ? `: ${h.message}` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
 
 export interface SyncArgs extends GlobalArgs { full?: boolean; json?: boolean; verbose?: boolean }
 

@@ -5,15 +5,15 @@
  * records a greater one (records.ts: nextSerial). The file is rewritten only when a serial changes.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { ensureDir, writeFileAtomic } from '../io/atomic.js';
 import { withLock } from '../io/lock.js';
+import { dnsLockFile, dnsSerialFile } from '../io/statedir.js';
 import { nextSerial, type SerialRecord } from './records.js';
 
-export const dnsSerialPath = (c: Config): string => join(c.state_dir, 'dns.json');
-const lockPathOf = (c: Config): string => join(c.state_dir, 'dns.lock');
+export const dnsSerialPath = (c: Config): string => dnsSerialFile(c.state_dir);
+const lockPathOf = (c: Config): string => dnsLockFile(c.state_dir);
 
 interface SerialFile { zones: Record<string, SerialRecord & { updated: string }> }
 

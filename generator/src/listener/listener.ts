@@ -6,11 +6,13 @@ import { packageRoot, type Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { StateStore } from '../vars/store.js';
 import { Runner, type RunRecord, type SyncResult } from '../runner/runner.js';
-import { runnerPorts, runnerSettings } from '../runner/core.js';
-import { WarmController, playbookEnv, warmSocketPath, removeStaleWarmSockets } from '../runner/warm.js';
+import { runnerPorts, runnerSettings } from '../runner/ports.js';
+import { WarmController, playbookEnv, removeStaleWarmSockets } from '../runner/warm.js';
+import { warmSocketFile } from '../io/statedir.js';
 import { Metrics } from '../metrics/metrics.js';
 import { registerOnboardingMetrics } from '../onboard/records.js';
-import { updateStatus, recordRun, type StatusFile } from '../status/file.js';
+import { updateStatus, type StatusFile } from '../status/file.js';
+import { recordRun } from '../runner/record.js';
 import { StompIntake, type Delivery } from './stomp.js';
 import { Batcher, type BatchOutcome } from './batcher.js';
 import { storeIntake } from './intake.js';
@@ -65,7 +67,7 @@ export class Listener {
       const playbookDir = path.dirname(config.ansible.playbook);
       this.warm = new WarmController({
         command: config.ansible.command, cwd: playbookDir, env: playbookEnv(process.env, playbookDir),
-        socketPath: warmSocketPath(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
+        socketPath: warmSocketFile(config.state_dir, process.pid), script: path.join(packageRoot(), 'ansible', 'warm_controller.py'),
         log: (e, f) => log(e, f),
       });
       // not awaited: runs before it is ready start ansible-playbook cold

@@ -4,6 +4,8 @@
 // (Without this, the replay is still correct in the end: the state is idempotent and order-tolerant.)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { appliedMessagesFile } from '../io/statedir.js';
 
 const KEEP = 20000;
 
@@ -13,7 +15,7 @@ export class SeenIds {
   private constructor(private readonly file: string) {}
 
   static async open(stateDir: string): Promise<SeenIds> {
-    const s = new SeenIds(path.join(stateDir, 'applied-messages.log'));
+    const s = new SeenIds(appliedMessagesFile(stateDir));
     try {
       const lines = (await fs.readFile(s.file, 'utf8')).split('\n').filter(Boolean).slice(-KEEP);
       for (const l of lines) s.remember(l);
@@ -42,9 +44,6 @@ export class SeenIds {
   private async compact(): Promise<void> {
     this.order = this.order.slice(-KEEP);
     this.ids = new Set(this.order);
-    const tmp = `${this.file}.tmp`;
-    const fh = await fs.open(tmp, 'w', 0o644);
-    try { await fh.writeFile(this.order.join('\n') + '\n'); await fh.sync(); } finally { await fh.close(); }
-    await fs.rename(tmp, this.file);
+    await writeFileAtomic(this.file, this.order.join('\n') + '\n', { mode: 0o644 });
   }
 }

@@ -52,7 +52,7 @@ export function subscribeHeaders(s: StompSettings): Record<string, string> {
   return h;
 }
 
-export function connectHeaders(s: StompSettings, b: BrokerAddress): Record<string, string> {
+export function connectHeaders(s: StompSettings): Record<string, string> {
   const h: Record<string, string> = {
     host: '/',
     login: s.login,
@@ -61,7 +61,6 @@ export function connectHeaders(s: StompSettings, b: BrokerAddress): Record<strin
   };
   // client-id only works inside the CONNECT headers; needed for the durable topic subscription
   if (s.destination.startsWith('/topic/')) h['client-id'] = s.clientId;
-  void b;
   return h;
 }
 
@@ -72,7 +71,6 @@ export class StompIntake {
   private attempt = 0;
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
-  private connectedAt = 0;
   connectedBroker: string | null = null;
 
   constructor(private readonly s: StompSettings, private readonly onMessage: (d: Delivery) => void, private readonly log: Log,
@@ -107,7 +105,7 @@ export class StompIntake {
         // STOMP over TLS: the broker's certificate is verified (CA and host name), never accepted blindly
         // (SNI only for a DNS name: RFC 6066 forbids an IP address there; Node checks an IP against the IP SANs)
         ...(broker.tls ? { ssl: true, rejectUnauthorized: true, ...(isIP(broker.host) ? {} : { servername: broker.host }), ...(this.s.ca ? { ca: this.s.ca } : {}) } : {}),
-        connectHeaders: connectHeaders(this.s, broker),
+        connectHeaders: connectHeaders(this.s),
         // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
         // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence
         heartbeatDelayMargin: Math.round(this.s.heartbeatMs * 1.5),
@@ -116,7 +114,6 @@ export class StompIntake {
         if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }
         this.client = client;
         this.alive = true;
-        this.connectedAt = Date.now();
         this.connectedBroker = name;
         // subscribe again inside every connect callback
         client.subscribe(subscribeHeaders(this.s), (e: Error | null, message: any) => {

@@ -19,12 +19,15 @@ import { RproxyError } from '../errors.js';
 import { withLock } from '../io/lock.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadState } from '../vars/store.js';
-import { digestsOf, runnerPorts, runnerSettings } from '../runner/core.js';
+import { digestsOf, runnerPorts, runnerSettings } from '../runner/ports.js';
 import { syncPass, type RunRecord } from '../runner/runner.js';
 import { runPlaybook, failureMessage, type SpawnResult } from '../runner/spawn.js';
 import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
-import { writeApplied, appliedDir } from '../runner/applied.js';
-import { recordRun, updateStatus } from '../status/file.js';
+import { writeApplied, removeApplied } from '../runner/applied.js';
+import { recordRun } from '../runner/record.js';
+import { updateStatus } from '../status/file.js';
+import { inventoryLockFile, playbookLockFile } from '../io/statedir.js';
+import { readFleet, writeFleet, type FleetEntry } from '../status/fleet.js';
 import { addHostToGroup, allHosts, groupHosts, overlayInventory, removeHostFromGroup } from './inventory.js';
 import { resolveConnection, withOverlay, type Connection } from './connection.js';
 import { runPreflight, formatPreflight, failedChecks, type PreflightReport } from './preflight.js';
@@ -32,7 +35,7 @@ import { verifyRoutes, formatVerifyFailures, type VerifyResult } from './verify.
 import { VipWatch, plannedMasters, vipAddresses, formatHolders } from './vips.js';
 import { connectSsh, shq, SshConnectError, type SshSession } from './ssh.js';
 import { vrrpInputsKey } from './vrrpkey.js';
-import { OpTracker, inventoryLockPath, readFleet, writeFleet, type FleetEntry, type StepRecord } from './records.js';
+import { OpTracker, type StepRecord } from './records.js';
 
 export type Progress = (line: string) => void;
 
@@ -97,7 +100,7 @@ export async function inventoryFile(config: Config): Promise<string> {
 
 async function editInventory(config: Config, edit: (text: string, file: string) => string): Promise<void> {
   const file = await inventoryFile(config);
-  await withLock(inventoryLockPath(config.state_dir), async () => {
+  await withLock(inventoryLockFile(config.state_dir), async () => {
     const text = await fs.readFile(file, 'utf8');
     const out = edit(text, file);
     const st = await fs.stat(file);
@@ -128,7 +131,7 @@ function toRunRecord(r: SpawnResult, trigger: string): RunRecord {
 async function play(config: Config, cmd: PlaybookCommand, trigger: string, progress: Progress): Promise<RunRecord> {
   progress(`    running: ${cmd.display}`);
   const r = await runPlaybook(cmd, {
-    lockFile: path.join(config.state_dir, 'playbook.lock'), lockTimeoutMs: runnerSettings(config).lockTimeoutMs,
+    lockFile: playbookLockFile(config.state_dir), lockTimeoutMs: runnerSettings(config).lockTimeoutMs,
     onLockWait: () => progress('    waiting for another playbook run to finish (playbook.lock)'),
   });
   const rec = toRunRecord(r, trigger);
@@ -418,7 +421,7 @@ export async function offboard(config: Config, o: OffboardOptions): Promise<Offb
       await editInventory(config, (text, file) => removeHostFromGroup(text, group, host, file));
       await done(`${host} removed from ${path.basename(invFile)}`);
     } else await done('already removed by the operator');
-    await fs.rm(path.join(appliedDir(config.state_dir), `${host}.json`), { force: true });
+    await removeApplied(config.state_dir, host);
     await updateFleetRemove(config, host);
     await tr.finish(true);
     return { host, durationMs: tr.elapsedMs, steps: tr.rec.steps, vips: w.byVip, stopped: session !== null };

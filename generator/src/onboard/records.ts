@@ -1,19 +1,14 @@
 /**
- * What onboarding/offboarding leaves on disk, under state_dir:
- * - fleet.json: the proxies that are provisioned and part of the VRRP set (the watcher compares the
- *   inventory's proxies group with it);
+ * What onboarding/offboarding leaves on disk, under state_dir (paths: io/statedir.ts):
  * - onboarding.json: the operation in progress (pid, step) and the last 20 finished ones (steps, timings);
- *   also copied into status.json as "onboarding" for `paas-rproxy status`.
+ *   `paas-rproxy status` reads it here (onboardingStatus);
+ * - fleet.json (the proxies that are provisioned and part of the VRRP set) is status/fleet.ts's: the runner reads it.
  * Plus Prometheus gauges read from onboarding.json at scrape time (registerOnboardingMetrics).
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { writeFileAtomic } from '../io/atomic.js';
-import { updateStatus } from '../status/file.js';
-
-export interface FleetEntry { name: string; address: string | null }
-export interface FleetFile { schema: 1; updatedAt: string; proxies: FleetEntry[]; /** digest of the VRRP layout inputs last applied (vrrpkey.ts) */ vrrpKey?: string }
+import { onboardingFile } from '../io/statedir.js';
 
 export type Op = 'onboard' | 'offboard';
 export interface StepRecord { step: string; ok: boolean; ms: number; detail?: string }
@@ -32,32 +27,26 @@ export interface OpRecord {
 }
 export interface OnboardingFile { schema: 1; current: OpRecord[]; history: OpRecord[] }
 
-export const fleetPath = (stateDir: string): string => path.join(stateDir, 'fleet.json');
-export const onboardingPath = (stateDir: string): string => path.join(stateDir, 'onboarding.json');
-export const inventoryLockPath = (stateDir: string): string => path.join(stateDir, 'inventory.lock');
-
-export async function readFleet(stateDir: string): Promise<FleetFile | null> {
-  try {
-    const j = JSON.parse(await fs.readFile(fleetPath(stateDir), 'utf8')) as FleetFile;
-    return Array.isArray(j.proxies) ? j : null;
-  } catch { return null; }
-}
-
-export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKey?: string): Promise<void> {
-  await fs.mkdir(stateDir, { recursive: true });
-  const f: FleetFile = { schema: 1, updatedAt: new Date().toISOString(), proxies, ...(vrrpKey ? { vrrpKey } : {}) };
-  await writeFileAtomic(fleetPath(stateDir), JSON.stringify(f, null, 1) + '\n');
-}
-
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-export async function readOnboarding(stateDir: string): Promise<OnboardingFile> {
+/** onboarding.json; null when there is none (or it cannot be read). */
+async function readOnboardingFile(stateDir: string): Promise<OnboardingFile | null> {
   try {
-    const j = JSON.parse(await fs.readFile(onboardingPath(stateDir), 'utf8')) as OnboardingFile;
+    const j = JSON.parse(await fs.readFile(onboardingFile(stateDir), 'utf8')) as OnboardingFile;
     return { schema: 1, current: Array.isArray(j.current) ? j.current : [], history: Array.isArray(j.history) ? j.history : [] };
-  } catch { return { schema: 1, current: [], history: [] }; }
+  } catch { return null; }
+}
+
+export async function readOnboarding(stateDir: string): Promise<OnboardingFile> {
+  return (await readOnboardingFile(stateDir)) ?? { schema: 1, current: [], history: [] };
+}
+
+/** What `paas-rproxy status` shows: the operations in progress as last recorded and the last 5 finished; null = none ever. */
+export async function onboardingStatus(stateDir: string): Promise<{ current: OpRecord[]; last: OpRecord[] } | null> {
+  const f = await readOnboardingFile(stateDir);
+  return f ? { current: f.current, last: f.history.slice(-5) } : null;
 }
 
 /** Operations in progress whose process is alive (a crashed one is not "in progress"). */
@@ -75,11 +64,7 @@ export async function updateOnboarding(stateDir: string, fn: (f: OnboardingFile)
     f.current = f.current.filter((c) => alive(c.pid));
     f.history = f.history.slice(-20);
     await fs.mkdir(stateDir, { recursive: true });
-    await writeFileAtomic(onboardingPath(stateDir), JSON.stringify(f, null, 1) + '\n');
-    // status.json: informative copy (best effort; the status module owns the file)
-    await updateStatus(stateDir, (s) => {
-      (s as unknown as Record<string, unknown>).onboarding = { current: f.current, last: f.history.slice(-5) };
-    }).catch(() => undefined);
+    await writeFileAtomic(onboardingFile(stateDir), JSON.stringify(f, null, 1) + '\n');
   });
   chain = next.catch(() => undefined);
   await next;
@@ -169,7 +154,7 @@ export function registerOnboardingMetrics(registry: Registry, stateDir: string):
   });
 }
 
-/** Lines for `paas-rproxy status` (the status command can print these from status.json's "onboarding"). */
+/** Lines for `paas-rproxy status` (from onboardingStatus). */
 export function formatOnboarding(o: { current?: OpRecord[]; last?: OpRecord[] } | undefined, now = Date.now()): string[] {
   if (!o) return [];
   const lines: string[] = [];

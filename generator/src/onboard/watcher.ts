@@ -11,14 +11,15 @@
  *   every few seconds (and at start): const plan = await checkInventory(config);
  *   if (plan.actions.length) { await applyInventoryPlan(config, plan, {log}); runner.notify('inventory'); }
  * applyInventoryPlan takes the playbook lock run by run (like every run), so it never overlaps the runner's
- * runs; the runner should not run routes on hosts that are not in the fleet yet (use fleetProxies()).
+ * runs; the runner does not run routes on hosts that are not in the fleet yet (status/fleet.ts: fleetProxies).
  */
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { allHosts, groupHosts } from './inventory.js';
 import { inventoryFile, offboard, onboard, respreadVips, type Progress } from './operations.js';
 import { vrrpInputsKey } from './vrrpkey.js';
-import { liveOperations, readFleet, readOnboarding, writeFleet, type FleetEntry, type OpRecord } from './records.js';
+import { liveOperations, readOnboarding, type OpRecord } from './records.js';
+import { readFleet, writeFleet, type FleetEntry } from '../status/fleet.js';
 
 export type WatchAction =
   | { kind: 'onboard'; host: string; address: string }
@@ -111,14 +112,6 @@ export async function checkInventory(config: Config): Promise<InventoryPlan> {
     .map((h) => ({ host: h.host, until: Date.parse(h.startedAt) + (h.durationMs ?? 0) + RETRY_AFTER_MS }));
   const key = await vrrpInputsKey(config, text);
   return planInventoryChange(group, fleet?.proxies ?? null, liveOperations(ops), backoff, Date.now(), { current: key, recorded: fleet?.vrrpKey });
-}
-
-/** The hosts the runner should run routes on: the group minus hosts not onboarded yet (null fleet = all). */
-export async function fleetProxies(config: Config, groupHostsInOrder: string[]): Promise<string[]> {
-  const fleet = await readFleet(config.state_dir);
-  if (!fleet) return groupHostsInOrder;
-  const inFleet = new Set(fleet.proxies.map((p) => p.name));
-  return groupHostsInOrder.filter((h) => inFleet.has(h));
 }
 
 export interface ApplyOutcome { action: WatchAction; ok: boolean; error?: string; durationMs: number }

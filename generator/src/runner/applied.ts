@@ -1,14 +1,12 @@
 // Per-host applied digests: <state_dir>/applied/<host>.json = {appId: digest}, written atomically.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { Digests } from './pending.js';
 import { writeFileAtomic } from '../io/atomic.js';
-
-export function appliedDir(stateDir: string): string { return path.join(stateDir, 'applied'); }
+import { appliedDir, appliedFile } from '../io/statedir.js';
 
 export async function readApplied(stateDir: string, host: string): Promise<Digests | null> {
   try {
-    const j = JSON.parse(await fs.readFile(path.join(appliedDir(stateDir), `${host}.json`), 'utf8')) as unknown;
+    const j = JSON.parse(await fs.readFile(appliedFile(stateDir, host), 'utf8')) as unknown;
     if (!j || typeof j !== 'object' || Array.isArray(j)) return null;
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(j as object)) if (typeof v === 'string') out[k] = v;
@@ -21,14 +19,13 @@ export async function readApplied(stateDir: string, host: string): Promise<Diges
 }
 
 export async function writeApplied(stateDir: string, host: string, digests: Digests): Promise<void> {
-  const dir = appliedDir(stateDir);
-  await fs.mkdir(dir, { recursive: true });
+  await fs.mkdir(appliedDir(stateDir), { recursive: true });
   const sorted: Record<string, string> = {};
   for (const k of Object.keys(digests).sort()) sorted[k] = digests[k] as string;
-  await atomicWrite(path.join(dir, `${host}.json`), JSON.stringify(sorted, null, 1) + '\n');
+  await writeFileAtomic(appliedFile(stateDir, host), JSON.stringify(sorted, null, 1) + '\n', { mode: 0o644 });
 }
 
-/** The one atomic writer (io/atomic: temp file created exclusively, fsync, rename, directory fsync). */
-export async function atomicWrite(file: string, text: string, mode = 0o644): Promise<void> {
-  await writeFileAtomic(file, text, { mode });
+/** A proxy leaves the fleet (offboarding): what it applied is forgotten. */
+export async function removeApplied(stateDir: string, host: string): Promise<void> {
+  await fs.rm(appliedFile(stateDir, host), { force: true });
 }

@@ -1,9 +1,8 @@
 // The runner edge: coalesced, one-at-a-time, targeted playbook runs; per-host applied digests; retries with
 // exponential backoff per host; a host in backoff never delays the others (it is retried on its own timer).
-import path from 'node:path';
 import { backoffDelay } from './backoff.js';
 import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js';
-import { fullRoutesCommand, targetedRoutesCommand, vrrpCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
+import { fullRoutesCommand, targetedRoutesCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
 import { planRun, type Digests, type RunPlan } from './pending.js';
 import { readApplied, writeApplied } from './applied.js';
 import { runPlaybook, failureMessage, type SpawnResult } from './spawn.js';
@@ -11,10 +10,10 @@ import type { HostOutcome } from './recap.js';
 import { syncHold } from './vrrphold.js';
 import { PlaybookLock } from './lock.js';
 import type { WarmController } from './warm.js';
+import { playbookLockFile } from '../io/statedir.js';
 
 export interface RunnerSettings {
   stateDir: string;
-  proxiesGroup: string;
   playbook: PlaybookSettings;
   quietMs: number;
   maxWaitMs: number;
@@ -31,8 +30,6 @@ export interface RunnerPorts {
   digests(): Promise<Digests>;
   /** the proxies group's hosts, inventory order */
   proxies(): Promise<string[]>;
-  /** a change marker of the inventory's host list (hash), for VRRP runs; null = not watched */
-  inventoryMarker?(): Promise<string | null>;
 }
 
 export type Log = (event: string, fields: Record<string, unknown>) => void;
@@ -102,7 +99,7 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
   // Plan under the playbook lock: another process (the listener, `paas-rproxy sync`) that ran meanwhile has
   // recorded what it applied, so the same change is never run twice. The lock is held from the plan to the
   // last applied digests written; the VRRP hold step below takes it again.
-  const lock = await PlaybookLock.acquire(path.join(s.stateDir, 'playbook.lock'), `sync pass (${opts.trigger})`, {
+  const lock = await PlaybookLock.acquire(playbookLockFile(s.stateDir), `sync pass (${opts.trigger})`, {
     timeoutMs: s.lockTimeoutMs, signal: opts.signal, onWait: (holder) => log('run_lock_wait', { holder }),
   });
   const runs: RunRecord[] = [];
@@ -193,9 +190,6 @@ export class Runner {
   private readonly backoff = new Map<string, { attempt: number; nextAt: number }>();
   private retryTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
-  private inventoryTimer: NodeJS.Timeout | undefined;
-  private lastInventory: string | null | undefined;
-  private vrrpDue = false;
   private fullDue = false;
 
   constructor(private readonly s: RunnerSettings, private readonly ports: RunnerPorts, private readonly log: Log, private readonly hooks: RunnerHooks = {}) {}
@@ -206,18 +200,6 @@ export class Runner {
     if (this.s.reconcileIntervalS > 0) {
       this.reconcileTimer = setInterval(() => { this.fullDue = true; this.notify('reconcile'); }, this.s.reconcileIntervalS * 1000);
     }
-    if (this.ports.inventoryMarker) {
-      this.inventoryTimer = setInterval(() => { void this.checkInventory(); }, 5000);
-      void this.checkInventory();
-    }
-  }
-
-  private async checkInventory(): Promise<void> {
-    try {
-      const m = await this.ports.inventoryMarker!();
-      if (this.lastInventory !== undefined && m !== this.lastInventory) { this.vrrpDue = true; this.notify('inventory'); }
-      this.lastInventory = m;
-    } catch (e) { this.log('inventory_check_error', { error: String(e) }); }
   }
 
   get currentSeq(): number { return this.seq; }
@@ -257,10 +239,6 @@ export class Runner {
     const exclude = new Set<string>();
     this.backoff.delete('*'); // a retry after a runner error: this pass is it
     for (const [h, b] of this.backoff) if (b.nextAt > now) exclude.add(h);
-    if (this.vrrpDue) {
-      this.vrrpDue = false;
-      await this.vrrpRun(trig);
-    }
     const full = this.fullDue; this.fullDue = false;
     const res = await syncPass(this.s, this.ports, this.log, {
       trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks,
@@ -279,32 +257,17 @@ export class Runner {
     this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, Math.max(0, next - Date.now()) + 5);
   }
 
-  private async vrrpRun(trig: string): Promise<void> {
-    const hosts = await this.ports.proxies();
-    if (!hosts.length) return;
-    const cmd = vrrpCommand(this.s.playbook, this.s.proxiesGroup, hosts);
-    this.log('run_start', { trigger: trig, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts });
-    const r = await runPlaybook(cmd, { lockFile: path.join(this.s.stateDir, 'playbook.lock'), lockTimeoutMs: this.s.lockTimeoutMs, signal: this.abort.signal, warm: this.s.warm });
-    const rec = toRecord(r, trig);
-    this.log('run', { run_id: rec.id, kind: rec.kind, trigger: trig, command: rec.command, hosts: rec.hosts, result: rec.result, exit_code: rec.exitCode, duration_ms: rec.durationMs, per_host: rec.perHost, ...(rec.error ? { error: rec.error } : {}) });
-    this.hooks.onRun?.(rec);
-    if (rec.result === 'failed') { this.vrrpDue = true; this.scheduleRetry(rec.perHost.filter((h) => h.outcome !== 'ok').map((h) => h.host)); }
-  }
-
   private scheduleRetry(hosts: string[]): void {
     if (this.stopped) return;
-    let soonest = Infinity;
     for (const h of hosts) {
       const prev = this.backoff.get(h);
       const attempt = (prev?.attempt ?? 0) + 1;
       const delay = backoffDelay(attempt, this.s.retryInitialMs, this.s.retryMaxMs, Math.random);
       this.backoff.set(h, { attempt, nextAt: Date.now() + delay });
-      soonest = Math.min(soonest, delay);
       this.log('retry_scheduled', { host: h, attempt, delay_ms: delay });
     }
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    void soonest;
     this.armRetryTimer();
   }
 
@@ -321,7 +284,7 @@ export class Runner {
   async stop(opts: { abandon: boolean }): Promise<void> {
     this.stopped = true;
     for (const t of [this.timer, this.retryTimer]) if (t) clearTimeout(t);
-    for (const t of [this.reconcileTimer, this.inventoryTimer]) if (t) clearInterval(t);
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     if (opts.abandon) this.abort.abort();
     if (this.running) await this.running;
   }

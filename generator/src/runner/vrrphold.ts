@@ -9,8 +9,8 @@
 // recomputed from the applied digests inside the playbook lock, so a restart of the listener, or a `sync` from
 // another process in between, never leaves a hold behind or lifts one too early.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { playbookLockFile, vrrpHoldFile } from '../io/statedir.js';
 import { holdCommand, type PlaybookSettings } from './command.js';
 import { pendingApps, type Digests } from './pending.js';
 import { readApplied } from './applied.js';
@@ -20,12 +20,10 @@ import type { WarmController } from './warm.js';
 /** host -> the hold value last written to it; a host missing here has never been written (keepalived created 0). */
 export interface HoldRecord { schema: 1; written: Record<string, boolean>; updatedAt?: string }
 
-export function holdFile(stateDir: string): string { return path.join(stateDir, 'vrrp-hold.json'); }
-
 /** The record; null when it exists but cannot be read (every proxy is then written again). */
 export async function readHold(stateDir: string): Promise<HoldRecord | null> {
   let text: string;
-  try { text = await fs.readFile(holdFile(stateDir), 'utf8'); } catch (e) {
+  try { text = await fs.readFile(vrrpHoldFile(stateDir), 'utf8'); } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { schema: 1, written: {} };
     throw e;
   }
@@ -42,7 +40,7 @@ export async function writeHold(stateDir: string, rec: HoldRecord): Promise<void
   await fs.mkdir(stateDir, { recursive: true });
   const sorted: Record<string, boolean> = {};
   for (const h of Object.keys(rec.written).sort()) sorted[h] = rec.written[h] as boolean;
-  await writeFileAtomic(holdFile(stateDir), JSON.stringify({ schema: 1, written: sorted, updatedAt: new Date().toISOString() }, null, 1) + '\n');
+  await writeFileAtomic(vrrpHoldFile(stateDir), JSON.stringify({ schema: 1, written: sorted, updatedAt: new Date().toISOString() }, null, 1) + '\n');
 }
 
 /** Pure: the candidates (proxies a pass left lagging) that still lack apps now. */
@@ -97,7 +95,7 @@ export async function syncHold(opts: {
     stale = staleHosts(opts.candidates.filter((h) => opts.proxies.includes(h)), current, applied);
     plan = holdPlan(opts.proxies, stale, record?.written ?? null);
     return plan.hosts.length ? holdCommand(opts.playbook, plan.hosts, plan.hold) : null;
-  }, { lockFile: path.join(opts.stateDir, 'playbook.lock'), lockTimeoutMs: opts.lockTimeoutMs, warm: opts.warm, ...(opts.signal ? { signal: opts.signal } : {}) });
+  }, { lockFile: playbookLockFile(opts.stateDir), lockTimeoutMs: opts.lockTimeoutMs, warm: opts.warm, ...(opts.signal ? { signal: opts.signal } : {}) });
   if (spawn === null) return { plan, stale, spawn: null, failed: [] };
   const failed: string[] = [];
   for (const h of plan.hosts) {

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { warmSocketPid } from '../io/statedir.js';
 
 /** The environment of every ansible-playbook run (cold or warm): the warm controller is started with exactly this. */
 export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJS.ProcessEnv {
@@ -22,23 +23,15 @@ export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJ
   return env;
 }
 
-/**
- * `<state_dir>/warm-ansible-<listener pid>.sock`: one per listener, so a second listener on the same state (a
- * `paas-rproxy listen` by hand next to the service, the lab's tests) gets its own controller instead of none.
- */
-export function warmSocketPath(stateDir: string, pid: number): string {
-  return path.join(stateDir, `warm-ansible-${pid}.sock`);
-}
-
 /** Sockets left by controllers of listeners that are gone (a controller SIGKILLed cannot remove its own). */
 export async function removeStaleWarmSockets(stateDir: string): Promise<void> {
   let names: string[] = [];
   try { names = await fs.readdir(stateDir); } catch { return; }
   for (const n of names) {
-    const m = /^warm-ansible-(\d{1,10})\.sock$/.exec(n);
-    if (!m) continue;
-    try { process.kill(Number(m[1]), 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue; }
-    const f = path.join(stateDir, n);
+    const pid = warmSocketPid(n);
+    if (pid === null) continue;
+    try { process.kill(pid, 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue; }
+    const f = path.join(stateDir, n); // the entry as listed (warmSocketPid matched it)
     try { if ((await fs.lstat(f)).isSocket()) await fs.rm(f); } catch { /* gone meanwhile */ }
   }
 }
@@ -128,7 +121,9 @@ export interface WarmControllerOptions {
   /** where the runs start (next to site.yml) and the env they get: the controller imports Ansible with these */
   cwd: string;
   env: NodeJS.ProcessEnv;
-  /** warmSocketPath(): <state_dir>/warm-ansible-<listener pid>.sock */
+  /** io/statedir.ts warmSocketFile(): <state_dir>/warm-ansible-<listener pid>.sock: one per listener, so a
+   *  second listener on the same state (a `paas-rproxy listen` by hand next to the service, the lab's tests) gets its
+   *  own controller instead of none */
   socketPath: string;
   /** ansible/warm_controller.py */
   script: string;

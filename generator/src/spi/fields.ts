@@ -1,7 +1,8 @@
 /**
- * Field rules of the Routing SPI (ARCHITECTURE.md). Every rule returns the checked value or throws a
- * FieldError whose text completes "<action>: ..." for the operator. Every value a reason echoes goes through
- * `echoString`: bounded length, and runs that look like encoded key bytes masked.
+ * Field rules of the Routing SPI (each action as the plug-in sends it: test/fixtures/spi/samples.yml). Every
+ * rule returns the checked value or throws a FieldError whose text completes "<action>: ..." for the operator.
+ * Every value a reason echoes goes through `echoString`: bounded length, and runs that look like encoded key
+ * bytes masked.
  */
 import { domainToASCII, domainToUnicode } from 'node:url';
 import { addressKind, cidrContains, isNetworkOrBroadcast, parseIp, type Cidr } from '../net/address.js';

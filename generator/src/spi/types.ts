@@ -1,4 +1,4 @@
-/** Typed Routing SPI events (after validation). Field names follow the SPI (ARCHITECTURE.md). */
+/** Typed Routing SPI events (after validation). Field names follow the SPI (test/fixtures/spi/samples.yml). */
 
 export interface AppRef {
   app_name: string;

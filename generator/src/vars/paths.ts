@@ -2,32 +2,25 @@
  * Where the routing state lives: under the controller's state directory, never in the operator's inventory
  * (schema and layout: generator/src/vars/README.md). Ansible reads it from there in one place, the
  * nginx_rproxy_routes action plugin (nginx_rproxy_state_dir, fed by the inventory-wide rproxy_state_dir that the
- * runner also passes with -e).
+ * runner also passes with -e). The names come from io/statedir.ts, the one owner of the state directory's paths;
+ * these take a Config.
  */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
+import * as stateDir from '../io/statedir.js';
 
-/** <state_dir>/routes: the routing state and its TLS material (what the proxies serve). */
-export const ROUTES_DIR_NAME = 'routes';
-/** the commit point of the state: schema, app ids and their digests (vars/README.md) */
-export const INDEX_FILE_NAME = 'index.json';
-/** one file per app: apps/<id>.json */
-export const APPS_DIR_NAME = 'apps';
-export const TLS_DIR_NAME = 'tls';
-/** The single-file state of schema 2 (before issue 10), converted on the first run (vars/migrate.ts). */
-export const SINGLE_FILE_NAME = 'rproxy_routes.json';
-
-export const routesDir = (c: Config): string => join(c.state_dir, ROUTES_DIR_NAME);
-export const indexFilePath = (c: Config): string => join(routesDir(c), INDEX_FILE_NAME);
-export const appsDir = (c: Config): string => join(routesDir(c), APPS_DIR_NAME);
+export const routesDir = (c: Config): string => stateDir.routesDir(c.state_dir);
+export const indexFilePath = (c: Config): string => stateDir.routesIndexFile(c.state_dir);
+export const appsDir = (c: Config): string => stateDir.routesAppsDir(c.state_dir);
 /** `id` must be a checked app id (`[a-z0-9]+-[a-z0-9]+`): it becomes a file name */
 export const appFilePath = (c: Config, id: string): string => join(appsDir(c), `${id}.json`);
-export const singleFilePath = (c: Config): string => join(routesDir(c), SINGLE_FILE_NAME);
-export const tlsRoot = (c: Config): string => join(routesDir(c), TLS_DIR_NAME);
+/** The single-file state of schema 2 (before issue 10), converted on the first run (vars/migrate.ts). */
+export const singleFilePath = (c: Config): string => stateDir.routesSingleFile(c.state_dir);
+export const tlsRoot = (c: Config): string => stateDir.routesTlsDir(c.state_dir);
 /** relative to routesDir, as written into the vars */
-export const tlsRelPath = (appId: string, alias: string, ext: 'crt' | 'key'): string => `${TLS_DIR_NAME}/${appId}/${alias}.${ext}`;
-export const lockPath = (c: Config): string => join(c.state_dir, 'state.lock');
-export const rejectsPath = (c: Config): string => join(c.state_dir, 'rejects.jsonl');
+export const tlsRelPath = (appId: string, alias: string, ext: 'crt' | 'key'): string => `${stateDir.ROUTES_TLS_DIR_NAME}/${appId}/${alias}.${ext}`;
+export const lockPath = (c: Config): string => stateDir.stateLockFile(c.state_dir);
+export const rejectsPath = (c: Config): string => stateDir.rejectsFile(c.state_dir);
 
 // The layout of paas-rproxy 0.1 (before issue 8): the state inside the operator's inventory. Read once by the
 // migration (vars/migrate.ts), which moves it here and removes it.

@@ -37,7 +37,7 @@ function setup(): { dir: string; s: RunnerSettings; ports: RunnerPorts & { curre
   writeFileSync(path.join(dir, 'ansible-playbook'), FAKE);
   chmodSync(path.join(dir, 'ansible-playbook'), 0o755);
   const s: RunnerSettings = {
-    stateDir: path.join(dir, 'state'), proxiesGroup: 'proxies',
+    stateDir: path.join(dir, 'state'),
     playbook: { command: path.join(dir, 'ansible-playbook'), playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), stateDir: path.join(dir, 'state'), extraArgs: [] },
     quietMs: 30, maxWaitMs: 150, retryInitialMs: 100, retryMaxMs: 400, reconcileIntervalS: 0, lockTimeoutMs: 10000,
   };

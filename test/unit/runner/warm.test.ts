@@ -6,7 +6,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, existsSy
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { WarmController, playbookEnv, runWarm, warmSocketPath, removeStaleWarmSockets } from '../../../generator/src/runner/warm.js';
+import { WarmController, playbookEnv, runWarm, removeStaleWarmSockets } from '../../../generator/src/runner/warm.js';
+import { warmSocketFile as warmSocketPath } from '../../../generator/src/io/statedir.js';
 import { runPlaybook, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import type { PlaybookCommand } from '../../../generator/src/runner/command.js';
 

@@ -1,0 +1,58 @@
+// The runner bound to a Config: its settings, and its ports (digests from the routing state, proxies from the
+// inventory minus hosts not onboarded yet). Low-level pieces only: the callers compose them (the listener,
+// `paas-rproxy sync` and `apply --sync` in cli/sync.ts, onboarding's catch-up).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { appDigest } from '../vars/digest.js';
+import { loadState, type StateStore } from '../vars/store.js';
+import { readIndexDigests } from '../vars/load.js';
+import { pendingMigration } from '../vars/migrate.js';
+import type { State } from '../state/types.js';
+import { fleetProxies } from '../status/fleet.js';
+import { proxiesOf } from './inventory.js';
+import type { RunnerPorts, RunnerSettings } from './runner.js';
+
+export function runnerSettings(config: Config): RunnerSettings {
+  return {
+    stateDir: config.state_dir,
+    playbook: {
+      command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
+      stateDir: config.state_dir, extraArgs: config.ansible.extra_args, routesPlaybook: routesPlaybookBeside(config.ansible.playbook),
+    },
+    quietMs: config.runner.quiet_ms,
+    maxWaitMs: config.runner.max_wait_ms,
+    retryInitialMs: config.runner.retry_initial_ms,
+    retryMaxMs: config.runner.retry_max_ms,
+    reconcileIntervalS: config.runner.reconcile_interval_s,
+    lockTimeoutMs: 30 * 60 * 1000, // a run (even a full one) never takes this long; a waiting CLI says who holds it
+  };
+}
+
+/** ansible/routes.yml next to the configured site.yml, when it is there (runner/command.ts). */
+function routesPlaybookBeside(playbook: string): string | undefined {
+  const p = path.join(path.dirname(playbook), 'routes.yml');
+  return existsSync(p) ? p : undefined;
+}
+
+export function digestsOf(state: State): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [id, app] of state.apps) out[id] = appDigest(app);
+  return out;
+}
+
+export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
+  return {
+    // From the listener's store (in memory, re-read only when another process wrote), else from index.json
+    // alone (no app file parsed: 10,000 apps cost ~1 MiB of JSON). loadState when there is no index yet or an
+    // older layout is still around: it migrates, so every targeted run the runner starts finds the current
+    // layout (site.yml migrates on full runs only).
+    digests: async () => {
+      if (store) { await store.refresh(); return digestsOf(store.state); }
+      const index = (await pendingMigration(config)).length === 0 ? await readIndexDigests(config) : null;
+      return index ?? digestsOf(await loadState(config));
+    },
+    // hosts not onboarded yet (in the group, not yet in <state_dir>/fleet.json) get no routes runs
+    proxies: async () => fleetProxies(config, await proxiesOf(config)),
+  };
+}
