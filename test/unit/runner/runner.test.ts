@@ -1,4 +1,5 @@
-// The runner edge against a fake ansible-playbook (a script printing the default callback's output):
+// The runner edge against a fake ansible-playbook (a script printing the default callback's output and writing the
+// results callback's JSON lines):
 // exact commands, per-host applied digests, coalescing, per-host retry with backoff, no overlapping runs.
 import test from 'ava';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, chmodSync } from 'node:fs';
@@ -24,10 +25,17 @@ for h in "\${hosts[@]}"; do
   else echo "changed: [$h]"; fi
 done
 echo; echo "PLAY RECAP *****"
+# the results callback's JSON lines (ansible/callback_plugins/rproxy_results.py), which the runner reads
+recap=""
 for h in "\${hosts[@]}"; do
   if [ -e "$dir/down-$h" ]; then echo "$h : ok=0 changed=0 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"
-  else echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"; fi
+    echo "{\\"event\\": \\"task\\", \\"host\\": \\"$h\\", \\"task\\": \\"nginx_rproxy : Apply application routes\\", \\"status\\": \\"unreachable\\", \\"error\\": \\"ssh: connect to host $h port 22: Connection refused\\"}" >> "$RPROXY_RESULTS_FILE"
+    recap="$recap\\"$h\\": {\\"ok\\": 0, \\"changed\\": 0, \\"unreachable\\": 1, \\"failures\\": 0},"
+  else echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+    recap="$recap\\"$h\\": {\\"ok\\": 1, \\"changed\\": 1, \\"unreachable\\": 0, \\"failures\\": 0},"
+  fi
 done
+echo "{\\"event\\": \\"recap\\", \\"hosts\\": {\${recap%,}}}" >> "$RPROXY_RESULTS_FILE"
 echo "$start $(date +%s%N)" >> "$dir/spans.log"
 exit $rc
 `;
