@@ -1,7 +1,7 @@
 // The warm Ansible controller (ansible/warm_controller.py + runner/warm.ts) against the real ansible-core (Debian,
 // test/lab/deps.sh) on a local play: same output and exit code as a cold ansible-playbook, no state carried from one
 // run to the next, abort, strict refusals, socket mode, fallback, and no process left behind.
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, existsSync, chmodSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -9,6 +9,8 @@ import path from 'node:path';
 import { WarmController, playbookEnv, runWarm, warmSocketPath, removeStaleWarmSockets } from '../../../generator/src/runner/warm.js';
 import { runPlaybook, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import type { PlaybookCommand } from '../../../generator/src/runner/command.js';
+
+const test = needs(ANSIBLE);
 
 const SCRIPT = path.resolve('ansible', 'warm_controller.py');
 const PLAY = `- hosts: localhost
