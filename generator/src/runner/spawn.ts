@@ -143,6 +143,11 @@ export function failureMessage(r: SpawnResult): string {
     if (f) parts.push(`${host}: ${f.kind === 'unreachable' ? 'unreachable' : 'failed'} in task "${f.task}": ${f.message}`);
     else parts.push(`${host}: ${o === 'missing' ? 'no result (the run stopped before this host was reached)' : o}`);
   }
+  if (r.parsed.recap.size === 0 && r.exitCode === 0 && bad.length > 0) {
+    // a clean exit with no results at all: the callback did not run (an ANSIBLE_CONFIG that does not enable it)
+    parts.push('ansible-playbook exited 0 but wrote no results: enable the rproxy_results callback (callbacks_enabled in '
+      + 'ansible/ansible.cfg, or ANSIBLE_CALLBACKS_ENABLED=rproxy_results with ANSIBLE_CALLBACK_PLUGINS=<repo>/ansible/callback_plugins)');
+  }
   if (parts.length === 0 && r.exitCode !== 0) {
     const tail = r.output.trim().split('\n').slice(-5).join(' | ');
     parts.push(`ansible-playbook exited with ${r.exitCode ?? r.signal}: ${tail}`);

@@ -2,6 +2,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readResults, hostOutcomes } from '../../../generator/src/runner/recap.js';
+import { failureMessage, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
 import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
 import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
@@ -50,6 +51,20 @@ test('recap: a run cut off mid-line keeps the lines before it; ignored failures 
   t.deepEqual(p.failures, []);
   t.deepEqual(p.recap.get('rp8'), { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
   t.false(p.recap.has('rp9'));
+});
+
+test('failureMessage: host, task and message from the results; a clean exit without any result names the callback', (t) => {
+  const result = (exitCode: number, jsonLines: string, hosts: string[]): SpawnResult => {
+    const parsed = readResults(jsonLines);
+    return {
+      command: { argv: [], display: 'ansible-playbook site.yml', kind: 'routes', playbook: 'site.yml', hosts, apps: null },
+      exitCode, signal: null, durationMs: 1, startedAt: '', output: 'PLAY RECAP', parsed, outcomes: hostOutcomes(parsed, hosts), aborted: false, warm: false,
+    };
+  };
+  t.is(failureMessage(result(4, FIX('routes'), ['rp2'])), 'playbook run failed (ansible-playbook site.yml): rp2: unreachable in task '
+    + '"nginx_rproxy : Apply the routes of the selected applications": Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused');
+  t.regex(failureMessage(result(0, '', ['rp1'])), /rp1: no result .*exited 0 but wrote no results: enable the rproxy_results callback/);
+  t.notRegex(failureMessage(result(4, '', ['rp1'])), /rproxy_results/, 'a failed run without results is a run that stopped early');
 });
 
 test('backoff: doubles, capped, jitter bounded', (t) => {
