@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root): installs what it needs, builds, lints,
-# runs the unit tests, then the integration tests against a real lab (network namespaces, SSH, ActiveMQ,
+# runs the unit tests (pure: no tool but Node), the contract tests (test/contract: real nginx and Ansible), then the integration tests against a real lab (network namespaces, SSH, ActiveMQ,
 # nginx, keepalived) on both lab profiles:
 #   default  test/integration/*.test.ts (every integration test file)
 #   prod     test/integration/prod/*.test.ts plus the end-to-end checks that matter on a real installation:
@@ -19,6 +19,9 @@ npm ci --no-audit --no-fund
 npm run --silent build
 bash test/lint.sh
 npx ava test/unit
+# the contract tier: the project against the real nginx and Ansible (deps.sh installed them above); CI=true makes a
+# missing tool a failure instead of a skip
+npx ava test/contract
 lab_was_up=0
 [ -e .lab/READY ] && lab_was_up=1
 status=0

@@ -17,8 +17,14 @@ description:
     status (ok, changed, failed, ignored, unreachable or skipped), msg and result. Results are the clean copies
     Ansible gives every callback, so C(no_log) tasks are censored; result is left out when its JSON is larger
     than 64 KiB.
-  - One recap line at the end, event C(recap), with per host ok, changed, failures, unreachable, skipped,
-    rescued and ignored.
+  - >-
+    Task lines whose status is failed, ignored or unreachable also carry error, the message an operator
+    reads: the module's msg, with its stderr when that says more; for a loop, the first failed item's.
+    Handlers are reported like tasks.
+  - >-
+    One recap line at the end, event C(recap), with per host ok, changed, failures, unreachable, skipped,
+    rescued and ignored. A run that stopped early (a parse error, a signal) has no recap line; its hosts
+    have no result.
 requirements: [enable it in callbacks_enabled (ansible.cfg) or ANSIBLE_CALLBACKS_ENABLED]
 '''
 
@@ -29,6 +35,22 @@ from ansible.parsing.ajson import AnsibleJSONEncoder
 from ansible.plugins.callback import CallbackBase
 
 MAX_RESULT = 65536
+MAX_ERROR = 2000
+
+
+def _error(res):
+    """One message for a failure: msg (plus stderr when it differs); a loop's generic msg gives way to its first failed item's."""
+    items = res.get('results')
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and (item.get('failed') or item.get('unreachable')):
+                return _error(item)
+    parts = []
+    for key in ('msg', 'stderr'):
+        v = res.get(key)
+        if isinstance(v, str) and v and v not in parts:
+            parts.append(v)
+    return ': '.join(parts)[:MAX_ERROR]
 
 
 class CallbackModule(CallbackBase):
@@ -62,6 +84,8 @@ class CallbackModule(CallbackBase):
             'status': status,
             'msg': res.get('msg') if isinstance(res.get('msg'), str) else None,
         }
+        if status in ('failed', 'ignored', 'unreachable'):
+            obj['error'] = _error(res)
         body = json.dumps(res, cls=AnsibleJSONEncoder)
         if len(body) <= MAX_RESULT:
             obj['result'] = res

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # The proxies' Lua data plane at scale, on this machine (no lab): N synthetic apps rendered with the role's real
-# templates, rproxy.lua and action plugin (test/unit/vars/render_routes.py) into a temp prefix; nginx on free loopback
+# templates, rproxy.lua and action plugin (test/contract/vars/render_routes.py) into a temp prefix; nginx on free loopback
 # ports. Prints JSON: `nginx -t` time, start-to-ready time (init loads every app file), master/worker RSS after start
 # and after one request per app, live-apply latency of one app (POST on the unix socket until the first request is
 # routed), reload time. Every process it starts is stopped; the temp prefix is removed.
@@ -16,7 +16,7 @@ import tempfile
 import time
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
-HELPER = os.path.join(REPO, 'test', 'unit', 'vars', 'render_routes.py')
+HELPER = os.path.join(REPO, 'test', 'contract', 'vars', 'render_routes.py')
 
 
 def free_port():

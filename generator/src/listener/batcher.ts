@@ -3,6 +3,7 @@
 // fails for a passing reason (I/O, lock timeout), the batch is retried after a pause and nothing is acked.
 import type { Delivery } from './stomp.js';
 import { backoffDelay } from '../runner/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../runner/clock.js';
 
 export interface DocOutcome { action: string; app: string; result: 'applied' | 'unchanged' | 'rejected'; code?: string; reason?: string }
 export interface MessageOutcome { messageId: string; docs: DocOutcome[] }
@@ -20,17 +21,17 @@ type Log = (event: string, fields: Record<string, unknown>) => void;
 export class Batcher {
   private queue: Delivery[] = [];
   private firstAt = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private busy: Promise<void> | null = null;
   private stopped = false;
   private failures = 0;
 
   constructor(private readonly port: IntakePort, private readonly opts: BatcherOptions, private readonly log: Log,
-    private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome) => void) {}
+    private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome) => void, private readonly clock: Clock = systemClock) {}
 
   push(d: Delivery): void {
     if (this.stopped) return; // not acked: redelivered to the next consumer
-    if (this.queue.length === 0) this.firstAt = Date.now();
+    if (this.queue.length === 0) this.firstAt = this.clock.now();
     this.queue.push(d);
     this.schedule();
   }
@@ -39,16 +40,16 @@ export class Batcher {
 
   private schedule(): void {
     if (this.busy || this.queue.length === 0) return;
-    if (this.timer) clearTimeout(this.timer);
-    const wait = this.queue.length >= this.opts.maxBatch ? 0 : Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxDelayMs - Date.now()));
-    this.timer = setTimeout(() => this.flush(), wait);
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    const wait = this.queue.length >= this.opts.maxBatch ? 0 : Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxDelayMs - this.clock.now()));
+    this.timer = this.clock.setTimeout(() => this.flush(), wait);
   }
 
   private flush(): void {
     this.timer = undefined;
     if (this.busy || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.opts.maxBatch);
-    if (this.queue.length) this.firstAt = Date.now();
+    if (this.queue.length) this.firstAt = this.clock.now();
     this.busy = this.process(batch).finally(() => { this.busy = null; if (!this.stopped) this.schedule(); });
   }
 
@@ -64,8 +65,8 @@ export class Batcher {
       const delay = backoffDelay(this.failures, 500, 30000, Math.random);
       this.log('apply_error', { error: e instanceof Error ? e.message : String(e), code: (e as { code?: string }).code, messages: batch.length, retry_in_ms: delay });
       this.queue.unshift(...batch);
-      this.firstAt = Date.now();
-      await new Promise((r) => setTimeout(r, delay));
+      this.firstAt = this.clock.now();
+      await new Promise<void>((r) => { this.clock.setTimeout(r, delay); });
       return;
     }
     const ms = Math.round(performance.now() - t0);
@@ -78,7 +79,7 @@ export class Batcher {
   /** stop taking messages; finish the apply in flight (and its acks); drop the rest unacked (redelivered). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     if (this.busy) await this.busy;
     this.queue = [];
   }

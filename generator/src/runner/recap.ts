@@ -1,4 +1,6 @@
-// Pure: parses ansible-playbook's default-callback output (PLAY RECAP + failing tasks).
+// Pure: a playbook run's results as data, read from the JSON lines of ansible/callback_plugins/rproxy_results.py
+// (RPROXY_RESULTS_FILE): one `task` line per host and task result, one `recap` line at the end of the run.
+// The default callback's human output still goes to the logs; nothing is parsed out of it.
 
 export interface HostRecap {
   ok: number;
@@ -14,7 +16,7 @@ export interface HostFailure {
   host: string;
   task: string; // "role : task name" as ansible prints it, or "" when unknown
   kind: 'failed' | 'unreachable';
-  message: string; // the module's msg (or the raw text after "=>")
+  message: string; // the callback's `error`: the module's msg (with stderr), a loop's first failed item's
 }
 
 export interface ParsedRun {
@@ -22,49 +24,41 @@ export interface ParsedRun {
   failures: HostFailure[];
 }
 
-const ANSI = /\x1b\[[0-9;]*m/g;
+const MAX_MESSAGE = 2000;
 
-export function parsePlaybookOutput(output: string): ParsedRun {
-  const lines = output.replace(ANSI, '').split(/\r?\n/);
+const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * The callback's lines in order. A line that is not a JSON object (a run killed mid-write) is skipped; a run
+ * that stopped before its end has no recap line, so its hosts have no recap (hostOutcomes: 'missing').
+ * Ignored failures (ignore_errors) are not failures; rescued ones are listed, and the recap says they were rescued.
+ */
+export function readResults(jsonLines: string): ParsedRun {
   const recap = new Map<string, HostRecap>();
   const failures: HostFailure[] = [];
-  let task = '';
-  let inRecap = false;
-  for (const line of lines) {
-    const t = /^(?:TASK|RUNNING HANDLER) \[(.*)\] \**\s*$/.exec(line);
-    if (t) { task = t[1] ?? ''; inRecap = false; continue; }
-    if (/^PLAY RECAP \**\s*$/.test(line)) { inRecap = true; continue; }
-    if (/^PLAY \[/.test(line)) { inRecap = false; task = ''; continue; }
-    if (inRecap) {
-      const m = /^(\S+)\s*:\s*(.*)$/.exec(line);
-      if (m && m[1] && m[2] && /\bok=\d+/.test(m[2])) {
-        const counts: Record<string, number> = {};
-        for (const kv of m[2].matchAll(/(\w+)=(\d+)/g)) counts[kv[1] as string] = Number(kv[2]);
-        recap.set(m[1], {
-          ok: counts.ok ?? 0, changed: counts.changed ?? 0, unreachable: counts.unreachable ?? 0,
-          failed: counts.failed ?? 0, skipped: counts.skipped ?? 0, rescued: counts.rescued ?? 0, ignored: counts.ignored ?? 0,
+  for (const line of jsonLines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let o: unknown;
+    try { o = JSON.parse(line); } catch { continue; }
+    if (typeof o !== 'object' || o === null) continue;
+    const e = o as Record<string, unknown>;
+    if (e.event === 'task' && (e.status === 'failed' || e.status === 'unreachable')) {
+      failures.push({
+        host: str(e.host), task: str(e.task), kind: e.status,
+        message: (str(e.error) || str(e.msg)).slice(0, MAX_MESSAGE),
+      });
+    } else if (e.event === 'recap' && typeof e.hosts === 'object' && e.hosts !== null) {
+      for (const [host, s] of Object.entries(e.hosts as Record<string, Record<string, unknown>>)) {
+        if (typeof s !== 'object' || s === null) continue;
+        recap.set(host, {
+          ok: count(s.ok), changed: count(s.changed), unreachable: count(s.unreachable), failed: count(s.failures),
+          skipped: count(s.skipped), rescued: count(s.rescued), ignored: count(s.ignored),
         });
       }
-      continue;
-    }
-    const f = /^(?:fatal|failed): \[([^\]]+)\](?: \(item=.*?\))?:? (?:(FAILED|UNREACHABLE)! )?=> (.*)$/.exec(line);
-    if (f && f[1]) {
-      const host = f[1].split(' -> ')[0] ?? f[1];
-      failures.push({ host, task, kind: f[2] === 'UNREACHABLE' ? 'unreachable' : 'failed', message: extractMsg(f[3] ?? '') });
     }
   }
   return { recap, failures };
-}
-
-function extractMsg(rest: string): string {
-  try {
-    const j = JSON.parse(rest) as Record<string, unknown>;
-    const parts: string[] = [];
-    if (typeof j.msg === 'string') parts.push(j.msg);
-    if (typeof j.stderr === 'string' && j.stderr && !parts.includes(j.stderr)) parts.push(j.stderr);
-    if (parts.length) return parts.join(': ').slice(0, 2000);
-  } catch { /* not JSON (multi-line result) */ }
-  return rest.slice(0, 2000);
 }
 
 export type HostOutcome = 'ok' | 'failed' | 'unreachable' | 'missing';

@@ -11,6 +11,7 @@ import { syncHold } from './vrrphold.js';
 import { PlaybookLock } from './lock.js';
 import type { WarmController } from './warm.js';
 import { playbookLockFile } from '../io/statedir.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 export interface RunnerSettings {
   stateDir: string;
@@ -182,23 +183,24 @@ async function holdStep(s: RunnerSettings, ports: RunnerPorts, log: Log, hosts: 
 /** Long-running coalescing runner (the listener's). `notify()` after every durable state change. */
 export class Runner {
   private co: CoalescerState = idle();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private running: Promise<void> | null = null;
   private stopped = false;
   private readonly abort = new AbortController();
   private seq = 0; // increases with every notify(); a pass covers everything notified before its snapshot
   private readonly backoff = new Map<string, { attempt: number; nextAt: number }>();
-  private retryTimer: NodeJS.Timeout | undefined;
-  private reconcileTimer: NodeJS.Timeout | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private reconcileTimer: TimerHandle | undefined;
   private fullDue = false;
 
-  constructor(private readonly s: RunnerSettings, private readonly ports: RunnerPorts, private readonly log: Log, private readonly hooks: RunnerHooks = {}) {}
+  constructor(private readonly s: RunnerSettings, private readonly ports: RunnerPorts, private readonly log: Log, private readonly hooks: RunnerHooks = {},
+    private readonly clock: Clock = systemClock) {}
 
   start(): void {
     // catch up at start: whatever is pending since the last successful runs (e.g. after a crash)
     this.notify('startup');
     if (this.s.reconcileIntervalS > 0) {
-      this.reconcileTimer = setInterval(() => { this.fullDue = true; this.notify('reconcile'); }, this.s.reconcileIntervalS * 1000);
+      this.reconcileTimer = this.clock.setInterval(() => { this.fullDue = true; this.notify('reconcile'); }, this.s.reconcileIntervalS * 1000);
     }
   }
 
@@ -209,7 +211,7 @@ export class Runner {
     if (this.stopped) return this.seq;
     this.seq++;
     this.lastTrigger = reason;
-    this.co = trigger(this.co, Date.now());
+    this.co = trigger(this.co, this.clock.now());
     this.schedule();
     return this.seq;
   }
@@ -218,8 +220,8 @@ export class Runner {
     if (this.stopped) return;
     const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs, this.running !== null); // null while running: re-asked when it ends
     if (due === null) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire(), Math.max(0, due - Date.now()));
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => this.fire(), Math.max(0, due - this.clock.now()));
   }
 
   private fire(): void {
@@ -235,7 +237,7 @@ export class Runner {
   }
 
   private async pass(seq: number, trig: string): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     const exclude = new Set<string>();
     this.backoff.delete('*'); // a retry after a runner error: this pass is it
     for (const [h, b] of this.backoff) if (b.nextAt > now) exclude.add(h);
@@ -254,7 +256,7 @@ export class Runner {
   private armRetryTimer(): void {
     if (this.stopped || this.retryTimer || this.backoff.size === 0) return;
     const next = Math.min(...[...this.backoff.values()].map((b) => b.nextAt));
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, Math.max(0, next - Date.now()) + 5);
+    this.retryTimer = this.clock.setTimeout(() => { this.retryTimer = undefined; this.notify('retry'); }, Math.max(0, next - this.clock.now()) + 5);
   }
 
   private scheduleRetry(hosts: string[]): void {
@@ -263,10 +265,10 @@ export class Runner {
       const prev = this.backoff.get(h);
       const attempt = (prev?.attempt ?? 0) + 1;
       const delay = backoffDelay(attempt, this.s.retryInitialMs, this.s.retryMaxMs, Math.random);
-      this.backoff.set(h, { attempt, nextAt: Date.now() + delay });
+      this.backoff.set(h, { attempt, nextAt: this.clock.now() + delay });
       this.log('retry_scheduled', { host: h, attempt, delay_ms: delay });
     }
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.armRetryTimer();
   }
@@ -283,8 +285,8 @@ export class Runner {
   /** SIGTERM: no new runs; `abandon` interrupts the running playbook (the next start catches up), else waits for it. */
   async stop(opts: { abandon: boolean }): Promise<void> {
     this.stopped = true;
-    for (const t of [this.timer, this.retryTimer]) if (t) clearTimeout(t);
-    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    for (const t of [this.timer, this.retryTimer]) if (t) this.clock.clearTimeout(t);
+    if (this.reconcileTimer) this.clock.clearInterval(this.reconcileTimer);
     if (opts.abandon) this.abort.abort();
     if (this.running) await this.running;
   }

@@ -12,7 +12,7 @@ import { warmSocketPid } from '../io/statedir.js';
 export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...base,
-    ANSIBLE_STDOUT_CALLBACK: 'default', // PLAY RECAP + "fatal: [host]" lines are what we parse
+    ANSIBLE_STDOUT_CALLBACK: 'default', // human output for the logs; results come from the rproxy_results callback
     ANSIBLE_NOCOLOR: '1',
     ANSIBLE_FORCE_COLOR: '0',
     ANSIBLE_RETRY_FILES_ENABLED: '0',

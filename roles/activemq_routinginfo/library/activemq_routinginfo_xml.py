@@ -23,22 +23,89 @@ import xml.dom.minidom
 from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
+---
 module: activemq_routinginfo_xml
 short_description: Idempotently patch marked blocks into an existing activemq.xml
+version_added: "0.1.0"
+author: paas-rproxy
+description:
+  - Adds, replaces or removes blocks of XML in an existing ActiveMQ configuration file, each between a BEGIN and an
+    END comment naming it, so the rest of the operator's file is never touched and a second run changes nothing.
+  - A block goes inside the deepest element of its O(blocks[].path) the file already has (below C(<broker>)),
+    wrapped in the missing deeper elements; with none of them, before C(</broker>).
+  - The result must parse as XML, or the file is left as it was and the module fails. The file is replaced
+    atomically (temporary file + rename) with its mode and owner.
 options:
-  path: {type: path, required: true, description: the activemq.xml to patch (must exist)}
+  path:
+    description: The activemq.xml to patch (must exist).
+    type: path
+    required: true
   blocks:
+    description:
+      - The blocks, in order. Each is a dict with C(name) (the marker), C(path) (a list of element names below
+        C(<broker>), for example C([plugins, simpleAuthenticationPlugin, users])), C(content) (the XML text) and
+        optionally C(skip_if).
+      - C(skip_if) is a regular expression; when it matches the file outside this block, the block is not added
+        (for example the operator already has a STOMP connector).
     type: list
     elements: dict
     required: true
-    description: >
-      Each block is {name, path, content, skip_if?}. `path` is a list of element names below <broker>
-      (e.g. [plugins, simpleAuthenticationPlugin, users]); `content` goes inside the deepest element of that
-      path the file already has, wrapped in the missing deeper elements; with none of them, before </broker>.
-      `skip_if`: a regular expression; when it matches the file outside this block, the block is not added
-      (e.g. the operator already has a STOMP connector).
-  state: {type: str, choices: [present, absent], default: present}
-  backup: {type: bool, default: false}
+  state:
+    description: C(present) writes the blocks, C(absent) removes them (their markers included).
+    type: str
+    choices: [present, absent]
+    default: present
+  backup:
+    description: Keep a timestamped copy of the file before changing it.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Reports whether the file would change, writes nothing.
+    support: full
+  diff_mode:
+    description: Returns the whole file before and after.
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - The diff shows the whole file, blocks included; a block holding a password shows it in clear text with C(--diff).
+"""
+
+EXAMPLES = r"""
+- name: A STOMP connector for the Routing SPI, unless the operator already has one
+  activemq_routinginfo_xml:
+    path: /etc/activemq/instances-enabled/main/activemq.xml
+    backup: true
+    blocks:
+      - name: stomp-connector
+        path: [transportConnectors]
+        content: <transportConnector name="stomp" uri="stomp://0.0.0.0:61613"/>
+        skip_if: '<transportConnector[^>]*uri="stomp(\+[a-z]+)?://[^"]*:61613\b'
+
+- name: Remove the blocks again
+  activemq_routinginfo_xml:
+    path: /etc/activemq/instances-enabled/main/activemq.xml
+    state: absent
+    blocks:
+      - {name: stomp-connector, path: [transportConnectors], content: ""}
+"""
+
+RETURN = r"""
+path:
+  description: The file patched.
+  type: str
+  returned: always
+  sample: /etc/activemq/instances-enabled/main/activemq.xml
+backup_file:
+  description: The copy made before the change.
+  type: str
+  returned: changed and O(backup) is true
+  sample: /etc/activemq/instances-enabled/main/activemq.xml.1234.2026-12-07@12:00:00~
+diff:
+  description: The whole file before and after (with C(--diff)).
+  type: dict
+  returned: diff mode
 """
 
 BEGIN = '<!-- BEGIN paas-rproxy:%s:d%d (managed by Ansible role activemq_routinginfo) -->'

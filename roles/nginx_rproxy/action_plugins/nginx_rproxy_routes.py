@@ -20,7 +20,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import string_types
 from ansible.parsing.ajson import AnsibleJSONDecoder
 from ansible.plugins.action import ActionBase
-from ansible.template import AnsibleEnvironment
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 APP_ID_RE = re.compile(r'^[a-z0-9]+-[a-z0-9]+\Z')
 HOST_RE = re.compile(r'^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?\Z')
@@ -268,8 +269,17 @@ def checked_app_tls(state_dir, routes_dir, aid, app, tries=3):
     raise RouteError('app %s: its TLS files kept changing while this run read them' % aid)  # pragma: no cover
 
 
-def compile_templates(env, read_template):
+def template_environment():
+    """The Jinja environment of the routes' templates: plain Jinja2 (a public API, none of Ansible's Templar), sandboxed
+    and strict. The templates only print values the generator computed or check_settings checked: no filter, no
+    lookup, no Ansible variable, and an undefined name is an error, as it is in Ansible's own template module."""
+    return ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                                         undefined=StrictUndefined, autoescape=False)
+
+
+def compile_templates(read_template, env=None):
     """name -> compiled template; read_template(name) returns the text of templates/routes/<name>."""
+    env = env or template_environment()
     return dict((name, env.from_string(read_template(name))) for name in TEMPLATES)
 
 
@@ -356,13 +366,10 @@ class ActionModule(ActionBase):
             self._fail('nginx_rproxy_routes: %s' % e)
         conf_dir = settings['conf_dir']
 
-        env = self._templar.copy_with_new_env(environment_class=AnsibleEnvironment, trim_blocks=True,
-                                               lstrip_blocks=True, keep_trailing_newline=True).environment
-
         def read_template(name):
             with open(self._find_needle('templates', os.path.join('routes', name)), 'rb') as f:
                 return to_text(f.read())
-        compiled = compile_templates(env, read_template)
+        compiled = compile_templates(read_template)
 
         files = {}
         secret_files = {}

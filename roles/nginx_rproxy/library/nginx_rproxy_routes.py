@@ -9,11 +9,18 @@ DOCUMENTATION = r'''
 ---
 module: nginx_rproxy_routes
 short_description: Apply per-application routes to nginx (Lua data files live, TLS servers with test and reload)
+version_added: "0.1.0"
+author: paas-rproxy
 description:
-  - Used through the role-local action plugin of the same name, which derives each app's routing data file and
-    renders the TLS servers of apps with certificates on the controller, and calls this module once per host.
+  - Applies the routes of the selected applications of the paas-rproxy routing state to nginx on the host.
+  - >-
+    Runs as a pair. The role-local action plugin of the same name (action_plugins/nginx_rproxy_routes.py) runs on
+    the controller: it reads the routing state from O(state_dir) (never from the inventory), checks every value,
+    derives each app's routing data file, renders the TLS servers of apps with certificates with the role's
+    template templates/routes/app.tls-servers.conf.j2 and reads their TLS material; then it calls this module ONCE
+    per host with the resulting files. The options marked "set by the action plugin" are not for tasks.
   - Byte-compares every file with what is on the host. When nothing differs it returns C(changed=false) and
-    touches nothing.
+    touches nothing, so a second run changes nothing.
   - Files of an application under O(conf_dir) are C(apps/<id>.json) (its routing data, read by the Lua data plane),
     C(tls-servers/<id>.conf) (its :443 servers, only with TLS aliases) and C(tls/<id>/<alias>.crt|.key) (directory
     0700, files 0600). Any other path is refused.
@@ -25,28 +32,186 @@ description:
     every data file at start).
   - When the POST, the test or the start fails, every touched file gets its previous bytes back (or is removed when
     it was new) and the module fails with the reason; the running nginx keeps what it had.
-  - A full run (O(full)) also removes the files of apps not in O(apps) and, once the base configuration no longer
-    includes them, the directories of the older per-app layout (maps/, upstreams/, servers/, locations/).
+  - A full run (no O(sync_apps)) also removes the files of apps not in the state and, once the base configuration
+    no longer includes them, the directories of the older per-app layout (maps/, upstreams/, servers/, locations/).
 options:
-  conf_dir: {description: Directory holding the per-app sub-directories., type: path, required: true}
-  apps: {description: App ids this call is authoritative for; their files not in O(files)/O(secret_files) are removed., type: list, elements: str, required: true}
-  full: {description: Also remove files of every app not in O(apps) (stale files) and the older layout., type: bool, default: false}
-  files: {description: Relative path -> content., type: dict, default: {}}
-  secret_files: {description: Relative path -> content (TLS keys; never logged)., type: dict, default: {}}
-  test_command: {description: Command testing the whole nginx configuration., type: list, elements: str, default: [nginx, -t]}
-  pid_file: {description: nginx master pid file (reload = SIGHUP)., type: path, default: /run/nginx.pid}
-  start_command: {description: Command that starts nginx when it is not running., type: list, elements: str, default: [service, nginx, start]}
-  apply_socket: {description: Unix socket of the Lua apply endpoint (its directory is made 0700 root)., type: path, default: /run/nginx-rproxy/apply.sock}
-  bulk_sync_threshold: {description: More changed apps than this go through test and reload instead of one POST., type: int, default: 500}
-  reload: {description: Reload nginx after a successful structural change., type: bool, default: true}
+  sync_apps:
+    description:
+      - App ids to apply (a list, or a string of ids separated by commas or spaces). An id absent from the state is
+        a deleted app, whose files are removed.
+      - Omitted or null, every app of the state is applied and stale files are removed (a full run).
+    type: raw
+  state_dir:
+    description: Absolute path of the paas-rproxy state directory on the controller (routes/index.json, routes/apps/).
+    type: path
+    required: true
+  settings:
+    description:
+      - What the TLS server template prints besides the app's own data, checked by the action plugin.
+      - Keys C(https_port) (int), C(listen_ipv6) (bool), C(http2) (bool).
+    type: dict
+    default: {}
+  conf_dir:
+    description: Directory on the host holding the per-app sub-directories.
+    type: path
+    default: /etc/nginx/rproxy
+  test_command:
+    description: Command testing the whole nginx configuration.
+    type: list
+    elements: str
+    default: [nginx, -t]
+  pid_file:
+    description: nginx master pid file (reload = SIGHUP).
+    type: path
+    default: /run/nginx.pid
+  start_command:
+    description: Command that starts nginx when it is not running.
+    type: list
+    elements: str
+    default: [service, nginx, start]
+  apply_socket:
+    description: Unix socket of the Lua apply endpoint (its directory is made 0700 root).
+    type: path
+    default: /run/nginx-rproxy/apply.sock
+  bulk_sync_threshold:
+    description: More changed apps than this go through test and reload instead of one POST.
+    type: int
+    default: 500
+  reload:
+    description: Reload (or start) nginx after a successful change. Set by the action plugin.
+    type: bool
+    default: true
+  apps:
+    description: App ids this call is authoritative for; their files not in O(files)/O(secret_files) are removed. Set by the action plugin.
+    type: list
+    elements: str
+  full:
+    description: Also remove the files of every app not in O(apps) (stale files) and the older layout. Set by the action plugin.
+    type: bool
+    default: false
+  files:
+    description: Relative path -> content. Set by the action plugin.
+    type: dict
+    default: {}
+  secret_files:
+    description: Relative path -> content (TLS keys; never logged, never shown in a diff). Set by the action plugin.
+    type: dict
+    default: {}
+attributes:
+  action:
+    description: The controller part is the action plugin of the same name.
+    support: full
+  check_mode:
+    description: Reports what would be written and removed (and the diff), touches nothing.
+    support: full
+  diff_mode:
+    description: Returns a diff per changed file (at most 20 files); key material is never shown.
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Needs nginx with the Lua module (libnginx-mod-http-lua) and the base configuration of the role (tag nginx_rproxy).
+  - The action plugin renders with plain Jinja2 (sandboxed, strict undefined), not Ansible's Templar; the routing
+    state's strings are never templated.
+  - The role's README (roles/nginx_rproxy/README.md) describes the data plane, the apply endpoint and the variables.
+'''
+
+EXAMPLES = r'''
+# A targeted run, as the listener's runner makes it (ansible-playbook ... --tags nginx_rproxy_routes
+# -e '{"nginx_rproxy_sync_apps": ["blog-x"]}'): only these apps' files are compared and written.
+- name: Apply the routes of the changed applications
+  nginx_rproxy_routes:
+    sync_apps: "{{ nginx_rproxy_sync_apps }}"
+    state_dir: /var/lib/paas-rproxy
+    conf_dir: /etc/nginx/rproxy
+    settings:
+      https_port: 443
+      listen_ipv6: true
+      http2: true
+
+# A full run (every app; stale files removed), shown as a diff without touching anything:
+#   ansible-playbook -i inventory ansible/site.yml --tags nginx_rproxy_routes --check --diff
+- name: Apply every application's routes
+  nginx_rproxy_routes:
+    state_dir: /var/lib/paas-rproxy
+    conf_dir: /etc/nginx/rproxy
+    test_command: [nginx, -t, -q]
+    pid_file: /run/nginx.pid
+    start_command: [service, nginx, start]
+    settings: {https_port: 443, listen_ipv6: false, http2: true}
+  register: routes
+
+- name: Say how the change went live
+  ansible.builtin.debug:
+    msg: "{{ routes.written_count }} written, {{ routes.removed_count }} removed, applied: {{ routes.applied }}"
 '''
 
 RETURN = r'''
-written: {description: Relative paths written (at most 100 listed)., type: list, returned: always}
-removed: {description: Relative paths removed (at most 100 listed)., type: list, returned: always}
-applied: {description: How the change went live (none, live, reload, start)., type: str, returned: always}
-reloaded: {description: Whether nginx was reloaded (or started)., type: bool, returned: always}
-nginx_test: {description: Output of the nginx test command., type: str, returned: when tested}
+written:
+  description: Relative paths (under O(conf_dir)) written or, in check mode, to be written; at most 100 listed.
+  type: list
+  elements: str
+  returned: always
+  sample: [apps/blog-x.json, tls-servers/blog-x.conf]
+removed:
+  description: Relative paths removed (or to be removed); at most 100 listed.
+  type: list
+  elements: str
+  returned: always
+  sample: [apps/old-x.json]
+written_count:
+  description: How many files were (or would be) written.
+  type: int
+  returned: always
+  sample: 2
+removed_count:
+  description: How many files were (or would be) removed.
+  type: int
+  returned: always
+  sample: 0
+legacy_removed:
+  description: Directories of the older per-app layout removed by a full run.
+  type: list
+  elements: str
+  returned: always
+  sample: []
+applied:
+  description: How the change went live, C(none) (nothing changed, or check mode), C(live) (one POST to the apply
+    endpoint, no reload), C(reload) (test, then SIGHUP) or C(start) (nginx was not running).
+  type: str
+  returned: always
+  sample: live
+reloaded:
+  description: Whether nginx was reloaded or started.
+  type: bool
+  returned: always
+  sample: false
+apply:
+  description: The apply endpoint's answer to the POST.
+  type: str
+  returned: when applied is C(live)
+  sample: '{"applied":1}'
+nginx_test:
+  description: Output of the nginx test command.
+  type: str
+  returned: when the configuration was tested
+  sample: "nginx: configuration file /etc/nginx/nginx.conf test is successful"
+apps_selected:
+  description: How many apps the run covered (set by the action plugin).
+  type: int
+  returned: always
+  sample: 1
+full_run:
+  description: Whether this was a full run (no sync_apps; set by the action plugin).
+  type: bool
+  returned: always
+  sample: false
+diff:
+  description: With C(--diff), one entry per changed file (at most 20) with before/after text; key files show a
+    placeholder, never key material.
+  type: list
+  elements: dict
+  returned: changed and diff mode
 '''
 
 import errno

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { Batcher, type IntakePort, type BatchOutcome } from '../../../generator/src/listener/batcher.js';
 import { connectHeaders, subscribeHeaders, type StompSettings, type Delivery } from '../../../generator/src/listener/stomp.js';
+import { FakeClock } from '../../fixtures/clock.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function delivery(id: string, log: string[]): Delivery {
   return { messageId: id, body: `---\n:action: :create_application\n`, headers: { 'message-id': id }, receivedAt: Date.now(), ack: async () => { log.push(`ack ${id}`); return true; } };
@@ -13,14 +13,15 @@ test('batcher: messages arriving together are applied in one call, acked only af
   const port: IntakePort = {
     async apply(batch) {
       log.push(`apply ${batch.map((d) => d.messageId).join(',')}`);
-      await sleep(30);
+      await clock.sleep(30);
       log.push('written');
       return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] } satisfies BatchOutcome;
     },
   };
-  const b = new Batcher(port, { quietMs: 10, maxBatch: 100, maxDelayMs: 50 }, () => undefined, () => log.push('applied'));
+  const clock = new FakeClock();
+  const b = new Batcher(port, { quietMs: 10, maxBatch: 100, maxDelayMs: 50 }, () => undefined, () => log.push('applied'), clock);
   for (const id of ['m1', 'm2', 'm3']) b.push(delivery(id, log));
-  await sleep(120);
+  await clock.advance(120);
   t.deepEqual(log, ['apply m1,m2,m3', 'written', 'applied', 'ack m1', 'ack m2', 'ack m3']);
   await b.stop();
 });
@@ -36,9 +37,10 @@ test('batcher: a failing apply acks nothing, never nacks, and retries the same m
     },
   };
   const events: string[] = [];
-  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20 }, (e) => events.push(e), () => undefined);
+  const clock = new FakeClock();
+  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20 }, (e) => events.push(e), () => undefined, clock);
   b.push(delivery('m1', log));
-  await sleep(1500);
+  await clock.advance(1500); // the retry pause is 450-550 ms (backoff with jitter)
   t.deepEqual(log, ['apply m1', 'apply m1', 'ack m1']);
   t.true(events.includes('apply_error'));
   await b.stop();
@@ -47,17 +49,20 @@ test('batcher: a failing apply acks nothing, never nacks, and retries the same m
 test('batcher: stop waits for the apply in flight and its acks; later messages stay unacked', async (t) => {
   const log: string[] = [];
   const port: IntakePort = {
-    async apply(batch) { applying = true; await sleep(50); log.push(`written ${batch.length}`); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
+    async apply(batch) { applying = true; await clock.sleep(50); log.push(`written ${batch.length}`); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
   };
   let applying = false;
-  const b = new Batcher(port, { quietMs: 1, maxBatch: 1, maxDelayMs: 1 }, () => undefined, () => undefined);
+  const clock = new FakeClock();
+  const b = new Batcher(port, { quietMs: 1, maxBatch: 1, maxDelayMs: 1 }, () => undefined, () => undefined, clock);
   b.push(delivery('m1', log));
-  // m1's apply is in flight (not a fixed sleep: on a loaded machine its timer may fire late)
-  while (!applying) await sleep(2);
+  await clock.advance(1);
+  t.true(applying, "m1's apply is in flight");
   b.push(delivery('m2', log));
-  await b.stop();
+  const stopped = b.stop();
+  await clock.advance(50); // m1's apply ends
+  await stopped;
   b.push(delivery('m3', log));
-  await sleep(100);
+  await clock.advance(100);
   t.deepEqual(log, ['written 1', 'ack m1']);
 });
 

@@ -1,34 +1,27 @@
 import test from 'ava';
-import { parsePlaybookOutput, hostOutcomes } from '../../../generator/src/runner/recap.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { readResults, hostOutcomes } from '../../../generator/src/runner/recap.js';
+import { failureMessage, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
 import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
 import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
 
-const OUT = `
-PLAY [Routes on the proxies] ***************************************************
-
-TASK [nginx_rproxy : Apply the routes of the selected applications] ************
-\x1b[0;33mchanged: [rp1]\x1b[0m
-fatal: [rp2]: UNREACHABLE! => {"changed": false, "msg": "Failed to connect to the host via ssh: ssh: connect to host 198.51.100.12 port 22: Connection refused", "unreachable": true}
-fatal: [rp3]: FAILED! => {"changed": false, "msg": "nginx -t failed: unknown directive \\"x\\""}
-
-PLAY RECAP *********************************************************************
-rp1                        : ok=1    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
-rp2                        : ok=0    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
-rp3                        : ok=0    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0
-`;
+// Real output of ansible/callback_plugins/rproxy_results.py, captured from real ansible-playbook runs by
+// fixtures/capture.sh (rp1 changed, rp2 unreachable over SSH, rp3 failed; a handler's failing loop; a parse error).
+const FIX = (name: string): string => readFileSync(fileURLToPath(new URL(`fixtures/results-${name}.jsonl`, import.meta.url)), 'utf8');
 
 test('recap: per-host counts and failing tasks', (t) => {
-  const p = parsePlaybookOutput(OUT);
+  const p = readResults(FIX('routes'));
   t.deepEqual(p.recap.get('rp1'), { ok: 1, changed: 1, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
   t.is(p.recap.get('rp2')?.unreachable, 1);
   t.is(p.recap.get('rp3')?.failed, 1);
   t.is(p.failures.length, 2);
   t.deepEqual(p.failures[0], {
     host: 'rp2', task: 'nginx_rproxy : Apply the routes of the selected applications', kind: 'unreachable',
-    message: 'Failed to connect to the host via ssh: ssh: connect to host 198.51.100.12 port 22: Connection refused',
+    message: 'Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused',
   });
   t.is(p.failures[1]?.host, 'rp3');
   t.is(p.failures[1]?.message, 'nginx -t failed: unknown directive "x"');
@@ -37,14 +30,41 @@ test('recap: per-host counts and failing tasks', (t) => {
 });
 
 test('recap: empty or aborted output gives no hosts', (t) => {
-  const p = parsePlaybookOutput('ERROR! the playbook: x.yml could not be found\n');
+  const p = readResults(FIX('aborted'));
   t.is(p.recap.size, 0);
   t.deepEqual([...hostOutcomes(p, ['a']).values()], ['missing']);
 });
 
 test('recap: failed loop item and handler task', (t) => {
-  const p = parsePlaybookOutput('RUNNING HANDLER [nginx_rproxy : Reload nginx] ****\nfailed: [rp1] (item=x) => {"msg": "boom"}\n');
+  const p = readResults(FIX('handler'));
   t.deepEqual(p.failures, [{ host: 'rp1', task: 'nginx_rproxy : Reload nginx', kind: 'failed', message: 'boom' }]);
+});
+
+test('recap: a run cut off mid-line keeps the lines before it; ignored failures are not failures; hostile lines are skipped', (t) => {
+  const lines = FIX('routes').trim().split('\n');
+  const cut = readResults(`${lines.slice(0, -1).join('\n')}\n${(lines.at(-1) ?? '').slice(0, 40)}`);
+  t.is(cut.recap.size, 0, 'no recap line: every host is missing');
+  t.is(cut.failures.length, 2);
+  const ignored = JSON.stringify({ event: 'task', host: 'rp1', task: 'x', status: 'ignored', error: 'e' });
+  const junk = ['[]', 'null', '{"event":"recap","hosts":{"rp9":null,"rp8":{"ok":-1,"failures":"2"}}}', '{not json', 'x'.repeat(100000)];
+  const p = readResults([ignored, ...junk].join('\n'));
+  t.deepEqual(p.failures, []);
+  t.deepEqual(p.recap.get('rp8'), { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 });
+  t.false(p.recap.has('rp9'));
+});
+
+test('failureMessage: host, task and message from the results; a clean exit without any result names the callback', (t) => {
+  const result = (exitCode: number, jsonLines: string, hosts: string[]): SpawnResult => {
+    const parsed = readResults(jsonLines);
+    return {
+      command: { argv: [], display: 'ansible-playbook site.yml', kind: 'routes', playbook: 'site.yml', hosts, apps: null },
+      exitCode, signal: null, durationMs: 1, startedAt: '', output: 'PLAY RECAP', parsed, outcomes: hostOutcomes(parsed, hosts), aborted: false, warm: false,
+    };
+  };
+  t.is(failureMessage(result(4, FIX('routes'), ['rp2'])), 'playbook run failed (ansible-playbook site.yml): rp2: unreachable in task '
+    + '"nginx_rproxy : Apply the routes of the selected applications": Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused');
+  t.regex(failureMessage(result(0, '', ['rp1'])), /rp1: no result .*exited 0 but wrote no results: enable the rproxy_results callback/);
+  t.notRegex(failureMessage(result(4, '', ['rp1'])), /rproxy_results/, 'a failed run without results is a run that stopped early');
 });
 
 test('backoff: doubles, capped, jitter bounded', (t) => {

@@ -1,4 +1,5 @@
-// The runner edge against a fake ansible-playbook (a script printing the default callback's output):
+// The runner edge against a fake ansible-playbook (a script printing the default callback's output and writing the
+// results callback's JSON lines):
 // exact commands, per-host applied digests, coalescing, per-host retry with backoff, no overlapping runs.
 import test from 'ava';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, chmodSync } from 'node:fs';
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { syncPass, Runner, type RunnerSettings, type RunnerPorts } from '../../../generator/src/runner/runner.js';
 import { readApplied, writeApplied } from '../../../generator/src/runner/applied.js';
 import { readHold, writeHold, holdPlan, staleHosts } from '../../../generator/src/runner/vrrphold.js';
+import { FakeClock } from '../../fixtures/clock.js';
 
 const FAKE = `#!/usr/bin/env bash
 # fake ansible-playbook: --limit h1,h2 ; a host is unreachable while $DIR/down-<host> exists
@@ -24,10 +26,17 @@ for h in "\${hosts[@]}"; do
   else echo "changed: [$h]"; fi
 done
 echo; echo "PLAY RECAP *****"
+# the results callback's JSON lines (ansible/callback_plugins/rproxy_results.py), which the runner reads
+recap=""
 for h in "\${hosts[@]}"; do
   if [ -e "$dir/down-$h" ]; then echo "$h : ok=0 changed=0 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"
-  else echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"; fi
+    echo "{\\"event\\": \\"task\\", \\"host\\": \\"$h\\", \\"task\\": \\"nginx_rproxy : Apply application routes\\", \\"status\\": \\"unreachable\\", \\"error\\": \\"ssh: connect to host $h port 22: Connection refused\\"}" >> "$RPROXY_RESULTS_FILE"
+    recap="$recap\\"$h\\": {\\"ok\\": 0, \\"changed\\": 0, \\"unreachable\\": 1, \\"failures\\": 0},"
+  else echo "$h : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"
+    recap="$recap\\"$h\\": {\\"ok\\": 1, \\"changed\\": 1, \\"unreachable\\": 0, \\"failures\\": 0},"
+  fi
 done
+echo "{\\"event\\": \\"recap\\", \\"hosts\\": {\${recap%,}}}" >> "$RPROXY_RESULTS_FILE"
 echo "$start $(date +%s%N)" >> "$dir/spans.log"
 exit $rc
 `;
@@ -51,6 +60,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(fn: () => boolean | Promise<boolean>, ms = 30000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) { if (await fn()) return true; await sleep(20); }
+  return false;
+}
+/**
+ * `until` for the Runner's timers on a FakeClock: the clock moves by `stepMs` between checks, the playbook runs
+ * (real processes, real files) get real time to finish.
+ */
+async function untilAdvancing(clock: FakeClock, fn: () => boolean | Promise<boolean>, stepMs = 50, ms = 30000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (await fn()) return true; await clock.advance(stepMs); await sleep(20); }
   return false;
 }
 
@@ -137,11 +155,15 @@ test('runner: a burst is coalesced into one run', async (t) => {
   const { s, ports, calls } = setup();
   await writeApplied(s.stateDir, 'rp1', { ...ports.current });
   await writeApplied(s.stateDir, 'rp2', { ...ports.current });
-  // quiet period long enough that a loaded machine's timer jitter cannot split the burst
-  const runner = new Runner({ ...s, quietMs: 300, maxWaitMs: 2000 }, ports, noLog);
-  for (let i = 0; i < 10; i++) { ports.current[`n${i}-x`] = '1'; runner.notify(); await sleep(5); }
+  const clock = new FakeClock();
+  const runner = new Runner({ ...s, quietMs: 300, maxWaitMs: 2000 }, ports, noLog, {}, clock);
+  for (let i = 0; i < 10; i++) { ports.current[`n${i}-x`] = '1'; runner.notify(); await clock.advance(5); }
+  t.is(calls().length, 0, 'nothing runs within the quiet period');
+  await clock.advance(300);
   t.true(await until(() => calls().length >= 1));
-  await sleep(600);
+  t.true(await until(() => !runner.busy));
+  await clock.advance(600);
+  t.true(await until(() => !runner.busy));
   t.is(calls().length, 1, 'one run for the burst');
   t.regex(calls()[0]!, /"n0-x".*"n9-x"/);
   await runner.stop({ abandon: false });
@@ -152,19 +174,20 @@ test('runner: an unreachable host never blocks the other and catches up by itsel
   await writeApplied(s.stateDir, 'rp1', { ...ports.current });
   await writeApplied(s.stateDir, 'rp2', { ...ports.current });
   writeFileSync(path.join(dir, 'down-rp2'), '');
-  const runner = new Runner(s, { ...ports, digests: async () => ({ ...ports.current }) }, noLog);
+  const clock = new FakeClock();
+  const runner = new Runner(s, { ...ports, digests: async () => ({ ...ports.current }) }, noLog, {}, clock);
   ports.current['c-x'] = '1';
   runner.notify();
-  t.true(await until(async () => (await readApplied(s.stateDir, 'rp1'))?.['c-x'] === '1'), 'rp1 updated');
-  t.true(await until(() => calls().some((c) => / --limit rp2 /.test(c))), 'rp2 retried on its own');
+  t.true(await untilAdvancing(clock, async () => (await readApplied(s.stateDir, 'rp1'))?.['c-x'] === '1'), 'rp1 updated');
+  t.true(await untilAdvancing(clock, () => calls().some((c) => / --limit rp2 /.test(c))), 'rp2 retried on its own');
   // another change while rp2 is in backoff: rp1 gets it without waiting for rp2
   ports.current['d-x'] = '1';
   runner.notify();
-  t.true(await until(async () => (await readApplied(s.stateDir, 'rp1'))?.['d-x'] === '1'), 'rp1 updated again');
+  t.true(await untilAdvancing(clock, async () => (await readApplied(s.stateDir, 'rp1'))?.['d-x'] === '1'), 'rp1 updated again');
   rmSync(path.join(dir, 'down-rp2'));
-  t.true(await until(async () => (await readApplied(s.stateDir, 'rp2'))?.['d-x'] === '1'), 'rp2 caught up without a notify');
+  t.true(await untilAdvancing(clock, async () => (await readApplied(s.stateDir, 'rp2'))?.['d-x'] === '1'), 'rp2 caught up without a notify');
   // the pass ends after the VRRP hold step (a run of its own) has lifted rp2's hold
-  t.true(await until(() => Object.keys(runner.backoffState()).length === 0), JSON.stringify(runner.backoffState()));
+  t.true(await untilAdvancing(clock, () => Object.keys(runner.backoffState()).length === 0), JSON.stringify(runner.backoffState()));
   await runner.stop({ abandon: false });
 });
 
@@ -203,9 +226,13 @@ test('runner: the periodic reconcile runs a full routes run on every proxy even 
   const { s, ports, calls, dir } = setup();
   await writeApplied(s.stateDir, 'rp1', { ...ports.current });
   await writeApplied(s.stateDir, 'rp2', { ...ports.current });
-  const runner = new Runner({ ...s, reconcileIntervalS: 0.3 }, ports, noLog);
+  const clock = new FakeClock();
+  const runner = new Runner({ ...s, reconcileIntervalS: 0.3 }, ports, noLog, {}, clock);
   runner.start();
-  t.true(await until(() => calls().length >= 1), 'a reconcile run happened');
+  await clock.advance(30); // the startup pass: nothing pending, no run
+  t.true(await until(() => !runner.busy));
+  t.is(calls().length, 0);
+  t.true(await untilAdvancing(clock, () => calls().length >= 1), 'a reconcile run happened');
   // full run: no nginx_rproxy_sync_apps, so every app is applied and stale files are removed
   t.is(calls()[0], `-i ${dir}/inv ${dir}/site.yml --tags nginx_rproxy_routes --limit rp1,rp2 -e {"rproxy_state_dir":"${dir}/state"}`);
   await runner.stop({ abandon: false });

@@ -5,13 +5,15 @@
  * decrypts to the secret. ansible-core 2.14 refuses a vaulted value for an option marked `no_log` ("Unknown parameter
  * type"), so no role's argument spec marks any (validation returns no values, so the mark would hide nothing).
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { REPO } from '../../fixtures/helpers.js';
+
+const test = needs(ANSIBLE);
 
 const SECRETS: Record<string, string[]> = {
   activemq_routinginfo: ['activemq_routinginfo_password', 'activemq_routinginfo_listener_password', 'activemq_routinginfo_tls_keystore_password'],

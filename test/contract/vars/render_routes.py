@@ -72,7 +72,7 @@ def read_template(name):
         return f.read()
 
 
-compiled = plugin.compile_templates(env, read_template)
+compiled = plugin.compile_templates(read_template)  # the plugin's own (plain Jinja2) environment
 files = {}
 try:
     for aid in sorted(apps):

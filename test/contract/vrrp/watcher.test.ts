@@ -1,7 +1,7 @@
 // The nginx health watcher of roles/keepalived_vrrp against a real nginx on loopback (no lab): the track file it
 // writes for keepalived follows nginx's death (pidfd), a frozen nginx (HTTP probe), a restart, and a reset of the
 // file by keepalived; restarting the watcher keeps the file as it is. Needs nginx and python3 (test/lab/deps.sh).
-import test from 'ava';
+import { needs, NGINX, PYTHON3 } from '../helpers/tools.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
 import http from 'node:http';
@@ -9,6 +9,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+const test = needs(NGINX, PYTHON3);
 
 const WATCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../roles/keepalived_vrrp/files/rproxy_health_watcher.py');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,7 +1,7 @@
 // The warm Ansible controller (ansible/warm_controller.py + runner/warm.ts) against the real ansible-core (Debian,
 // test/lab/deps.sh) on a local play: same output and exit code as a cold ansible-playbook, no state carried from one
 // run to the next, abort, strict refusals, socket mode, fallback, and no process left behind.
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, existsSync, chmodSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -10,6 +10,8 @@ import { WarmController, playbookEnv, runWarm, removeStaleWarmSockets } from '..
 import { warmSocketFile as warmSocketPath } from '../../../generator/src/io/statedir.js';
 import { runPlaybook, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import type { PlaybookCommand } from '../../../generator/src/runner/command.js';
+
+const test = needs(ANSIBLE);
 
 const SCRIPT = path.resolve('ansible', 'warm_controller.py');
 const PLAY = `- hosts: localhost
@@ -40,7 +42,8 @@ function setup(): Env {
   mkdirSync(pb);
   mkdirSync(state, { mode: 0o750 });
   chmodSync(state, 0o750);
-  writeFileSync(path.join(pb, 'ansible.cfg'), '[defaults]\ngathering = explicit\nretry_files_enabled = False\nstdout_callback = default\n');
+  // the project's results callback, as ansible/ansible.cfg enables it: the runner reads hosts and failures from it
+  writeFileSync(path.join(pb, 'ansible.cfg'), `[defaults]\ngathering = explicit\nretry_files_enabled = False\nstdout_callback = default\ncallback_plugins = ${path.join(path.dirname(SCRIPT), 'callback_plugins')}\ncallbacks_enabled = rproxy_results\n`);
   const play = path.join(pb, 'play.yml');
   writeFileSync(play, PLAY);
   const logs: Env['logs'] = [];
@@ -115,6 +118,9 @@ test.serial('warm runs: same output and exit code as cold runs; consecutive runs
       t.is(c.exitCode, code, name);
       t.is(w.output, c.output, `${name}: identical output`);
       t.is(wOut, cOut, `${name}: identical effect`);
+      t.deepEqual([...w.outcomes], [...c.outcomes], `${name}: identical results (the callback wrote to this run's own file)`);
+      t.deepEqual([...w.outcomes.values()], [code === 0 ? 'ok' : name === 'failing' ? 'failed' : 'missing'], name);
+      t.deepEqual(w.parsed.failures.map((f) => f.host), name === 'failing' ? ['localhost'] : [], name);
       if (name === 'v=2') t.is(wOut, '["2"]\n', 'the second run saw only its own vars');
     }
     const again = await run(e, cmd(e, '-e', 'v=3'), true);

@@ -4,7 +4,7 @@
  * `vrrp-layout --stdin` raw and TypeScript decides. A DNS name as ansible_host is not used without unicast, and
  * with keepalived_vrrp_unicast the run fails naming the host (no more `unicast_src_ip None`).
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import yaml from 'js-yaml';
+
+const test = needs(ANSIBLE);
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../../..');

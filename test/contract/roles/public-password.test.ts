@@ -3,12 +3,14 @@
  * says what to set: the real roles, run by ansible-playbook on localhost (each fails at its first task, before
  * touching anything).
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../../fixtures/helpers.js';
+
+const test = needs(ANSIBLE);
 
 function play(role: string, vars: Record<string, unknown>): { code: number; out: string } {
   const dir = mkdtempSync(join(tmpdir(), 'rproxy-pw-'));

@@ -3,13 +3,15 @@
  * runs as root in a directory the listener's user owns: it must never follow a symlink there (the user could
  * point one at /etc/shadow and own it after the next site.yml). The role's real task, run by ansible-playbook.
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { spawnSync } from 'node:child_process';
 import { chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { REPO } from '../../fixtures/helpers.js';
+
+const test = needs(ANSIBLE);
 
 const TASK = 'Give the listener the state a command run as root may have written (apply, migrate, sync)';
 

@@ -1,11 +1,11 @@
 /**
  * The role's data plane, fed by the generator's `route` block, on the real nginx with the Lua module: apps built from
- * SPI events (the samples, the lab demo, and tricky mappings) are rendered by test/unit/vars/render_routes.py (the
+ * SPI events (the samples, the lab demo, and tricky mappings) are rendered by test/contract/vars/render_routes.py (the
  * action plugin's own check_app/check_settings/render_app, the role's templates and files/rproxy.lua) into a temp
  * prefix, then `nginx -t -p DIR -c DIR/nginx.conf`; the live tests run that nginx on free loopback ports (apply socket
  * inside the temp prefix) and stop it.
  */
-import test from 'ava';
+import { needs, NGINX as NGINX_TOOL, ANSIBLE } from '../helpers/tools.js';
 import { execFile, spawn } from 'node:child_process';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -18,8 +18,9 @@ import { appFilePath } from '../../../generator/src/vars/paths.js';
 import { block, FIXTURES, psych, REPO, samplesDocs, tls, tmpConfig } from '../../fixtures/helpers.js';
 
 const run = promisify(execFile);
+const test = needs(NGINX_TOOL, ANSIBLE); // render_routes.py loads the role's action plugin with Ansible's Jinja
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
-const HELPER = join(REPO, 'test/unit/vars/render_routes.py');
+const HELPER = join(REPO, 'test/contract/vars/render_routes.py');
 
 const endpoint = (app: string, gear: string, addr: string, port: number, protocols: string[], mappings: Array<[string, string]>): string =>
   `---\n:action: :add_public_endpoint\n:app_name: ${app}\n:namespace: acme\n:gear_id: ${gear}\n:public_port_name: web\n` +
@@ -75,7 +76,6 @@ for (const [name, streams] of CASES) {
   // `nginx -t` does not run init_by_lua (checked: a bad setting there passes it), so the data files are checked by
   // starting the nginx for real: its init loads every file and logs the count, skipping (and logging) a bad one
   test(`nginx -t accepts the rendered config; started, it loads every app file: ${name}`, async (t) => {
-    if (!NGINX) return t.pass('nginx not installed');
     const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
     const { dir } = await renderTree(streams, '', ports);
     await t.notThrowsAsync(nginxT(dir));
@@ -93,7 +93,6 @@ for (const [name, streams] of CASES) {
 }
 
 test('tricky apps: one data file per app from the route block only (deterministic bytes); TLS servers only for TLS aliases', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const { dir, stateDir } = await renderTree([TRICKY]);
   const bug = await appData(dir, 'bug-acme');
   t.deepEqual(bug.locations, [{ path: '/', rewrite_to: '/a/$1' }], 'one location per path');
@@ -121,7 +120,6 @@ test('tricky apps: one data file per app from the route block only (deterministi
 });
 
 test('control: nginx -t does catch a broken TLS server file (so the tests above can fail)', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([TRICKY]);
   await appendFile(join(dir, 'rproxy/tls-servers/gone-acme.conf'), 'server {\n    listen 8080;\n    server_name x.example.org;\n    location "/" { return 404; }\n    location "/" { return 404; }\n}\n');
   const e = await t.throwsAsync(nginxT(dir));
@@ -148,7 +146,6 @@ const TAMPER: Array<[string, (route: Record<string, any>, app: Record<string, an
 
 for (const [name, tamper, message] of TAMPER) {
   test(`action plugin check_app rejects: ${name}`, async (t) => {
-    if (!NGINX) return t.pass('nginx not installed');
     const { vars, stateDir, dir } = await renderTree([TRICKY]);
     const app = JSON.parse(await readFile(vars, 'utf8'));
     tamper(app.route, app);
@@ -175,7 +172,6 @@ function bigApp(endpoints: number, mappings: number, certs: number): string {
 }
 
 test('a big app (25 gears × 64 mappings + 50 certificates): data and TLS servers grow with the sum of its parts; nginx -t accepts it', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([bigApp(25, 64, 50)]);
   const data = await readFile(join(dir, 'rproxy/apps/big-acme.json'), 'utf8');
   const servers = await readFile(join(dir, 'rproxy/tls-servers/big-acme.conf'), 'utf8');
@@ -201,7 +197,6 @@ async function runModule(dir: string, args: Record<string, unknown>): Promise<{ 
 }
 
 test('the module: refuses other paths, restores the previous files when nginx -t fails on a TLS server, removes stale files and the older layout', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const { dir } = await renderTree([TRICKY]);
   const rel = 'tls-servers/gone-acme.conf';
   const good = await readFile(join(dir, 'rproxy', rel), 'utf8');
@@ -256,7 +251,6 @@ const sslDoc = (name: string, alias: string, crt: string, key: string): string =
 const LONG_ALIAS = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(55)}.org`;
 
 test('TLS material: what the intake refuses is what nginx refuses to load (weak keys, X25519, SHA-1 by a CA, weak chain); the rest passes nginx -t', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const refused = ['rsa1024', 'x25519', 'sha1-ca', 'weak-ca'];
   const cfg = await tmpConfig('tls_require_valid: false\n');
   const store = await StateStore.open(cfg);
@@ -366,7 +360,6 @@ const WEB = [create('web'), endpoint('web', 'g1', '198.51.100.41', 8080, ['http'
   create('sock'), endpoint('sock', 'g3', '198.51.100.43', 8080, ['http', 'ws'], []), create('idle')].join('');
 
 test('the Lua data plane on a real nginx: routes by host, 404/503/508, mappings, websocket; live apply all-or-nothing without a reload; a restart serves the files', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   t.timeout(120_000);
   const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
   const [g1, g2] = [await gear(), await gear()];
@@ -474,7 +467,6 @@ test('the Lua data plane on a real nginx: routes by host, 404/503/508, mappings,
 });
 
 test('loop guard: a gear that is the proxy itself is answered 508 at the second hop (it looped until the workers ran out of connections)', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
   const { dir } = await renderTree([[create('loop'), endpoint('loop', 'g1', '198.51.100.41', 8080, ['http'], []),
     create('mapped'), endpoint('mapped', 'g2', '198.51.100.42', 8080, ['http', 'ws'], [['/a', '/b']])].join('')], '', ports);
@@ -500,7 +492,6 @@ test('loop guard: a gear that is the proxy itself is answered 508 at the second 
 });
 
 test('hostile requests and apply entries: a Host cannot poison the pinned servers\' cache, a Host longer than any name is 404 at once, a control character in a mapped path is 400, a trailing newline passes no check', async (t) => {
-  if (!NGINX) return t.pass('nginx not installed');
   t.timeout(60_000);
   const ports = { http: await freePort(), https: await freePort(), health: await freePort() };
   const g = await gear();

@@ -3,13 +3,15 @@
  * defaults, rated by `systemd-analyze security --offline=true` (systemd 252, Debian package systemd, installed
  * by test/lab/deps.sh): the exposure must stay at or below 4.0 (the issue's bound; 9.6 = a bare unit).
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../../fixtures/helpers.js';
+
+const test = needs(ANSIBLE);
 
 const run = promisify(execFile);
 const ROLE = join(REPO, 'roles/rproxy_listener');

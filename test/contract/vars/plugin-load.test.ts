@@ -3,7 +3,7 @@
  * reads index.json and the selected apps' files only (every open() is recorded); an id the index does not name is
  * a deleted app, even when a stray file exists; a full run reads every app. Real Python with Ansible's decoder.
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,8 @@ import { renderVars } from '../../../generator/src/vars/emit.js';
 import { appFilePath, indexFilePath, routesDir, singleFilePath } from '../../../generator/src/vars/paths.js';
 import { block, psych, tls, tmpConfig } from '../../fixtures/helpers.js';
 import { readFile } from 'node:fs/promises';
+
+const test = needs(ANSIBLE);
 
 const run = promisify(execFile);
 const ACTION_DIR = join(import.meta.dirname, '../../../roles/nginx_rproxy/action_plugins');

@@ -7,7 +7,7 @@
  * strings straight through the emitter; a control run without the __ansible_unsafe marker shows the same check
  * catches templating.
  */
-import test from 'ava';
+import { needs, ANSIBLE } from '../helpers/tools.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
@@ -18,6 +18,8 @@ import { StateStore } from '../../../generator/src/vars/store.js';
 import { appFilePath, routesDir } from '../../../generator/src/vars/paths.js';
 import type { AppState } from '../../../generator/src/state/types.js';
 import { samplesDocs, tmpConfig } from '../../fixtures/helpers.js';
+
+const test = needs(ANSIBLE);
 
 const run = promisify(execFile);
 
