@@ -1,7 +1,7 @@
 /** `paas-rproxy offboard HOST`: move its VIPs to the others first, then stop its services, then remove it from the inventory. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { offboard } from '../onboard/operations.js';
+import { offboard } from '../onboard/offboard.js';
 
 export interface OffboardArgs extends GlobalArgs { host: string; force?: boolean; json?: boolean }
 

@@ -1,7 +1,7 @@
 /** `paas-rproxy onboard HOST --address IP`: preflight, provision alone, verify, add to the inventory, re-spread the VIPs. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { onboard } from '../onboard/operations.js';
+import { onboard } from '../onboard/onboard.js';
 
 export interface OnboardArgs extends GlobalArgs {
   host: string;

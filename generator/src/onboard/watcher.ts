@@ -16,7 +16,9 @@
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { allHosts, groupHosts } from './inventory.js';
-import { inventoryFile, offboard, onboard, respreadVips, type Progress } from './operations.js';
+import { inventoryFile, respreadVips, type Progress } from './operations.js';
+import { onboard } from './onboard.js';
+import { offboard } from './offboard.js';
 import { vrrpInputsKey } from './vrrpkey.js';
 import { liveOperations, readFleet, readOnboarding, writeFleet, type FleetEntry, type OpRecord } from './records.js';
 
