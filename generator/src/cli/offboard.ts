@@ -14,7 +14,7 @@ export const command: CommandModule<GlobalArgs, OffboardArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'continue when the host cannot be reached (gone for good)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON (progress goes to stderr)' })
       .example('$0 offboard rp3', 'shrink the front tier')
-      .epilog('Exit codes: 0 offboarded; 2 usage error or a host cannot be reached (nothing changed); 4 a playbook run failed; 1 the VIPs did not move as planned.') as Argv<OffboardArgs>,
+      .epilog('Exit codes: 0 offboarded; 2 usage error or a host cannot be reached (nothing changed); 4 a playbook run or stopping keepalived failed; 6 the VIPs did not move as planned.') as Argv<OffboardArgs>,
   handler: async (argv: ArgumentsCamelCase<OffboardArgs>) => {
     const config = await configFromArgv(argv);
     const out = argv.json ? process.stderr : process.stdout;

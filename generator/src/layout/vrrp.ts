@@ -25,6 +25,7 @@
  *   proxy (at most 250), so a stale proxy cannot re-master a VIP until it has been caught up.
  */
 import { isIP } from 'node:net';
+import { RproxyError, type ErrorCode } from '../errors.js';
 
 export interface VrrpHostInput {
   /** inventory host name */
@@ -104,12 +105,11 @@ export function holdWeight(rank: number): number {
 export const MAX_HOSTS = 64; // keeps every failed priority >= 1 and distinct
 export const DEFAULT_ROUTER_ID_BASE = 50;
 
-export class VrrpLayoutError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'VrrpLayoutError';
-    this.code = code;
+/** A layout that cannot be computed from its inputs (code ERR_VRRP_*: the inputs to fix). */
+export class VrrpLayoutError extends RproxyError {
+  override readonly name = 'VrrpLayoutError';
+  constructor(code: Extract<ErrorCode, `ERR_VRRP_${string}`>, message: string) {
+    super(code, message);
   }
 }
 

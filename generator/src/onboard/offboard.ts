@@ -75,6 +75,7 @@ export async function checkStep(c: OffboardRun): Promise<StepResult> {
   if (c.inInventory && !c.members.includes(host)) throw new RproxyError('ERR_INPUT', `${host} is not in group ${group} of ${file}`);
   c.others = c.members.filter((h) => h !== host);
   if (c.others.length === 0) throw new RproxyError('ERR_INPUT', `${host} is the last proxy of ${group}: offboarding it would leave every VIP unserved`);
+  await c.p.readFleet(); // a corrupt fleet record stops the operation here, before anything changes
   return { detail: `${c.others.length} proxies stay: ${c.others.join(', ')}` };
 }
 
@@ -89,7 +90,7 @@ export async function reachStep(c: OffboardRun): Promise<StepResult> {
   } catch (e) {
     if (!(e instanceof SshConnectError)) throw e;
     if (!c.o.force) {
-      return failed(`${host}: ${e.message}`, new RproxyError('ERR_INPUT', `cannot reach ${host} (${e.message}); nothing was changed. If ${host} is gone for good, run offboard with --force (its keepalived cannot be stopped: it must never come back with its old configuration)`));
+      return failed(`${host}: ${e.message}`, new RproxyError('ERR_HOST_UNREACHABLE', `cannot reach ${host} (${e.message}); nothing was changed. If ${host} is gone for good, run offboard with --force (its keepalived cannot be stopped: it must never come back with its old configuration)`));
     }
   }
   c.watch = c.p.vipWatch(otherConns);
@@ -97,7 +98,7 @@ export async function reachStep(c: OffboardRun): Promise<StepResult> {
   const before = await c.watch.holders(Object.keys(c.planned));
   const unreachableOthers = Object.entries(before).filter(([, v]) => v === null).map(([h]) => h);
   if (unreachableOthers.length) {
-    return failed(`cannot reach ${unreachableOthers.join(', ')}`, new RproxyError('ERR_INPUT', `cannot reach ${unreachableOthers.join(', ')} over SSH; nothing was changed (the VIPs of ${host} must have somewhere to go)`));
+    return failed(`cannot reach ${unreachableOthers.join(', ')}`, new RproxyError('ERR_HOST_UNREACHABLE', `cannot reach ${unreachableOthers.join(', ')} over SSH; nothing was changed (the VIPs of ${host} must have somewhere to go)`));
   }
   return { detail: c.session ? 'all reachable' : `${host} unreachable (--force): continuing without stopping its services` };
 }
@@ -122,7 +123,7 @@ export async function releaseStep(c: OffboardRun): Promise<StepResult> {
   if (!session) return { detail: 'skipped (unreachable)' };
   const r = await session.exec(asRoot(c.conn as Connection, 'if [ -d /run/systemd/system ]; then systemctl stop keepalived; else service keepalived stop; fi'), { timeoutMs: 30_000 });
   if (r.code !== 0) {
-    return failed(`stopping keepalived failed: ${(r.stderr || r.stdout).trim()}`, new RproxyError('ERR_INTERNAL', `stopping keepalived on ${host} failed (${(r.stderr || r.stdout).trim()}); ${host} is still in the inventory`));
+    return failed(`stopping keepalived failed: ${(r.stderr || r.stdout).trim()}`, new RproxyError('ERR_HOST_COMMAND_FAILED', `stopping keepalived on ${host} failed (${(r.stderr || r.stdout).trim()}); ${host} is still in the inventory`));
   }
   return { detail: 'keepalived stopped' };
 }
@@ -136,11 +137,11 @@ export async function vipsStep(c: OffboardRun): Promise<StepResult> {
     const left = await session.exec('ip -o addr show', { timeoutMs: 5000 });
     const still = Object.keys(planned).filter((v) => left.stdout.includes(` ${v}/`));
     if (still.length) {
-      return failed(`${host} still holds ${still.join(', ')}`, new RproxyError('ERR_INTERNAL', `${host} still holds ${still.join(', ')} after keepalived stopped; it is still in the inventory`));
+      return failed(`${host} still holds ${still.join(', ')}`, new RproxyError('ERR_VIPS_NOT_SETTLED', `${host} still holds ${still.join(', ')} after keepalived stopped; it is still in the inventory`));
     }
   }
   if (!w.ok) {
-    return failed(`not as planned after ${(w.waitedMs / 1000).toFixed(1)} s: ${formatHolders(w.byVip)}`, new RproxyError('ERR_INTERNAL', `the other proxies do not hold the VIPs as planned (${formatHolders(w.byVip)}); ${host} is still in the inventory, its nginx still runs`));
+    return failed(`not as planned after ${(w.waitedMs / 1000).toFixed(1)} s: ${formatHolders(w.byVip)}`, new RproxyError('ERR_VIPS_NOT_SETTLED', `the other proxies do not hold the VIPs as planned (${formatHolders(w.byVip)}); ${host} is still in the inventory, its nginx still runs`));
   }
   return { detail: `after ${(w.waitedMs / 1000).toFixed(1)} s: ${formatHolders(w.byVip)}` };
 }

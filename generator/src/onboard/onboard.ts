@@ -95,6 +95,7 @@ export async function checkStep(c: OnboardRun): Promise<StepResult> {
       throw new RproxyError('ERR_INPUT', `address ${address} already belongs to ${name} in ${file}`);
     }
   }
+  await c.p.readFleet(); // a corrupt fleet record stops the operation here, before anything changes
   c.others = c.members.filter((h) => h !== host);
   return { detail: `${c.others.length} proxies in service: ${c.others.join(', ') || 'none'}` };
 }
@@ -146,7 +147,7 @@ export async function verifyStep(c: OnboardRun): Promise<StepResult> {
   const ver = await c.p.verify(stable, c.address, reference, c.o.verifyMax ?? 500);
   c.verify = ver;
   if (!ver.ok) {
-    return failed(formatVerifyFailures(ver), new RproxyError('ERR_PLAYBOOK_FAILED', `${host} was provisioned but does not serve the current routes (${ver.failures.length} of ${ver.requests} checks failed: ${formatVerifyFailures(ver)}); it is not in the inventory and holds no VIP${c.o.inInventory ? ' (it stays in the inventory as the operator put it, outside the VRRP set)' : ''}`));
+    return failed(formatVerifyFailures(ver), new RproxyError('ERR_VERIFY_FAILED', `${host} was provisioned but does not serve the current routes (${ver.failures.length} of ${ver.requests} checks failed: ${formatVerifyFailures(ver)}); it is not in the inventory and holds no VIP${c.o.inInventory ? ' (it stays in the inventory as the operator put it, outside the VRRP set)' : ''}`));
   }
   return { detail: `${ver.checkedApps} of ${ver.apps} apps, ${ver.requests} requests${ver.reference ? `, same answers as ${refHost} (${ver.reference})` : ''}` };
 }
@@ -198,7 +199,7 @@ export async function vipsStep(c: OnboardRun): Promise<StepResult> {
   } catch (e) {
     r = { detail: `could not check the VIP holders: ${(e as Error).message}`, ok: false };
   }
-  if (!c.vipsOk) r.error = new RproxyError('ERR_PLAYBOOK_FAILED', `${host} is onboarded, but the VIPs are not held as planned (${formatHolders(c.byVip)}): check keepalived on the proxies`);
+  if (!c.vipsOk) r.error = new RproxyError('ERR_VIPS_NOT_SETTLED', `${host} is onboarded, but the VIPs are not held as planned (${formatHolders(c.byVip)}): check keepalived on the proxies`);
   return r;
 }
 

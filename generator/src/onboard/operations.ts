@@ -24,7 +24,7 @@ import { verifyRoutes, type VerifyResult } from './verify.js';
 import { VipWatch } from './vips.js';
 import { connectSsh, shq, type ConnectOptions, type SshSession } from './ssh.js';
 import { vrrpInputsKey } from './vrrpkey.js';
-import { inventoryLockPath, readFleet, writeFleet, type FleetEntry } from './records.js';
+import { inventoryLockPath, readFleet, writeFleet, type FleetEntry, type FleetFile } from './records.js';
 import type { Progress } from './steps.js';
 
 export type { Progress } from './steps.js';
@@ -144,6 +144,8 @@ export interface OpPorts {
   verify(state: State, address: string, reference: string | null, max: number): Promise<VerifyResult>;
   /** routes changed since `host` was provisioned, run on it alone */
   catchUp(host: string): Promise<SyncResult>;
+  /** the fleet record (a corrupt one throws ERR_STATE_CORRUPT: read before anything changes) */
+  readFleet(): Promise<FleetFile | null>;
   fleetAdd(entry: FleetEntry): Promise<void>;
   fleetRemove(host: string): Promise<void>;
 }
@@ -164,6 +166,7 @@ export function realPorts(config: Config, progress: Progress): OpPorts {
     removeApplied: (host) => fs.rm(path.join(appliedDir(config.state_dir), `${host}.json`), { force: true }),
     verify: (state, address, reference, max) => verifyRoutes(state, config.cloud_domain, address, reference, { max }),
     catchUp: (host) => syncPass(runnerSettings(config), { ...runnerPorts(config), proxies: async () => [host] }, () => undefined, { trigger: 'onboard', onlyHosts: new Set([host]) }),
+    readFleet: () => readFleet(config.state_dir),
     fleetAdd: (entry) => updateFleetAdd(config, entry),
     fleetRemove: (host) => updateFleetRemove(config, host),
   };

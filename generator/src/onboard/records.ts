@@ -9,6 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
+import { RproxyError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { updateStatus } from '../status/file.js';
 
@@ -36,11 +37,26 @@ export const fleetPath = (stateDir: string): string => path.join(stateDir, 'flee
 export const onboardingPath = (stateDir: string): string => path.join(stateDir, 'onboarding.json');
 export const inventoryLockPath = (stateDir: string): string => path.join(stateDir, 'inventory.lock');
 
+/** Pure: fleet.json's text checked; ERR_STATE_CORRUPT naming the file and what to do when it is not a fleet record. */
+export function parseFleet(text: string, file: string): FleetFile {
+  let j: unknown;
+  try { j = JSON.parse(text); } catch { j = undefined; }
+  const proxies = (j as Partial<FleetFile> | undefined)?.proxies;
+  const entryOk = (p: unknown) => typeof (p as FleetEntry)?.name === 'string' && (typeof (p as FleetEntry).address === 'string' || (p as FleetEntry).address === null);
+  if (!Array.isArray(proxies) || !proxies.every(entryOk)) {
+    throw new RproxyError('ERR_STATE_CORRUPT', `${file} is not a fleet record (${j === undefined ? 'not JSON' : 'no "proxies" list of {name, address}'}): automatic onboarding and offboarding stop until it is fixed. Restore it from a backup; or, when every proxy of the inventory's group is provisioned and in the VRRP set, remove it (the listener then adopts the group as it is).`);
+  }
+  return j as FleetFile;
+}
+
+/** The fleet record; null when there is none yet (adopt the group). A corrupt one is an error, never "none". */
 export async function readFleet(stateDir: string): Promise<FleetFile | null> {
-  try {
-    const j = JSON.parse(await fs.readFile(fleetPath(stateDir), 'utf8')) as FleetFile;
-    return Array.isArray(j.proxies) ? j : null;
-  } catch { return null; }
+  let text: string;
+  try { text = await fs.readFile(fleetPath(stateDir), 'utf8'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new RproxyError('ERR_IO', `cannot read ${fleetPath(stateDir)}: ${(e as Error).message}`);
+  }
+  return parseFleet(text, fleetPath(stateDir));
 }
 
 export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKey?: string): Promise<void> {

@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeSSH } from 'node-ssh';
+import { RproxyError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { findKnownKeys, hostKeyAlgorithms, lookupName, verifyHostKey, fingerprint, type KnownHostsLookup, type HostKeyVerdict } from './knownhosts.js';
 
@@ -18,10 +19,11 @@ export interface SshSession {
 
 export type SshFailureKind = 'known_hosts_missing' | 'host_key_unknown' | 'host_key_mismatch' | 'host_key_revoked' | 'unreachable' | 'auth' | 'key_file' | 'other';
 
-export class SshConnectError extends Error {
+/** SSH to a host failed (code ERR_SSH_CONNECT); `kind` says what to fix (preflight.ts words it for the operator). */
+export class SshConnectError extends RproxyError {
+  override readonly name = 'SshConnectError';
   constructor(readonly kind: SshFailureKind, message: string, readonly detail: Record<string, unknown> = {}) {
-    super(message);
-    this.name = 'SshConnectError';
+    super('ERR_SSH_CONNECT', message);
   }
 }
 
