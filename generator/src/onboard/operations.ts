@@ -13,7 +13,8 @@ import { loadState } from '../vars/store.js';
 import type { State } from '../state/types.js';
 import { runnerPorts, runnerSettings } from '../runner/core.js';
 import { syncPass, type RunRecord, type SyncResult } from '../runner/runner.js';
-import { runPlaybook, failureMessage, type SpawnResult } from '../runner/spawn.js';
+import { runPlaybook } from '../runner/spawn.js';
+import { toRecord } from '../runner/record.js';
 import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
 import { writeApplied, appliedDir } from '../runner/applied.js';
 import { recordRun, updateStatus } from '../status/file.js';
@@ -48,21 +49,6 @@ async function editInventory(config: Config, edit: (text: string, file: string) 
   }, { timeoutMs: 60_000 });
 }
 
-let runIds = 100000;
-function toRunRecord(r: SpawnResult, trigger: string): RunRecord {
-  const perHost = [...r.outcomes.entries()].map(([host, outcome]) => {
-    const f = r.parsed.failures.find((x) => x.host === host);
-    return outcome === 'ok' ? { host, outcome } : { host, outcome, task: f?.task ?? '', message: f?.message ?? '' };
-  });
-  const ok = !r.aborted && r.exitCode === 0 && perHost.every((h) => h.outcome === 'ok');
-  const rec: RunRecord = {
-    id: ++runIds, kind: r.command.kind, trigger, command: r.command.display, argv: r.command.argv, hosts: [...r.command.hosts],
-    apps: null, startedAt: r.startedAt, durationMs: r.durationMs, exitCode: r.exitCode, result: r.aborted ? 'aborted' : ok ? 'ok' : 'failed', perHost,
-  };
-  if (!ok) rec.error = failureMessage(r);
-  return rec;
-}
-
 /** Runs a playbook command under the shared one-at-a-time lock and records it in status.json. */
 async function play(config: Config, cmd: PlaybookCommand, trigger: string, progress: Progress): Promise<RunRecord> {
   progress(`    running: ${cmd.display}`);
@@ -70,7 +56,7 @@ async function play(config: Config, cmd: PlaybookCommand, trigger: string, progr
     lockFile: path.join(config.state_dir, 'playbook.lock'), lockTimeoutMs: runnerSettings(config).lockTimeoutMs,
     onLockWait: () => progress('    waiting for another playbook run to finish (playbook.lock)'),
   });
-  const rec = toRunRecord(r, trigger);
+  const rec = toRecord(r, trigger);
   await updateStatus(config.state_dir, (s) => recordRun(s, rec, trigger)).catch(() => undefined);
   return rec;
 }
