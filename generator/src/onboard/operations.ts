@@ -18,7 +18,7 @@ import { toRecord } from '../runner/record.js';
 import { shellQuote, stateDirArgs, vrrpCommand, type PlaybookCommand } from '../runner/command.js';
 import { writeApplied, appliedDir } from '../runner/applied.js';
 import { recordRun, updateStatus } from '../status/file.js';
-import { allHosts, groupHosts } from './inventory.js';
+import { allHosts, groupHosts, inventoryFile as findInventoryFile } from '../runner/inventory.js';
 import { resolveConnection, withOverlay, type Connection } from './connection.js';
 import { runPreflight, type PreflightOptions, type PreflightReport } from './preflight.js';
 import { verifyRoutes, type VerifyResult } from './verify.js';
@@ -32,10 +32,8 @@ export type { Progress } from './steps.js';
 
 /** <inventory_dir>/hosts.yml (or .yaml): the file onboarding edits. */
 export async function inventoryFile(config: Config): Promise<string> {
-  for (const n of ['hosts.yml', 'hosts.yaml']) {
-    const f = path.join(config.inventory_dir, n);
-    try { await fs.access(f); return f; } catch { /* next */ }
-  }
+  const f = await findInventoryFile(config.inventory_dir);
+  if (f) return f;
   throw new RproxyError('ERR_CONFIG_INVALID', `onboarding edits ${path.join(config.inventory_dir, 'hosts.yml')}, which does not exist (a YAML inventory with the ${config.proxies_group} group is needed)`);
 }
 

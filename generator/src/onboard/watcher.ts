@@ -15,7 +15,7 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
-import { allHosts, groupHosts } from './inventory.js';
+import { allHosts, groupHosts } from '../runner/inventory.js';
 import { inventoryFile, respreadVips, type Progress } from './operations.js';
 import { onboard } from './onboard.js';
 import { offboard } from './offboard.js';

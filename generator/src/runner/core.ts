@@ -1,10 +1,8 @@
 // Wiring of the runner to the core: settings from Config, digests from the state (core's appDigest),
 // proxies from the inventory, and syncNow() for `paas-rproxy sync` and `apply --sync`.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import yaml from 'js-yaml';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import { appDigest } from '../vars/digest.js';
@@ -13,7 +11,7 @@ import { readIndexDigests } from '../vars/load.js';
 import { pendingMigration } from '../vars/migrate.js';
 import type { StateStore } from '../vars/store.js';
 import type { State } from '../state/types.js';
-import { groupHosts } from './inventory.js';
+import { groupHosts, inventoryFile } from './inventory.js';
 import { syncPass, type Log, type RunnerPorts, type RunnerSettings, type SyncResult } from './runner.js';
 import { updateStatus, recordRun } from '../status/file.js';
 import { fleetProxies } from '../onboard/watcher.js';
@@ -49,19 +47,11 @@ export async function requireInventory(config: Config): Promise<void> {
   }
 }
 
-async function inventoryFile(config: Config): Promise<string | null> {
-  for (const n of ['hosts.yml', 'hosts.yaml']) {
-    const f = path.join(config.inventory_dir, n);
-    try { await fs.access(f); return f; } catch { /* next */ }
-  }
-  return null;
-}
-
 /** The proxies group's hosts in inventory order: hosts.yml parsed directly, else `ansible-inventory --list`. */
 export async function proxiesOf(config: Config): Promise<string[]> {
   await requireInventory(config);
-  const f = await inventoryFile(config);
-  if (f) return groupHosts(yaml.load(await fs.readFile(f, 'utf8')), config.proxies_group);
+  const f = await inventoryFile(config.inventory_dir);
+  if (f) return groupHosts(await fs.readFile(f, 'utf8'), config.proxies_group, f);
   const out = await new Promise<string>((resolve, reject) => {
     execFile('ansible-inventory', ['-i', config.inventory_dir, '--list'], { maxBuffer: 64 << 20 }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
   });
@@ -95,7 +85,7 @@ export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
 
 /** A change marker of the inventory's hosts.yml (for a Runner that triggers VRRP runs itself; unused by default). */
 export async function inventoryMarker(config: Config): Promise<string | null> {
-  const f = await inventoryFile(config);
+  const f = await inventoryFile(config.inventory_dir);
   if (!f) return null;
   return createHash('sha256').update(await fs.readFile(f)).digest('hex');
 }
