@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import type { State } from '../state/types.js';
+import { parseIp } from '../net/address.js';
 import { digestsOf, runnerSettings } from '../runner/core.js';
 import { vrrpCommand } from '../runner/command.js';
 import { allHosts, groupHosts } from '../runner/inventory.js';
@@ -49,8 +50,6 @@ export interface OnboardResult {
 }
 
 const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const isIp = (s: string) => IPV4_RE.test(s) || (s.includes(':') && /^[0-9A-Fa-f:.]+$/.test(s));
 
 /** One onboarding: its inputs, its ports, and what the steps found so far (each step reads what earlier ones set). */
 export class OnboardRun {
@@ -219,7 +218,7 @@ export async function onboard(config: Config, o: OnboardOptions, ports?: OpPorts
   const progress = o.progress ?? (() => undefined);
   const { host, address } = o;
   if (!HOST_RE.test(host)) throw new RproxyError('ERR_USAGE', `"${host}" is not a valid inventory host name`);
-  if (!isIp(address)) throw new RproxyError('ERR_USAGE', `--address "${address}" is not an IP address`);
+  if (parseIp(address) === null) throw new RproxyError('ERR_USAGE', `--address "${address}" is not an IP address`);
   const c = new OnboardRun(config, o, ports ?? realPorts(config, progress));
   const tr = new OpTracker(config.state_dir, 'onboard', host, address, o.by ?? 'cli');
   const steps = await runSteps('onboard', host, ONBOARD_STEPS, c, tr, progress);
