@@ -10,13 +10,10 @@ import { digestsOf, proxiesOf } from '../runner/core.js';
 import { readApplied } from '../runner/applied.js';
 import { pendingApps } from '../runner/pending.js';
 import { formatOnboarding } from '../onboard/records.js';
+import { pidAlive } from '../io/pid.js';
 
 export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number; listener?: boolean; 'lag-grace'?: number }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 export const command: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status',
@@ -48,7 +45,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       };
     }
     const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
-    const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
+    const listenerRunning = file?.listener ? pidAlive(file.listener.pid) : false;
     const stateAgeMs = await stat(indexFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
     const problems: string[] = [];
     if (argv.listener !== false) {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { RproxyError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { pidAlive } from '../io/pid.js';
 import { updateStatus } from '../status/file.js';
 
 export interface FleetEntry { name: string; address: string | null }
@@ -65,9 +66,6 @@ export async function writeFleet(stateDir: string, proxies: FleetEntry[], vrrpKe
   await writeFileAtomic(fleetPath(stateDir), JSON.stringify(f, null, 1) + '\n');
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 export async function readOnboarding(stateDir: string): Promise<OnboardingFile> {
   try {
@@ -78,7 +76,7 @@ export async function readOnboarding(stateDir: string): Promise<OnboardingFile> 
 
 /** Operations in progress whose process is alive (a crashed one is not "in progress"). */
 export function liveOperations(f: OnboardingFile): OpRecord[] {
-  return f.current.filter((c) => alive(c.pid));
+  return f.current.filter((c) => pidAlive(c.pid));
 }
 
 let chain: Promise<unknown> = Promise.resolve();
@@ -88,7 +86,7 @@ export async function updateOnboarding(stateDir: string, fn: (f: OnboardingFile)
   const next = chain.then(async () => {
     const f = await readOnboarding(stateDir);
     fn(f);
-    f.current = f.current.filter((c) => alive(c.pid));
+    f.current = f.current.filter((c) => pidAlive(c.pid));
     f.history = f.history.slice(-20);
     await fs.mkdir(stateDir, { recursive: true });
     await writeFileAtomic(onboardingPath(stateDir), JSON.stringify(f, null, 1) + '\n');

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { pidAlive } from '../io/pid.js';
 
 /** The environment of every ansible-playbook run (cold or warm): the warm controller is started with exactly this. */
 export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJS.ProcessEnv {
@@ -37,7 +38,7 @@ export async function removeStaleWarmSockets(stateDir: string): Promise<void> {
   for (const n of names) {
     const m = /^warm-ansible-(\d{1,10})\.sock$/.exec(n);
     if (!m) continue;
-    try { process.kill(Number(m[1]), 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue; }
+    if (pidAlive(Number(m[1]))) continue;
     const f = path.join(stateDir, n);
     try { if ((await fs.lstat(f)).isSocket()) await fs.rm(f); } catch { /* gone meanwhile */ }
   }
