@@ -78,7 +78,7 @@ export function sshFailure(e: Error & { code?: string; level?: string }, f: Hand
   if (v && !v.ok) {
     const fp = f.presented ? fingerprint(f.presented) : '?';
     const kind = v.reason === 'revoked' ? 'host_key_revoked' : v.reason === 'mismatch' ? 'host_key_mismatch' : 'host_key_unknown';
-    return new SshConnectError(kind, `the host key of ${f.name} (${fp}) ${v.reason === 'revoked' ? 'is revoked' : 'does not match'} known_hosts (${f.knownWhere.join(', ')})`, { fingerprint: fp, name: f.name });
+    return new SshConnectError(kind, `the host key of ${f.name} (${fp}) ${v.reason === 'revoked' ? 'is revoked in' : 'does not match'} known_hosts (${f.knownWhere.join(', ')})`, { fingerprint: fp, name: f.name });
   }
   if (e.level === 'client-authentication') {
     return new SshConnectError('auth', `${conn.user}@${conn.address} refused ${f.password ? 'the password' : `the key ${f.keyFile}`}`, { keyFile: f.keyFile });
