@@ -1,7 +1,7 @@
 /** `paas-rproxy offboard HOST`: move its VIPs to the others first, then stop its services, then remove it from the inventory. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { offboard } from '../onboard/operations.js';
+import { offboard } from '../onboard/offboard.js';
 
 export interface OffboardArgs extends GlobalArgs { host: string; force?: boolean; json?: boolean }
 
@@ -14,7 +14,7 @@ export const command: CommandModule<GlobalArgs, OffboardArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'continue when the host cannot be reached (gone for good)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON (progress goes to stderr)' })
       .example('$0 offboard rp3', 'shrink the front tier')
-      .epilog('Exit codes: 0 offboarded; 2 usage error or a host cannot be reached (nothing changed); 4 a playbook run failed; 1 the VIPs did not move as planned.') as Argv<OffboardArgs>,
+      .epilog('Exit codes: 0 offboarded; 2 usage error or a host cannot be reached (nothing changed); 4 a playbook run or stopping keepalived failed; 6 the VIPs did not move as planned.') as Argv<OffboardArgs>,
   handler: async (argv: ArgumentsCamelCase<OffboardArgs>) => {
     const config = await configFromArgv(argv);
     const out = argv.json ? process.stderr : process.stdout;

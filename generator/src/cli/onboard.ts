@@ -1,7 +1,7 @@
 /** `paas-rproxy onboard HOST --address IP`: preflight, provision alone, verify, add to the inventory, re-spread the VIPs. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { configFromArgv, type GlobalArgs } from '../config.js';
-import { onboard } from '../onboard/operations.js';
+import { onboard } from '../onboard/onboard.js';
 
 export interface OnboardArgs extends GlobalArgs {
   host: string;
@@ -24,7 +24,7 @@ export const command: CommandModule<GlobalArgs, OnboardArgs> = {
       .option('verify-max', { type: 'number', default: 500, describe: 'verify at most this many apps (spread over all)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON (progress goes to stderr)' })
       .example('$0 onboard rp3 --address 198.51.100.13', 'grow the front tier by rp3')
-      .epilog('Nothing is changed before the preflight passes. The host is added to the inventory only once it serves the current routes; the VIPs are re-spread last.\nExit codes: 0 onboarded; 2 preflight or usage error (nothing changed); 4 a playbook run or the verification failed.') as Argv<OnboardArgs>,
+      .epilog('Nothing is changed before the preflight passes. The host is added to the inventory only once it serves the current routes; the VIPs are re-spread last.\nExit codes: 0 onboarded; 2 preflight or usage error (nothing changed); 4 a playbook run or the verification failed; 6 onboarded, but the VIPs did not settle as planned.') as Argv<OnboardArgs>,
   handler: async (argv: ArgumentsCamelCase<OnboardArgs>) => {
     const config = await configFromArgv(argv);
     const out = argv.json ? process.stderr : process.stdout;

@@ -11,13 +11,10 @@ import { proxiesOf } from '../runner/inventory.js';
 import { readApplied } from '../runner/applied.js';
 import { pendingApps } from '../runner/pending.js';
 import { formatOnboarding, onboardingStatus } from '../onboard/records.js';
+import { pidAlive } from '../io/pid.js';
 
 export interface StatusArgs extends GlobalArgs { json?: boolean; runs?: number; rejections?: number; listener?: boolean; 'lag-grace'?: number }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 export const command: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status',
@@ -50,7 +47,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
     }
     const rejections = await recentRejections(config.state_dir, argv.rejections ?? 5);
     const onboarding = await onboardingStatus(config.state_dir);
-    const listenerRunning = file?.listener ? alive(file.listener.pid) : false;
+    const listenerRunning = file?.listener ? pidAlive(file.listener.pid) : false;
     const stateAgeMs = await stat(indexFilePath(config)).then((st) => Date.now() - st.mtimeMs, () => Infinity);
     const problems: string[] = [];
     if (argv.listener !== false) {

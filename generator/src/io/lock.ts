@@ -6,6 +6,7 @@ import { open, readFile, unlink, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { RproxyError } from '../errors.js';
+import { pidAlive } from './pid.js';
 
 export interface LockOptions {
   /** how long to wait for another holder (default 30 s) */
@@ -15,15 +16,6 @@ export interface LockOptions {
 }
 
 const inProcess = new Map<string, Promise<unknown>>();
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Returns the holder's description when the lock is held by a live process, or null after removing a stale one. */
 async function inspect(path: string): Promise<string | null> {

@@ -24,7 +24,8 @@
  *   +53 -> 253, 252, ...): their order is kept, and the first four of every VIP outrank any stale
  *   proxy (at most 250), so a stale proxy cannot re-master a VIP until it has been caught up.
  */
-import { isIP } from 'node:net';
+import { RproxyError, type ErrorCode } from '../errors.js';
+import { parseIp } from '../net/address.js';
 
 export interface VrrpHostInput {
   /** inventory host name */
@@ -104,20 +105,17 @@ export function holdWeight(rank: number): number {
 export const MAX_HOSTS = 64; // keeps every failed priority >= 1 and distinct
 export const DEFAULT_ROUTER_ID_BASE = 50;
 
-export class VrrpLayoutError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'VrrpLayoutError';
-    this.code = code;
+/** A layout that cannot be computed from its inputs (code ERR_VRRP_*: the inputs to fix). */
+export class VrrpLayoutError extends RproxyError {
+  override readonly name = 'VrrpLayoutError';
+  constructor(code: Extract<ErrorCode, `ERR_VRRP_${string}`>, message: string) {
+    super(code, message);
   }
 }
 
 const HOST_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$/;
-/** An IPv4 or IPv6 literal (node:net's parser: pure, no DNS). */
-export function isIp(s: string): boolean {
-  return isIP(s) !== 0;
-}
+/** An IPv4 or IPv6 literal (net/address.ts, the project's one address parser). */
+const isIp = (s: string): boolean => parseIp(s) !== null;
 
 const describe = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
 
@@ -149,9 +147,10 @@ export function vrrpAddress(h: VrrpHostInput, unicast: boolean): string | null {
 
 function checkVip(address: string): void {
   const [ip, prefix, ...rest] = address.split('/');
+  const a = ip === undefined ? null : parseIp(ip);
   const badPrefix =
     prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (ip?.includes(':') ? 128 : 32));
-  if (ip === undefined || !isIp(ip) || badPrefix || rest.length > 0) {
+  if (a === null || badPrefix || rest.length > 0) {
     throw new VrrpLayoutError('ERR_VRRP_BAD_VIP', `VIP "${address}" is not an IP address (optionally /prefix)`);
   }
 }

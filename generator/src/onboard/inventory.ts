@@ -1,101 +1,13 @@
 /**
  * Round-trip edits of an Ansible YAML inventory (hosts.yml) with the `yaml` package: the operator's
  * comments, key order, quoting and layout survive; only the edited node changes. Pure (text in, text out).
- *
- * Groups are found wherever Ansible's YAML inventory allows them: a top-level key, or a key of any group's
- * `children` mapping (`all.children.proxies`, nested groups, ...). Hosts are keys of a group's `hosts`.
+ * Reading (groups, hosts, vars) is runner/inventory.ts's, the one inventory reader.
  */
-import { parseDocument, stringify, isMap, isScalar, isPair, YAMLMap, Scalar, type Document, type Pair } from 'yaml';
+import { parseDocument, stringify, isMap, isPair, YAMLMap, Scalar, type Document, type Pair } from 'yaml';
 import { RproxyError } from '../errors.js';
+import { TO_STRING, groupHosts, groupNames, keyOf, parse } from '../runner/inventory.js';
 
-/** Same output as input for an unchanged document (checked in the unit tests). */
-const TO_STRING = { lineWidth: 0 } as const;
-
-function parse(text: string, file: string): Document.Parsed {
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new RproxyError('ERR_CONFIG_INVALID', `inventory ${file}: not valid YAML: ${doc.errors[0]?.message ?? ''}`);
-  }
-  if (doc.contents !== null && !isMap(doc.contents)) {
-    throw new RproxyError('ERR_CONFIG_INVALID', `inventory ${file}: the document must be a mapping of groups (all: ...)`);
-  }
-  return doc;
-}
-
-function keyOf(p: Pair): string {
-  return isScalar(p.key) ? String(p.key.value) : String(p.key);
-}
-
-interface GroupRef { name: string; node: YAMLMap | null; parent: YAMLMap; pair: Pair }
-
-/** Every group definition in the document (a group may be defined in several places), in document order. */
-function groupDefs(doc: Document.Parsed): GroupRef[] {
-  const out: GroupRef[] = [];
-  const visit = (parent: YAMLMap, depth: number): void => {
-    if (depth > 50) return;
-    for (const p of parent.items) {
-      if (!isPair(p)) continue;
-      const name = keyOf(p);
-      const node = isMap(p.value) ? p.value : null;
-      out.push({ name, node, parent, pair: p });
-      const children = node?.get('children', true);
-      if (isMap(children)) visit(children, depth + 1);
-    }
-  };
-  if (isMap(doc.contents)) visit(doc.contents, 0);
-  return out;
-}
-
-function groupNames(doc: Document.Parsed): Map<string, GroupRef[]> {
-  const m = new Map<string, GroupRef[]>();
-  for (const g of groupDefs(doc)) m.set(g.name, [...(m.get(g.name) ?? []), g]);
-  return m;
-}
-
-/** Host names of a group (its own hosts, then its children's, recursively), in document order, unique. */
-export function groupHosts(text: string, group: string, file = 'hosts.yml'): string[] {
-  const doc = parse(text, file);
-  const groups = groupNames(doc);
-  const out: string[] = [];
-  const walk = (name: string, depth: number): void => {
-    if (depth > 50) return;
-    for (const g of groups.get(name) ?? []) {
-      const hosts = g.node?.get('hosts', true);
-      if (isMap(hosts)) for (const p of hosts.items) if (isPair(p) && !out.includes(keyOf(p))) out.push(keyOf(p));
-      const children = g.node?.get('children', true);
-      if (isMap(children)) for (const p of children.items) if (isPair(p)) walk(keyOf(p), depth + 1);
-    }
-  };
-  walk(group, 0);
-  return out;
-}
-
-/** Every host name defined anywhere in the inventory with its host vars (merged over definitions). */
-export function allHosts(text: string, file = 'hosts.yml'): Map<string, Record<string, unknown>> {
-  const doc = parse(text, file);
-  const out = new Map<string, Record<string, unknown>>();
-  for (const g of groupDefs(doc)) {
-    const hosts = g.node?.get('hosts', true);
-    if (!isMap(hosts)) continue;
-    for (const p of hosts.items) {
-      if (!isPair(p)) continue;
-      const vars = isMap(p.value) ? (p.value.toJSON() as Record<string, unknown>) : {};
-      out.set(keyOf(p), { ...(out.get(keyOf(p)) ?? {}), ...vars });
-    }
-  }
-  return out;
-}
-
-/** A group's own `vars:` (plain JS), merged over its definitions. */
-export function groupVars(text: string, group: string, file = 'hosts.yml'): Record<string, unknown> {
-  const doc = parse(text, file);
-  let vars: Record<string, unknown> = {};
-  for (const g of groupNames(doc).get(group) ?? []) {
-    const v = g.node?.get('vars', true);
-    if (isMap(v)) vars = { ...vars, ...(v.toJSON() as Record<string, unknown>) };
-  }
-  return vars;
-}
+export { allHosts, groupHosts, groupVars } from '../runner/inventory.js';
 
 /** The mapping node of a group, created (under all.children, or top level without `all`) when absent. */
 function ensureGroup(doc: Document.Parsed, group: string): YAMLMap {

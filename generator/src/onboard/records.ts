@@ -7,8 +7,10 @@
  */
 import { promises as fs } from 'node:fs';
 import { Gauge, type Registry } from 'prom-client';
+import { RproxyError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { onboardingFile } from '../io/statedir.js';
+import { pidAlive } from '../io/pid.js';
 
 export type Op = 'onboard' | 'offboard';
 export interface StepRecord { step: string; ok: boolean; ms: number; detail?: string }
@@ -27,9 +29,6 @@ export interface OpRecord {
 }
 export interface OnboardingFile { schema: 1; current: OpRecord[]; history: OpRecord[] }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 /** onboarding.json; null when there is none (or it cannot be read). */
 async function readOnboardingFile(stateDir: string): Promise<OnboardingFile | null> {
@@ -51,7 +50,7 @@ export async function onboardingStatus(stateDir: string): Promise<{ current: OpR
 
 /** Operations in progress whose process is alive (a crashed one is not "in progress"). */
 export function liveOperations(f: OnboardingFile): OpRecord[] {
-  return f.current.filter((c) => alive(c.pid));
+  return f.current.filter((c) => pidAlive(c.pid));
 }
 
 let chain: Promise<unknown> = Promise.resolve();
@@ -61,7 +60,7 @@ export async function updateOnboarding(stateDir: string, fn: (f: OnboardingFile)
   const next = chain.then(async () => {
     const f = await readOnboarding(stateDir);
     fn(f);
-    f.current = f.current.filter((c) => alive(c.pid));
+    f.current = f.current.filter((c) => pidAlive(c.pid));
     f.history = f.history.slice(-20);
     await fs.mkdir(stateDir, { recursive: true });
     await writeFileAtomic(onboardingFile(stateDir), JSON.stringify(f, null, 1) + '\n');

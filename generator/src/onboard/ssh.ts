@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeSSH } from 'node-ssh';
+import { RproxyError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { findKnownKeys, hostKeyAlgorithms, lookupName, verifyHostKey, fingerprint, type KnownHostsLookup, type HostKeyVerdict } from './knownhosts.js';
 
@@ -18,10 +19,11 @@ export interface SshSession {
 
 export type SshFailureKind = 'known_hosts_missing' | 'host_key_unknown' | 'host_key_mismatch' | 'host_key_revoked' | 'unreachable' | 'auth' | 'key_file' | 'other';
 
-export class SshConnectError extends Error {
+/** SSH to a host failed (code ERR_SSH_CONNECT); `kind` says what to fix (preflight.ts words it for the operator). */
+export class SshConnectError extends RproxyError {
+  override readonly name = 'SshConnectError';
   constructor(readonly kind: SshFailureKind, message: string, readonly detail: Record<string, unknown> = {}) {
-    super(message);
-    this.name = 'SshConnectError';
+    super('ERR_SSH_CONNECT', message);
   }
 }
 
@@ -55,6 +57,36 @@ export interface ConnectOptions {
   /** use this password instead of the key (one-time bootstrap) */
   password?: string;
   readyTimeoutMs?: number;
+}
+
+/** What was known when the SSH handshake failed. */
+export interface HandshakeFailure {
+  conn: Pick<Connection, 'user' | 'address' | 'port'>;
+  /** the known_hosts lookup name ([address]:port) and where its keys were listed */
+  name: string;
+  knownWhere: string[];
+  /** the host key check's verdict, when the server got that far, and the key it presented */
+  verdict: HostKeyVerdict | null;
+  presented: Buffer | null;
+  password: boolean;
+  keyFile: string | null;
+}
+
+/** Pure: the SshConnectError (kind and operator message) for a failed node-ssh connect. */
+export function sshFailure(e: Error & { code?: string; level?: string }, f: HandshakeFailure): SshConnectError {
+  const { conn, verdict: v } = f;
+  if (v && !v.ok) {
+    const fp = f.presented ? fingerprint(f.presented) : '?';
+    const kind = v.reason === 'revoked' ? 'host_key_revoked' : v.reason === 'mismatch' ? 'host_key_mismatch' : 'host_key_unknown';
+    return new SshConnectError(kind, `the host key of ${f.name} (${fp}) ${v.reason === 'revoked' ? 'is revoked in' : 'does not match'} known_hosts (${f.knownWhere.join(', ')})`, { fingerprint: fp, name: f.name });
+  }
+  if (e.level === 'client-authentication') {
+    return new SshConnectError('auth', `${conn.user}@${conn.address} refused ${f.password ? 'the password' : `the key ${f.keyFile}`}`, { keyFile: f.keyFile });
+  }
+  if (e.code && /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ENOTFOUND|EAI_AGAIN/.test(e.code) || /Timed out while waiting for handshake/.test(e.message)) {
+    return new SshConnectError('unreachable', `${conn.address}:${conn.port}: ${e.code ?? e.message}`, { code: e.code });
+  }
+  return new SshConnectError('other', e.message);
 }
 
 /** Opens a session; throws SshConnectError with a kind the preflight turns into an operator message. */
@@ -93,20 +125,7 @@ export async function connectSsh(conn: Connection, opts: ConnectOptions = {}): P
     });
   } catch (e) {
     ssh.dispose();
-    const err = e as Error & { code?: string; level?: string };
-    const v = verdict as HostKeyVerdict | null;
-    if (v && !v.ok) {
-      const fp = presented ? fingerprint(presented) : '?';
-      const kind = v.reason === 'revoked' ? 'host_key_revoked' : v.reason === 'mismatch' ? 'host_key_mismatch' : 'host_key_unknown';
-      throw new SshConnectError(kind, `the host key of ${kh.name} (${fp}) ${v.reason === 'revoked' ? 'is revoked' : 'does not match'} known_hosts (${kh.lookup.keys.map((k) => k.where).join(', ')})`, { fingerprint: fp, name: kh.name });
-    }
-    if (err.level === 'client-authentication') {
-      throw new SshConnectError('auth', `${conn.user}@${conn.address} refused ${opts.password ? 'the password' : `the key ${keyFile}`}`, { keyFile });
-    }
-    if (err.code && /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ENOTFOUND|EAI_AGAIN/.test(err.code) || /Timed out while waiting for handshake/.test(err.message)) {
-      throw new SshConnectError('unreachable', `${conn.address}:${conn.port}: ${err.code ?? err.message}`, { code: err.code });
-    }
-    throw new SshConnectError('other', err.message);
+    throw sshFailure(e as Error, { conn, name: kh.name, knownWhere: kh.lookup.keys.map((k) => k.where), verdict, presented, password: Boolean(opts.password), keyFile });
   }
   return {
     exec: async (command, o = {}) => {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { allHosts, groupHosts, groupVars } from './inventory.js';
+import { allHosts, groupHosts, groupVars, inventoryFile } from '../runner/inventory.js';
 
 /** the routing state file (core writes it; YAML or JSON): not a VRRP input */
 const ROUTING_STATE = /^rproxy_routes\.(ya?ml|json)$/;
@@ -42,7 +42,8 @@ export function vrrpKeyOf(hostsYml: string, group: string, groupVarFiles: Array<
 }
 
 export async function vrrpInputsKey(config: Config, hostsYmlText?: string): Promise<string> {
-  const text = hostsYmlText ?? await fs.readFile(path.join(config.inventory_dir, 'hosts.yml'), 'utf8').catch(() => fs.readFile(path.join(config.inventory_dir, 'hosts.yaml'), 'utf8'));
+  const file = hostsYmlText === undefined ? await inventoryFile(config.inventory_dir) : null;
+  const text = hostsYmlText ?? await fs.readFile(file ?? path.join(config.inventory_dir, 'hosts.yml'), 'utf8');
   const files: Array<{ path: string; text: string }> = [];
   for (const g of ['all', config.proxies_group]) {
     for (const base of [path.join(config.inventory_dir, 'group_vars', g), ...['.yml', '.yaml', '.json'].map((x) => path.join(config.inventory_dir, 'group_vars', g + x))]) {

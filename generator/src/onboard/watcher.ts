@@ -15,8 +15,11 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
-import { allHosts, groupHosts } from './inventory.js';
-import { inventoryFile, offboard, onboard, respreadVips, type Progress } from './operations.js';
+import { parseIp } from '../net/address.js';
+import { allHosts, groupHosts } from '../runner/inventory.js';
+import { inventoryFile, respreadVips, type Progress } from './operations.js';
+import { onboard } from './onboard.js';
+import { offboard } from './offboard.js';
 import { vrrpInputsKey } from './vrrpkey.js';
 import { liveOperations, readOnboarding, type OpRecord } from './records.js';
 import { readFleet, writeFleet, type FleetEntry } from '../status/fleet.js';
@@ -43,8 +46,6 @@ export interface InventoryPlan {
 
 /** a failed automatic onboarding/offboarding is retried after this long */
 export const RETRY_AFTER_MS = 5 * 60_000;
-
-const IP_RE = /^(\d{1,3}\.){3}\d{1,3}$|:/;
 
 /**
  * Pure. No fleet record yet → adopt the group as it is (a first start never onboards hosts that already
@@ -82,7 +83,7 @@ export function planInventoryChange(
     if (inFleet.has(g.name)) continue;
     plan.added.push(g.name);
     if (busy.has(g.name)) { plan.busy.push(g.name); continue; }
-    if (!g.address || !IP_RE.test(g.address)) {
+    if (!g.address || parseIp(g.address) === null) {
       plan.problems.push({ host: g.name, problem: `added to the inventory without an IP address: set ansible_host for it` });
       continue;
     }

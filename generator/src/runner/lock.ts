@@ -5,13 +5,10 @@ import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { RproxyError } from '../errors.js';
 import { removeStaleLock } from '../io/lock.js';
+import { pidAlive } from '../io/pid.js';
 
 interface LockInfo { pid: number; child?: number; since: string; what: string }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid || !Number.isInteger(pid) || pid <= 0) return false;
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 export class PlaybookLock {
   private constructor(readonly file: string, private info: LockInfo) {}
@@ -32,7 +29,7 @@ export class PlaybookLock {
       let holder: LockInfo | null = null;
       let raw = '';
       try { raw = await fs.readFile(file, 'utf8'); holder = JSON.parse(raw) as LockInfo; } catch { holder = null; }
-      if (holder && !alive(holder.pid) && !alive(holder.child)) {
+      if (holder && !pidAlive(holder.pid) && !pidAlive(holder.child)) {
         await removeStaleLock(file, raw);
         continue;
       }

@@ -5,8 +5,8 @@ import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js'
 import { fullRoutesCommand, targetedRoutesCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
 import { planRun, type Digests, type RunPlan } from './pending.js';
 import { readApplied, writeApplied } from './applied.js';
-import { runPlaybook, failureMessage, type SpawnResult } from './spawn.js';
-import type { HostOutcome } from './recap.js';
+import { runPlaybook } from './spawn.js';
+import { toRecord, type RunRecord } from './record.js';
 import { syncHold } from './vrrphold.js';
 import { PlaybookLock } from './lock.js';
 import type { WarmController } from './warm.js';
@@ -35,23 +35,7 @@ export interface RunnerPorts {
 
 export type Log = (event: string, fields: Record<string, unknown>) => void;
 
-export interface HostRunResult { host: string; outcome: HostOutcome; task?: string; message?: string }
-
-export interface RunRecord {
-  id: number;
-  kind: PlaybookCommand['kind'];
-  trigger: string;
-  command: string;
-  argv: readonly string[];
-  hosts: string[];
-  apps: string[] | null;
-  startedAt: string;
-  durationMs: number;
-  exitCode: number | null;
-  result: 'ok' | 'failed' | 'aborted';
-  perHost: HostRunResult[];
-  error?: string;
-}
+export type { HostRunResult, RunRecord } from './record.js';
 
 export interface SyncResult {
   runs: RunRecord[];
@@ -69,23 +53,6 @@ export interface RunnerHooks {
   onRun?(r: RunRecord): void;
   onSync?(r: SyncResult): void;
   onPlan?(plan: RunPlan): void;
-}
-
-let runCounter = 0;
-
-function toRecord(r: SpawnResult, trig: string): RunRecord {
-  const perHost: HostRunResult[] = [...r.outcomes.entries()].map(([host, outcome]) => {
-    const f = r.parsed.failures.find((x) => x.host === host);
-    return outcome === 'ok' ? { host, outcome } : { host, outcome, task: f?.task ?? '', message: f?.message ?? '' };
-  });
-  const ok = !r.aborted && perHost.every((h) => h.outcome === 'ok') && r.exitCode === 0;
-  const rec: RunRecord = {
-    id: ++runCounter, kind: r.command.kind, trigger: trig, command: r.command.display, argv: r.command.argv,
-    hosts: [...r.command.hosts], apps: r.command.apps ? [...r.command.apps] : null, startedAt: r.startedAt,
-    durationMs: r.durationMs, exitCode: r.exitCode, result: r.aborted ? 'aborted' : ok ? 'ok' : 'failed', perHost,
-  };
-  if (!ok) rec.error = failureMessage(r);
-  return rec;
 }
 
 /**

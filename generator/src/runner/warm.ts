@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { warmSocketPid } from '../io/statedir.js';
+import { pidAlive } from '../io/pid.js';
 
 /** The environment of every ansible-playbook run (cold or warm): the warm controller is started with exactly this. */
 export function playbookEnv(base: NodeJS.ProcessEnv, playbookDir: string): NodeJS.ProcessEnv {
@@ -29,8 +30,7 @@ export async function removeStaleWarmSockets(stateDir: string): Promise<void> {
   try { names = await fs.readdir(stateDir); } catch { return; }
   for (const n of names) {
     const pid = warmSocketPid(n);
-    if (pid === null) continue;
-    try { process.kill(pid, 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue; }
+    if (pid === null || pidAlive(pid)) continue;
     const f = path.join(stateDir, n); // the entry as listed (warmSocketPid matched it)
     try { if ((await fs.lstat(f)).isSocket()) await fs.rm(f); } catch { /* gone meanwhile */ }
   }

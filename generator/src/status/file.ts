@@ -24,7 +24,8 @@ export interface StatusFile {
 }
 
 export interface RunSummary {
-  id: number; kind: string; trigger: string; startedAt: string; durationMs: number; result: string;
+  /** runner/record.ts's runId(); a number in files written by earlier versions */
+  id: string | number; kind: string; trigger: string; startedAt: string; durationMs: number; result: string;
   hosts: string[]; apps: number | null; command: string; error?: string; by: string;
 }
 

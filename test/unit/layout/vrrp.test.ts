@@ -8,6 +8,7 @@ import {
   type VrrpLayoutInput,
 } from '../../../generator/src/layout/vrrp.js';
 import { parseFlagsInput, parseStdinInput } from '../../../generator/src/cli/vrrp-layout.js';
+import type { ErrorCode } from '../../../generator/src/errors.js';
 
 function input(n: number, k: number): VrrpLayoutInput {
   return {
@@ -189,7 +190,7 @@ test('router id overrides and base are honoured; duplicates are rejected', (t) =
 });
 
 test('bad input is rejected with a code', (t) => {
-  const cases: Array<[VrrpLayoutInput, string]> = [
+  const cases: Array<[VrrpLayoutInput, ErrorCode]> = [
     [{ hosts: [], vips: ['198.51.100.201'] }, 'ERR_VRRP_NO_HOSTS'],
     [{ hosts: [{ name: 'rp1' }], vips: [] }, 'ERR_VRRP_NO_VIPS'],
     [{ hosts: [{ name: 'rp1' }], vips: ['not-an-ip'] }, 'ERR_VRRP_BAD_VIP'],

@@ -42,7 +42,7 @@ test('adding a host appends it at the end of the group, keeping every comment an
     vars: { ansible_host: '192.0.2.13' }, comment: 'added by paas-rproxy onboard',
   });
   t.deepEqual(groupHosts(out, 'proxies'), ['proxy1.example.com', 'proxy2.example.com', 'proxy3.example.com']);
-  t.deepEqual(runnerGroupHosts(yaml.load(out), 'proxies'), ['proxy1.example.com', 'proxy2.example.com', 'proxy3.example.com']);
+  t.deepEqual(runnerGroupHosts(out, 'proxies'), ['proxy1.example.com', 'proxy2.example.com', 'proxy3.example.com']);
   for (const c of ['# Production inventory', '# root everywhere', '# the front tier: ORDER MATTERS', '# rack A', '# rack B', '# primary', '# trailing note']) {
     t.true(out.includes(c), c);
   }

@@ -7,6 +7,7 @@ import { backoffDelay } from '../../../generator/src/runner/backoff.js';
 import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
 import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
+import { stringify } from 'yaml';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
 
 // Real output of ansible/callback_plugins/rproxy_results.py, captured from real ansible-playbook runs by
@@ -166,7 +167,7 @@ test('command: a targeted run uses routes.yml when it is beside site.yml; a full
 });
 
 test('inventory: hosts of a group, children included, in order', (t) => {
-  const doc = { all: { children: { proxies: { hosts: { rp1: {}, rp2: {} }, children: { extra: { hosts: { rp3: null } } } }, brokers: { hosts: { b1: {} } } } } };
+  const doc = stringify({ all: { children: { proxies: { hosts: { rp1: {}, rp2: {} }, children: { extra: { hosts: { rp3: null } } } }, brokers: { hosts: { b1: {} } } } } });
   t.deepEqual(groupHosts(doc, 'proxies'), ['rp1', 'rp2', 'rp3']);
   t.deepEqual(groupHosts(doc, 'brokers'), ['b1']);
   t.deepEqual(groupHosts(doc, 'nope'), []);
