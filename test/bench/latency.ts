@@ -2,7 +2,7 @@
 // activemq_routinginfo role, a publisher that sends exactly what the broker plug-in sends, the listener as a
 // child process with its JSON log, and route checks through the lab's VIPs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -4,13 +4,12 @@
 // restart of the listener.
 import test from 'ava';
 import {
-  VIPS, ensureLab, releaseLab, applyAndSync, curlVia, spi, fqdn, waitFor, sleep, vipHolder, vipsOf, startRequestLoop,
+  VIPS, ensureLab, releaseLab, applyAndSync, curlVia, spi, waitFor, sleep, vipHolder, vipsOf, startRequestLoop,
   waitVipsServing, cutLink, restoreLink, holdFile, proxyAddress, restartListener, cli, type LoopSummary,
 } from '../lab/labenv.js';
 
 const NS = 'labs';
 const APP = 'stale';
-const HOST = fqdn(APP, NS);
 const VIP = VIPS[0];
 
 interface Observation { t: number; holder: string; serves: boolean }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import {
   ensureLab, releaseLab, runAsync, run, sitePlaybook, applyAndSync, spi, fqdn, vipHolder, waitFor, sleep,
-  startRequestLoop, failureLines, cli, LAB, LAB_SH, REPO, CONFIG, INVENTORY, type LoopSummary,
+  startRequestLoop, failureLines, cli, LAB, LAB_SH, CONFIG, INVENTORY, type LoopSummary,
   VIPS, PROXIES, NEXT_PROXY, NEXT_VIP, STATE_DIR, PROFILE, proxyAddress, watchVips, nginxHealthFile, holdFile, sshProxy,
 } from '../lab/labenv.js';
 import { setGroupVar, groupHosts } from '../../generator/src/onboard/inventory.js';

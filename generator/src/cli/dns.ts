@@ -73,7 +73,7 @@ export function parseStdinSettings(text: string): StdinSettings {
   if (doc.soa !== undefined && doc.soa !== null) {
     if (!isObj(doc.soa)) throw bad('"soa" must be an object');
     for (const k of Object.keys(doc.soa)) if (!['email', 'refresh', 'retry', 'expire', 'negative_ttl'].includes(k)) throw bad(`unknown key soa.${k}`);
-    out.soa = doc.soa as StdinSettings['soa'];
+    out.soa = doc.soa as NonNullable<StdinSettings['soa']>;
   }
   return out;
 }

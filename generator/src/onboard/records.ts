@@ -7,7 +7,6 @@
  */
 import { promises as fs } from 'node:fs';
 import { Gauge, type Registry } from 'prom-client';
-import { RproxyError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { onboardingFile } from '../io/statedir.js';
 import { pidAlive } from '../io/pid.js';

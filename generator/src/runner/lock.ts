@@ -7,13 +7,13 @@ import { RproxyError } from '../errors.js';
 import { removeStaleLock } from '../io/lock.js';
 import { pidAlive } from '../io/pid.js';
 
-interface LockInfo { pid: number; child?: number; since: string; what: string }
+interface LockInfo { pid: number; child?: number | undefined; since: string; what: string }
 
 
 export class PlaybookLock {
   private constructor(readonly file: string, private info: LockInfo) {}
 
-  static async acquire(file: string, what: string, opts: { timeoutMs: number; signal?: AbortSignal; onWait?: (holder: LockInfo) => void }): Promise<PlaybookLock> {
+  static async acquire(file: string, what: string, opts: { timeoutMs: number; signal?: AbortSignal | undefined; onWait?: ((holder: LockInfo) => void) | undefined }): Promise<PlaybookLock> {
     await fs.mkdir(path.dirname(file), { recursive: true });
     const deadline = Date.now() + opts.timeoutMs;
     let told = false;

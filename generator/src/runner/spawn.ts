@@ -26,9 +26,9 @@ export interface SpawnResult {
 export interface SpawnOptions {
   lockFile: string;
   lockTimeoutMs: number;
-  signal?: AbortSignal; // abort: SIGTERM to the playbook (it finishes the current task's module safely), SIGKILL after 20 s
-  onLockWait?: (holder: unknown) => void;
-  onStart?: (pid: number | undefined) => void;
+  signal?: AbortSignal | undefined; // abort: SIGTERM to the playbook (it finishes the current task's module safely), SIGKILL after 20 s
+  onLockWait?: ((holder: unknown) => void) | undefined;
+  onStart?: ((pid: number | undefined) => void) | undefined;
   /** the warm Ansible controller, when the caller keeps one (the listener): used when it is up, else a cold spawn */
   warm?: WarmController | undefined;
   /** the playbook lock, already taken by the caller (syncPass plans under it): not taken nor released here */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultConfig } from '../../../generator/src/config.js';
 import { exitCodeFor, isRproxyError } from '../../../generator/src/errors.js';
-import { parseFleet, readFleet, writeFleet } from '../../../generator/src/status/fleet.js';
+import { fleetProxies, parseFleet, readFleet, writeFleet } from '../../../generator/src/status/fleet.js';
 import { fleetFile as fleetPath } from '../../../generator/src/io/statedir.js';
 import { checkInventory } from '../../../generator/src/onboard/watcher.js';
 
@@ -40,4 +40,13 @@ test('the watcher with a corrupt fleet.json: an error for the listener to log, n
   const e = await t.throwsAsync(checkInventory(c));
   t.true(isRproxyError(e, 'ERR_STATE_CORRUPT'));
   t.is(readFileSync(fleetPath(c.state_dir), 'utf8'), '{"proxies": [{"name": "rp1", "addr', 'left for the operator to fix');
+});
+
+test('a corrupt fleet.json stops onboarding, never routing: the runner keeps every proxy of the group', async (t) => {
+  const c = tmp();
+  mkdirSync(c.state_dir, { recursive: true });
+  writeFileSync(fleetPath(c.state_dir), 'not json');
+  t.deepEqual(await fleetProxies(c, ['rp1', 'rp3']), ['rp1', 'rp3']);
+  await writeFleet(c.state_dir, [{ name: 'rp1', address: null }]);
+  t.deepEqual(await fleetProxies(c, ['rp1', 'rp3']), ['rp1']);
 });
