@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lab: real "hosts" as network namespaces on one bridge, reached by Ansible over real SSH.
-# Address plan (other tools rely on it; see ../../../shared/ARCHITECTURE.md and README):
+# Address plan (other tools rely on it; see test/lab/README.md and docs/ARCHITECTURE.md):
 #   bridge rplab0 198.51.100.1/24 (root ns = broker host: ActiveMQ, listener, Ansible controller)
 #   proxies rp1 198.51.100.11, rp2 198.51.100.12 (further ones .13, .14 ...), interface eth0 in each
 #   VIPs 198.51.100.201, 198.51.100.202; gears (netns rpgears) 198.51.100.31-39; client netns rpclient .100
@@ -846,7 +846,7 @@ case "$cmd" in
     [ -f "$LAB/READY" ] && sed -i "/^host: *$h /d" "$LAB/READY"
     ;;
   host)
-    # a bare extra proxy host for onboarding (issue 5): netns, sshd, host key in known_hosts; the
+    # a bare extra proxy host for onboarding: netns, sshd, host key in known_hosts; the
     # inventory is NOT touched (onboarding does that)
     [ $# -eq 1 ] || die "usage: lab.sh host rpN   (e.g. npm run lab:host -- rp3)"
     h=$1

@@ -106,7 +106,7 @@ export function renderIndexChunks(apps: Iterable<AppState>, digestOf: (app: AppS
 const HEAD = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SINGLE_FILE_SCHEMA},\n`;
 
 /**
- * The single file of schema 2 (routes/rproxy_routes.json before issue 10) as chunks: what the migration reads
+ * The single file of schema 2 (routes/rproxy_routes.json, before the per-app files) as chunks: what the migration reads
  * and what the tests use as the canonical text of a whole state. Never one big string.
  */
 export function renderVarsChunks(apps: Iterable<AppState>, cloudDomain: string): string[] {

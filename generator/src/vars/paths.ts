@@ -14,7 +14,7 @@ export const indexFilePath = (c: Config): string => stateDir.routesIndexFile(c.s
 export const appsDir = (c: Config): string => stateDir.routesAppsDir(c.state_dir);
 /** `id` must be a checked app id (`[a-z0-9]+-[a-z0-9]+`): it becomes a file name */
 export const appFilePath = (c: Config, id: string): string => join(appsDir(c), `${id}.json`);
-/** The single-file state of schema 2 (before issue 10), converted on the first run (vars/migrate.ts). */
+/** The single-file state of schema 2 (before the per-app files), converted on the first run (vars/migrate.ts). */
 export const singleFilePath = (c: Config): string => stateDir.routesSingleFile(c.state_dir);
 export const tlsRoot = (c: Config): string => stateDir.routesTlsDir(c.state_dir);
 /** relative to routesDir, as written into the vars */
