@@ -5,8 +5,8 @@
  * print values as they are (Handlebars with noEscape), so nothing unchecked may reach them.
  */
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import { RproxyError } from '../errors.js';
+import { parseIp } from '../net/address.js';
 import { FieldError, hostName } from '../spi/fields.js';
 
 export interface NameServer {
@@ -78,53 +78,14 @@ export function intSetting(what: string, v: unknown, min: number, max: number): 
   return v;
 }
 
-function expandIpv6(s: string): number[] | null {
-  let t = s;
-  const dot = /(\d+\.\d+\.\d+\.\d+)$/.exec(t);
-  if (dot && dot[1]) {
-    if (isIP(dot[1]) !== 4) return null;
-    const o = dot[1].split('.').map(Number) as [number, number, number, number];
-    t = t.slice(0, -dot[1].length) + `${((o[0] << 8) | o[1]).toString(16)}:${((o[2] << 8) | o[3]).toString(16)}`;
-  }
-  const parts = t.split('::');
-  if (parts.length > 2) return null;
-  const groups = (p: string): number[] => (p === '' ? [] : p.split(':').map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16) : NaN)));
-  const left = groups(parts[0] ?? '');
-  if (parts.length === 1) return left.length === 8 ? left : null;
-  const right = groups(parts[1] ?? '');
-  const zeros = 8 - left.length - right.length;
-  if (zeros < 1) return null;
-  return [...left, ...new Array<number>(zeros).fill(0), ...right];
-}
-
-/** RFC 5952 text of 8 groups: lowercase, no leading zeros, the longest run (≥ 2) of zero groups as "::". */
-function compressIpv6(g: number[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
 /**
  * The canonical text of an IP literal (IPv4 dotted quad; IPv6 per RFC 5952), as resolvers print it, so the
  * VIPs and resolved addresses compare as strings. Returns null for anything that is not an IP literal
  * (IPv6 zone ids included).
  */
 export function canonicalIp(s: string): { family: 4 | 6; address: string } | null {
-  if (s.includes('%')) return null;
-  const f = isIP(s);
-  if (f === 4) return { family: 4, address: s.split('.').map((o) => String(Number(o))).join('.') };
-  if (f !== 6) return null;
-  const g = expandIpv6(s.toLowerCase());
-  return g && g.length === 8 && g.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffff) ? { family: 6, address: compressIpv6(g) } : null;
+  const ip = parseIp(s, { mappedAsIpv6: true });
+  return ip ? { family: ip.family, address: ip.text } : null;
 }
 
 /** Addresses that can never be a service address clients are sent to. */
@@ -177,7 +138,8 @@ export function vipRecords(vips: readonly unknown[]): AddressRecord[] {
 
 function ipSortKey(r: AddressRecord): string {
   if (r.type === 'A') return '4' + r.address.split('.').map((o) => o.padStart(3, '0')).join('.');
-  return '6' + (expandIpv6(r.address) ?? []).map((g) => g.toString(16).padStart(4, '0')).join(':');
+  const b = parseIp(r.address, { mappedAsIpv6: true })?.bytes ?? new Uint8Array(16);
+  return '6' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 function sortRecords<T extends AddressRecord>(rs: T[]): T[] {

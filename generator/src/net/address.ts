@@ -125,15 +125,19 @@ function ipv6Text(b: Uint8Array): string {
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
-/** Parses an IP literal; null when `s` is not one (whatever its length: long input is refused at once). */
-export function parseIp(s: string): IpAddress | null {
+/**
+ * Parses an IP literal; null when `s` is not one (whatever its length: long input is refused at once).
+ * `mappedAsIpv6`: keep an IPv4-mapped address as the IPv6 address it is written as (DNS: an AAAA record's value
+ * stays an AAAA value), instead of the IPv4 endpoint it reaches.
+ */
+export function parseIp(s: string, opts: { mappedAsIpv6?: boolean } = {}): IpAddress | null {
   if (s.length > MAX_TEXT) return null;
   const v4 = parseIpv4Bytes(s);
   if (v4) return { family: 4, bytes: v4, text: ipv4Text(v4) };
   if (!s.includes(':')) return null;
   const v6 = parseIpv6Bytes(s);
   if (!v6) return null;
-  if (isMapped(v6)) {
+  if (isMapped(v6) && !opts.mappedAsIpv6) {
     const b = v6.slice(12);
     return { family: 4, bytes: b, text: ipv4Text(b) };
   }

@@ -175,3 +175,13 @@ test('sameWildcard: a server answer equals the records only with the same addres
   t.false(sameWildcard(w, [ans[0]!, ans[0]!]));
   t.false(sameWildcard(w, []));
 });
+
+test('canonicalIp: the one address parser, with an IPv4-mapped address kept as the AAAA value it is written as', (t) => {
+  t.deepEqual(canonicalIp('198.51.100.7'), { family: 4, address: '198.51.100.7' });
+  t.deepEqual(canonicalIp('2001:DB8:0:0::1'), { family: 6, address: '2001:db8::1' });
+  t.deepEqual(canonicalIp('::ffff:198.51.100.7'), { family: 6, address: '::ffff:c633:6407' });
+  for (const bad of ['fe80::1%eth0', '010.0.0.1', '1.2.3', 'example.org', '']) t.is(canonicalIp(bad), null, bad);
+  // AAAA records sort by address value, not by text
+  const r = wildcardRecords('apps.example.com', ['2001:db8::10', '2001:db8::9', '192.0.2.1'], 60).records;
+  t.deepEqual(r.map((x) => x.address), ['192.0.2.1', '2001:db8::9', '2001:db8::10']);
+});
