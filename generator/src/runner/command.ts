@@ -4,8 +4,8 @@ export interface PlaybookSettings {
   command: string; // ansible-playbook
   playbook: string; // absolute path of site.yml
   /**
-   * ansible/routes.yml beside site.yml: the targeted routes run, without site.yml's migration prelude, VRRP layout
-   * and argument-spec validation (ansible/routes.yml says why). Absent (a custom site.yml elsewhere): site.yml.
+   * ansible/routes.yml: the targeted routes run, without site.yml's migration prelude, VRRP layout and
+   * argument-spec validation (ansible/routes.yml says why). Only with the shipped site.yml; absent: site.yml.
    */
   routesPlaybook?: string | undefined;
   inventoryDir: string;

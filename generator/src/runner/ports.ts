@@ -3,7 +3,7 @@
 // `paas-rproxy sync` and `apply --sync` in cli/sync.ts, onboarding's catch-up).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../config.js';
+import { packageRoot, type Config } from '../config.js';
 import { appDigest } from '../vars/digest.js';
 import { loadState, type StateStore } from '../vars/store.js';
 import { readIndexDigests } from '../vars/load.js';
@@ -18,7 +18,7 @@ export function runnerSettings(config: Config): RunnerSettings {
     stateDir: config.state_dir,
     playbook: {
       command: config.ansible.command, playbook: config.ansible.playbook, inventoryDir: config.inventory_dir,
-      stateDir: config.state_dir, extraArgs: config.ansible.extra_args, routesPlaybook: routesPlaybookBeside(config.ansible.playbook),
+      stateDir: config.state_dir, extraArgs: config.ansible.extra_args, routesPlaybook: routesPlaybookFor(config.ansible.playbook),
     },
     quietMs: config.runner.quiet_ms,
     maxWaitMs: config.runner.max_wait_ms,
@@ -29,10 +29,15 @@ export function runnerSettings(config: Config): RunnerSettings {
   };
 }
 
-/** ansible/routes.yml next to the configured site.yml, when it is there (runner/command.ts). */
-function routesPlaybookBeside(playbook: string): string | undefined {
-  const p = path.join(path.dirname(playbook), 'routes.yml');
-  return existsSync(p) ? p : undefined;
+/**
+ * The shipped ansible/routes.yml, when the configured playbook is the shipped site.yml (runner/command.ts). A
+ * playbook of the operator's own keeps its targeted runs on itself: a routes.yml that happens to lie beside it
+ * is not known to run the routes task, and an ok recap would record apps as applied.
+ */
+function routesPlaybookFor(playbook: string): string | undefined {
+  const shipped = path.join(packageRoot(), 'ansible');
+  const routes = path.join(shipped, 'routes.yml');
+  return path.resolve(playbook) === path.join(shipped, 'site.yml') && existsSync(routes) ? routes : undefined;
 }
 
 export function digestsOf(state: State): Record<string, string> {

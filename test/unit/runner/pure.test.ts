@@ -9,6 +9,9 @@ import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { stringify } from 'yaml';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
+import { runnerSettings } from '../../../generator/src/runner/ports.js';
+import { defaultConfig } from '../../../generator/src/config.js';
+import path from 'node:path';
 
 // Real output of ansible/callback_plugins/rproxy_results.py, captured from real ansible-playbook runs by
 // fixtures/capture.sh (rp1 changed, rp2 unreachable over SSH, rp3 failed; a handler's failing loop; a parse error).
@@ -171,4 +174,12 @@ test('inventory: hosts of a group, children included, in order', (t) => {
   t.deepEqual(groupHosts(doc, 'proxies'), ['rp1', 'rp2', 'rp3']);
   t.deepEqual(groupHosts(doc, 'brokers'), ['b1']);
   t.deepEqual(groupHosts(doc, 'nope'), []);
+});
+
+test('runnerSettings: routes.yml only for the shipped site.yml; an operator playbook keeps its targeted runs', (t) => {
+  const shipped = runnerSettings(defaultConfig()).playbook;
+  t.is(shipped.routesPlaybook, path.join(path.dirname(shipped.playbook), 'routes.yml'));
+  const custom = runnerSettings({ ...defaultConfig(), ansible: { ...defaultConfig().ansible, playbook: '/srv/ops/site.yml' } }).playbook;
+  t.is(custom.routesPlaybook, undefined);
+  t.is(targetedRoutesCommand(custom, ['rp1'], ['a-b']).argv[3], '/srv/ops/site.yml');
 });
