@@ -1,7 +1,7 @@
 // The runner bound to a Config: its settings, and its ports (digests from the routing state, proxies from the
 // inventory minus hosts not onboarded yet). Low-level pieces only: the callers compose them (the listener,
 // `paas-rproxy sync` and `apply --sync` in cli/sync.ts, onboarding's catch-up).
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot, type Config } from '../config.js';
 import { appDigest } from '../vars/digest.js';
@@ -35,9 +35,11 @@ export function runnerSettings(config: Config): RunnerSettings {
  * is not known to run the routes task, and an ok recap would record apps as applied.
  */
 function routesPlaybookFor(playbook: string): string | undefined {
+  const real = (p: string): string | null => { try { return realpathSync(p); } catch { return null; } };
   const shipped = path.join(packageRoot(), 'ansible');
   const routes = path.join(shipped, 'routes.yml');
-  return path.resolve(playbook) === path.join(shipped, 'site.yml') && existsSync(routes) ? routes : undefined;
+  const site = real(playbook);
+  return site !== null && site === real(path.join(shipped, 'site.yml')) && existsSync(routes) ? routes : undefined;
 }
 
 export function digestsOf(state: State): Record<string, string> {
