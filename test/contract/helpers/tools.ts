@@ -16,6 +16,8 @@ export const NGINX: Tool = {
 export const ANSIBLE: Tool = {
   name: 'ansible', found: runs('ansible-playbook', '--version') && runs('/usr/bin/python3', '-c', 'import ansible'), install: 'apt-get install ansible-core',
 };
+/** Root: tests that start a process as another user (a missing privilege skips like a missing tool). */
+export const ROOT: Tool = { name: 'root', found: process.getuid?.() === 0, install: 'run the tests as root' };
 export const PYTHON3: Tool = { name: 'python3', found: runs('/usr/bin/python3', '--version'), install: 'apt-get install python3' };
 
 /** ava's `test` when every tool is there; otherwise one that skips (or, with CI=true, fails once) with the reason. */

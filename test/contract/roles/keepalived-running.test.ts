@@ -7,12 +7,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from '../../fixtures/helpers.js';
-import { needs, ANSIBLE } from '../helpers/tools.js';
+import { needs, ANSIBLE, ROOT } from '../helpers/tools.js';
 
 const test = needs(ANSIBLE);
 const run = promisify(execFile);
 const TASKS = join(REPO, 'roles/keepalived_vrrp/tasks/running.yml');
-const isRoot = process.getuid?.() === 0;
 
 async function running(dir: string, pidFile: string, daemon: string): Promise<boolean> {
   const play = join(dir, 'play.yml');
@@ -61,7 +60,7 @@ test('a live process of another program named keepalived (a stale pid reused) is
   } finally { c.kill('SIGKILL'); }
 });
 
-(isRoot ? test : test.skip)('a root process of keepalived_vrrp_daemon is running; the same program run by another user is not', async (t) => {
+needs(ANSIBLE, ROOT)('a root process of keepalived_vrrp_daemon is running; the same program run by another user is not', async (t) => {
   const { dir, pidFile, sleep } = await setup();
   const mine = await started([sleep, '600']);
   const nobody = await started([sleep, '600'], { uid: 65534, gid: 65534 });
