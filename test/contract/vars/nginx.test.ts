@@ -242,6 +242,25 @@ test('the module: refuses other paths, restores the previous files when nginx -t
   await t.notThrowsAsync(nginxT(dir));
 });
 
+test('the module: a targeted run looks only at its apps\' own files: a deleted app\'s data, TLS server and keys go, every other app\'s stay', async (t) => {
+  const { dir } = await renderTree([TRICKY]);
+  const list = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const sub of ['apps', 'tls-servers']) for (const f of await readdir(join(dir, 'rproxy', sub)).catch(() => [] as string[])) out.push(`${sub}/${f}`);
+    for (const a of await readdir(join(dir, 'rproxy/tls')).catch(() => [] as string[])) for (const f of await readdir(join(dir, 'rproxy/tls', a))) out.push(`tls/${a}/${f}`);
+    return out.sort();
+  };
+  const before = await list();
+  const gone = before.filter((f) => f.includes('gone-acme'));
+  t.deepEqual(gone.map((f) => f.split('/')[0]).sort(), ['apps', 'tls', 'tls', 'tls-servers'], 'the fixture app has a data file, a TLS server and a key pair');
+  t.true(before.length - gone.length >= 3, 'other apps have files');
+  const r = await runModule(dir, { apps: ['gone-acme', 'never-acme'], files: {} });
+  t.falsy(r.failed, r.msg);
+  t.deepEqual([...r.removed!].sort(), gone);
+  t.deepEqual(await list(), before.filter((f) => !gone.includes(f)));
+  t.false(existsSync(join(dir, 'rproxy/tls/gone-acme')), 'the deleted app\'s TLS directory is removed');
+});
+
 // --- TLS material: what the intake accepts, nginx loads ----------------------------------------------------------
 
 const sslDoc = (name: string, alias: string, crt: string, key: string): string =>
