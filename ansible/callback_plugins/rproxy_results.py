@@ -14,7 +14,8 @@ description:
   - Appends one JSON object per line to the file named by C(RPROXY_RESULTS_FILE).
   - >-
     One task line per host and task result, with the keys event (C(task)), host, task, role, action,
-    status (ok, changed, failed, ignored, unreachable or skipped), msg and result. Results are the clean copies
+    status (ok, changed, failed, ignored, unreachable or skipped), msg, result and duration_ms (from the
+    task's start on that host to its result: the action plugin, the connection and the module). Results are the clean copies
     Ansible gives every callback, so C(no_log) tasks are censored; result is left out when its JSON is larger
     than 64 KiB.
   - >-
@@ -30,6 +31,7 @@ requirements: [enable it in callbacks_enabled (ansible.cfg) or ANSIBLE_CALLBACKS
 
 import json
 import os
+import time
 
 from ansible.parsing.ajson import AnsibleJSONEncoder
 from ansible.plugins.callback import CallbackBase
@@ -63,6 +65,7 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._path = os.environ.get('RPROXY_RESULTS_FILE') or None
         self.disabled = self._path is None
+        self._started = {}  # (host, task uuid) -> monotonic start
 
     def _emit(self, obj):
         line = json.dumps(obj, cls=AnsibleJSONEncoder, sort_keys=True)
@@ -84,12 +87,18 @@ class CallbackModule(CallbackBase):
             'status': status,
             'msg': res.get('msg') if isinstance(res.get('msg'), str) else None,
         }
+        started = self._started.pop((obj['host'], task._uuid), None)
+        if started is not None:
+            obj['duration_ms'] = int((time.monotonic() - started) * 1000)
         if status in ('failed', 'ignored', 'unreachable'):
             obj['error'] = _error(res)
         body = json.dumps(res, cls=AnsibleJSONEncoder)
         if len(body) <= MAX_RESULT:
             obj['result'] = res
         self._emit(obj)
+
+    def v2_runner_on_start(self, host, task):
+        self._started[(host.get_name(), task._uuid)] = time.monotonic()
 
     def v2_runner_on_ok(self, result):
         self._task(result, 'ok')

@@ -190,6 +190,24 @@ async function notLive(prober: Prober, n: number, vips: readonly string[] = VIPS
   return res.filter((x) => !x).length;
 }
 
+/**
+ * Where the samples' runs spent their time (the listener's `run` lines): the whole run, the routes task on the
+ * slower proxy (the action plugin, SSH and the module there; the rproxy_results callback's duration_ms), and the
+ * rest, the controller's own (fork, parsing, the play, exit).
+ */
+function runBreakdown(runs: readonly Record<string, unknown>[]): Record<string, unknown> {
+  const run: number[] = [];
+  const task: number[] = [];
+  for (const r of runs) {
+    const d = Number(r.duration_ms);
+    const slow = Array.isArray(r.per_host) ? Math.max(...(r.per_host as { slowest_ms?: number }[]).map((h) => h.slowest_ms ?? NaN)) : NaN;
+    if (!Number.isFinite(d) || !Number.isFinite(slow)) continue;
+    run.push(d); task.push(slow);
+  }
+  const p50 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+  return { runs: run.length, run_p50_ms: p50(run), task_p50_ms: p50(task), controller_p50_ms: p50(run.map((d, i) => d - (task[i] as number))) };
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   console.log(`bench:scale: sizes ${SIZES.join(', ')}; ${SAMPLES} samples per kind; lab up (or bringing it up) ...`);
@@ -256,10 +274,12 @@ async function main(): Promise<void> {
       }
       await idle();
       console.log(`bench:scale: ${size} apps, ${SAMPLES} samples of each kind ...`);
+      const runsFrom = listener.events('run').length;
       const kinds = await kindsAt(size, pub, prober, idle);
-      sizes[size] = { kinds, nginx: nginxMemory(), listener: listenerMem() };
+      sizes[size] = { kinds, runs: runBreakdown(listener.events('run').slice(runsFrom)), nginx: nginxMemory(), listener: listenerMem() };
       save();
       for (const [k, v] of Object.entries(kinds)) console.log(`  ${size} apps ${k}: all VIPs p50 ${v.all_vips_ms.p50} ms p95 ${v.all_vips_ms.p95} p99 ${v.all_vips_ms.p99}; first VIP p50 ${v.first_vip_ms.p50}`);
+      console.log(`  ${size} apps runs: ${JSON.stringify(sizes[size] && (sizes[size] as { runs: unknown }).runs)}`);
     }
 
     // ------------------------------------------------------------------ burst at the largest size

@@ -19,9 +19,17 @@ export interface HostFailure {
   message: string; // the callback's `error`: the module's msg (with stderr), a loop's first failed item's
 }
 
+/** A host's slowest task of the run: where its time went (for a targeted run, its one task: the action plugin, the
+ * connection and the module on the proxy; the run's duration minus this is the controller's own). */
+export interface HostSlowest {
+  task: string;
+  ms: number;
+}
+
 export interface ParsedRun {
   recap: Map<string, HostRecap>;
   failures: HostFailure[];
+  slowest: Map<string, HostSlowest>;
 }
 
 const MAX_MESSAGE = 2000;
@@ -37,12 +45,16 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 export function readResults(jsonLines: string): ParsedRun {
   const recap = new Map<string, HostRecap>();
   const failures: HostFailure[] = [];
+  const slowest = new Map<string, HostSlowest>();
   for (const line of jsonLines.split('\n')) {
     if (!line.startsWith('{')) continue;
     let o: unknown;
     try { o = JSON.parse(line); } catch { continue; }
     if (typeof o !== 'object' || o === null) continue;
     const e = o as Record<string, unknown>;
+    if (e.event === 'task' && count(e.duration_ms) > (slowest.get(str(e.host))?.ms ?? -1)) {
+      slowest.set(str(e.host), { task: str(e.task), ms: count(e.duration_ms) });
+    }
     if (e.event === 'task' && (e.status === 'failed' || e.status === 'unreachable')) {
       failures.push({
         host: str(e.host), task: str(e.task), kind: e.status,
@@ -58,7 +70,7 @@ export function readResults(jsonLines: string): ParsedRun {
       }
     }
   }
-  return { recap, failures };
+  return { recap, failures, slowest };
 }
 
 export type HostOutcome = 'ok' | 'failed' | 'unreachable' | 'missing';

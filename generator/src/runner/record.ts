@@ -5,7 +5,15 @@ import { failureMessage, type SpawnResult } from './spawn.js';
 import type { HostOutcome } from './recap.js';
 import type { RunSummary, StatusFile } from '../status/file.js';
 
-export interface HostRunResult { host: string; outcome: HostOutcome; task?: string; message?: string }
+export interface HostRunResult {
+  host: string;
+  outcome: HostOutcome;
+  task?: string;
+  message?: string;
+  /** the host's slowest task and its duration (readResults) */
+  slowest_task?: string;
+  slowest_ms?: number;
+}
 
 export interface RunRecord {
   /** unique across processes (runId()) */
@@ -37,7 +45,9 @@ export function runId(): string {
 export function toRecord(r: SpawnResult, trigger: string): RunRecord {
   const perHost: HostRunResult[] = [...r.outcomes.entries()].map(([host, outcome]) => {
     const f = r.parsed.failures.find((x) => x.host === host);
-    return outcome === 'ok' ? { host, outcome } : { host, outcome, task: f?.task ?? '', message: f?.message ?? '' };
+    const s = r.parsed.slowest.get(host);
+    const timing = s ? { slowest_task: s.task, slowest_ms: s.ms } : {};
+    return outcome === 'ok' ? { host, outcome, ...timing } : { host, outcome, task: f?.task ?? '', message: f?.message ?? '', ...timing };
   });
   const ok = !r.aborted && perHost.every((h) => h.outcome === 'ok') && r.exitCode === 0;
   const rec: RunRecord = {

@@ -33,6 +33,18 @@ test('recap: per-host counts and failing tasks', (t) => {
   t.deepEqual([...o.entries()], [['rp1', 'ok'], ['rp2', 'unreachable'], ['rp3', 'failed'], ['rp4', 'missing']]);
 });
 
+test('recap: each host\'s slowest task and its duration, from the callback\'s duration_ms; a bad duration counts as 0', (t) => {
+  const p = readResults(FIX('routes'));
+  for (const h of ['rp1', 'rp2', 'rp3']) {
+    const s = p.slowest.get(h);
+    t.is(s?.task, 'nginx_rproxy : Apply the routes of the selected applications', h);
+    t.true(Number.isSafeInteger(s?.ms) && (s?.ms ?? -1) >= 0, h);
+  }
+  const line = (task: string, ms: unknown) => JSON.stringify({ event: 'task', host: 'rp1', task, status: 'ok', duration_ms: ms });
+  const q = readResults([line('a', 5), line('b', 40), line('c', 7), line('d', -3), line('e', '90'), line('f', 1e300)].join('\n'));
+  t.deepEqual(q.slowest.get('rp1'), { task: 'b', ms: 40 });
+});
+
 test('recap: empty or aborted output gives no hosts', (t) => {
   const p = readResults(FIX('aborted'));
   t.is(p.recap.size, 0);
