@@ -285,7 +285,8 @@ async function main(): Promise<void> {
     // ------------------------------------------------------------------ burst at the largest size
     console.log(`bench:scale: burst, ${BURST} events over 100 apps at ${have} apps ...`);
     await idle();
-    const { events, expected } = burst(NS, 100, Math.max(1, Math.round(BURST / 100)), `u${TAG}`);
+    // at least 2 events per app: create alone gives an app without a gear, never "live"
+    const { events, expected } = burst(NS, 100, Math.max(2, Math.round(BURST / 100)), `u${TAG}`);
     const runsBefore = listener.events('run').length;
     const burstStart = Date.now();
     await publishPaced(pub, events, 4500);
