@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const APPS = Number(process.env.BENCH_APPS ?? 10_000);
-const dist = resolve(import.meta.dirname, '../../dist');
+// BENCH_DIST: another build (e.g. the base branch's) to compare against
+const dist = resolve(process.env.BENCH_DIST ?? resolve(import.meta.dirname, '../../dist'));
 const dir = await mkdtemp(join(tmpdir(), 'rproxy-state-scale-'));
 const stateDir = join(dir, 'var');
 
@@ -25,8 +26,13 @@ import { StateStore } from '${dist}/vars/store.js';
 import { defaultConfig } from '${dist}/config.js';
 import { runnerPorts } from '${dist}/runner/ports.js';
 import { renderVars } from '${dist}/vars/emit.js';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readFileSync, createWriteStream } from 'node:fs';
+import { Batcher } from '${dist}/listener/batcher.js';
+import { storeIntake } from '${dist}/listener/intake.js';
+import { SeenIds } from '${dist}/listener/seen.js';
+import { jsonLogger } from '${dist}/listener/log.js';
 const [mode, stateDir, appsArg, singleDir] = process.argv.slice(2);
+const vmhwm = () => Math.round(Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1024);
 const APPS = Number(appsArg);
 const config = { ...defaultConfig(), inventory_dir: stateDir + '/../inventory', state_dir: stateDir, tls_require_valid: false };
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -39,7 +45,77 @@ const ev = (i, kind) => {
   return '---\\n:action: :add_alias\\n:app_name: ' + app + '\\n:namespace: ' + ns + '\\n:alias: ' + (kind === 2 ? 'www' : 'x' + kind) + '.' + app + '.example.com\\n';
 };
 const out = {};
-if (mode === 'bulk') {
+const BATCHER = { quietMs: 15, maxBatch: Number(process.env.BENCH_MAX_BATCH ?? 500), maxDelayMs: 100 };
+if (mode === 'intake') {
+  // what the listener does per batch, without STOMP: deliveries pushed into the real Batcher through the real
+  // storeIntake + SeenIds (parse, validate, reduce, durable write, seen log), a broker-like prefetch window of
+  // PREFETCH unacked messages (a message is handed over only when the window has room, as ActiveMQ does), and the
+  // listener's per-message log line (jsonLogger into a file, as stdout into the journal).
+  const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 1000);
+  const store = await StateStore.open(config);
+  const seen = await SeenIds.open(stateDir);
+  const logStream = createWriteStream(singleDir + '-listener.log');
+  const log = jsonLogger(logStream);
+  const msgs = [];
+  for (let i = 0; i < APPS; i++) for (const k of [0, 1, 2]) msgs.push(ev(i, k));
+  const batches = [];
+  let next = 0, unacked = 0, acked = 0, done;
+  const finished = new Promise((r) => { done = r; });
+  const feed = () => {
+    while (unacked < PREFETCH && next < msgs.length) {
+      const n = next++;
+      unacked++;
+      batcher.push({ messageId: 'ID:bench-' + n, body: msgs[n], headers: { redelivered: 'false' }, receivedAt: Date.now(),
+        ack: () => new Promise((r) => setImmediate(() => { unacked--; acked++; r(true); if (acked === msgs.length) done(); else setImmediate(feed); })) });
+    }
+  };
+  const batcher = new Batcher(storeIntake(store, config.max_body_bytes, seen), BATCHER, (e, f) => { if (e === 'batch') batches.push(f); log(e, f); },
+    (batch, outcome) => {
+      const changed = new Set(outcome.changedApps);
+      outcome.messages.forEach((m, i) => {
+        const d = batch[i];
+        for (const doc of m.docs) log('message', { message_id: m.messageId, app: doc.app, action: doc.action, result: doc.result, redelivered: d.headers.redelivered === 'true' });
+      });
+      void changed;
+    });
+  // BENCH_ALLOC_PROF=file: sampling profile of everything allocated (garbage included), for finding the peak's source
+  let session;
+  if (process.env.BENCH_ALLOC_PROF) {
+    session = new (await import('node:inspector')).Session();
+    session.connect();
+    await new Promise((r) => session.post('HeapProfiler.startSampling', { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }, r));
+  }
+  const t0 = now();
+  const peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const sample = () => { const m = process.memoryUsage(); for (const k of Object.keys(peak)) peak[k] = Math.max(peak[k], m[k]); };
+  const sampler = setInterval(sample, 50);
+  const cpu0 = process.cpuUsage();
+  feed();
+  await finished;
+  clearInterval(sampler);
+  const ms = now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  if (session) await new Promise((r) => session.post('HeapProfiler.stopSampling', (e, res) => { writeFileSync(process.env.BENCH_ALLOC_PROF, JSON.stringify(res.profile)); r(); }));
+  await batcher.stop();
+  await new Promise((r) => logStream.end(r));
+  const apply = batches.map((b) => b.apply_ms).sort((a, b) => a - b);
+  const q = (f) => apply[Math.min(apply.length - 1, Math.floor(f * apply.length))];
+  out.intake_messages = msgs.length;
+  out.intake_ms = Math.round(ms);
+  out.intake_msg_per_s = Math.round(msgs.length / ms * 1000);
+  out.intake_batches = batches.length;
+  out.intake_batch_messages_max = Math.max(...batches.map((b) => b.messages));
+  out.intake_apply_ms = { p50: q(0.5), p90: q(0.9), max: apply[apply.length - 1] };
+  out.intake_apps = store.state.apps.size;
+  out.intake_cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
+  out.intake_cpu_us_per_msg = Math.round((cpu.user + cpu.system) / msgs.length);
+  out.intake_peak_mib = Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, mib(v)]));
+  globalThis.gc?.();
+  out.intake_heap_after_gc_mib = mib(process.memoryUsage().heapUsed);
+  if (process.env.BENCH_HEAP_SNAPSHOT) (await import('node:v8')).writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
+  out.intake_rss_mib = mib(process.memoryUsage().rss);
+  out.intake_vmhwm_mib = vmhwm();
+} else if (mode === 'bulk') {
   const store = await StateStore.open(config);
   const msgs = [];
   for (let i = 0; i < APPS; i++) for (const k of [0, 1, 2]) msgs.push(ev(i, k));
@@ -107,11 +183,14 @@ print(json.dumps(out))
 const childFile = join(dir, 'child.mjs');
 await writeFile(childFile, CHILD);
 await mkdir(stateDir, { recursive: true });
-const child = (mode: string): Record<string, unknown> => {
-  const r = spawnSync(process.execPath, ['--expose-gc', childFile, mode, stateDir, String(APPS), join(dir, 'single')], { encoding: 'utf8', maxBuffer: 16 << 20 });
+const child = (mode: string, state = stateDir): Record<string, unknown> => {
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const r = spawnSync(process.execPath, [...flags, '--expose-gc', childFile, mode, state, String(APPS), join(dir, 'single')], { encoding: 'utf8', maxBuffer: 16 << 20 });
   if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 };
+const intake = child('intake', join(dir, 'intake-var'));
+if (process.env.BENCH_ONLY === 'intake') { console.log(JSON.stringify(intake, null, 2)); await rm(dir, { recursive: true, force: true }); process.exit(0); }
 const bulk = child('bulk');
 const events = child('events');
 const du = spawnSync('du', ['-sb', join(stateDir, 'routes')], { encoding: 'utf8' }).stdout.split('\t')[0];
@@ -120,7 +199,7 @@ if (py.status !== 0) throw new Error(`python: ${py.stderr}`);
 const plugin = JSON.parse(py.stdout) as Record<string, unknown>;
 await rm(dir, { recursive: true, force: true });
 
-const result = { date: new Date().toISOString(), node: process.version, apps: APPS, routes_dir_bytes: Number(du), ...bulk, ...events, plugin_load_state: plugin };
+const result = { date: new Date().toISOString(), node: process.version, apps: APPS, routes_dir_bytes: Number(du), ...intake, ...bulk, ...events, plugin_load_state: plugin };
 const outDir = resolve(process.cwd(), 'bench-results');
 await mkdir(outDir, { recursive: true });
 await writeFile(join(outDir, 'state-scale.json'), JSON.stringify(result, null, 2) + '\n');
