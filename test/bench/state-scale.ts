@@ -45,13 +45,15 @@ const ev = (i, kind) => {
   return '---\\n:action: :add_alias\\n:app_name: ' + app + '\\n:namespace: ' + ns + '\\n:alias: ' + (kind === 2 ? 'www' : 'x' + kind) + '.' + app + '.example.com\\n';
 };
 const out = {};
-const BATCHER = { quietMs: 15, maxBatch: Number(process.env.BENCH_MAX_BATCH ?? 500), maxDelayMs: 100 };
+// the listener's batching and prefetch (BENCH_MAX_BATCH / BENCH_PREFETCH try others)
+const listenerBatching = await import('${dist}/listener/batcher.js');
+const BATCHER = { ...(listenerBatching.LISTENER_BATCHING ?? { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }), ...(process.env.BENCH_MAX_BATCH ? { maxBatch: Number(process.env.BENCH_MAX_BATCH) } : {}) };
 if (mode === 'intake') {
   // what the listener does per batch, without STOMP: deliveries pushed into the real Batcher through the real
   // storeIntake + SeenIds (parse, validate, reduce, durable write, seen log), a broker-like prefetch window of
   // PREFETCH unacked messages (a message is handed over only when the window has room, as ActiveMQ does), and the
   // listener's per-message log line (jsonLogger into a file, as stdout into the journal).
-  const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 1000);
+  const PREFETCH = Number(process.env.BENCH_PREFETCH ?? listenerBatching.LISTENER_PREFETCH ?? 1000);
   const store = await StateStore.open(config);
   const seen = await SeenIds.open(stateDir);
   const logStream = createWriteStream(singleDir + '-listener.log');
@@ -104,6 +106,7 @@ if (mode === 'intake') {
   out.intake_ms = Math.round(ms);
   out.intake_msg_per_s = Math.round(msgs.length / ms * 1000);
   out.intake_batches = batches.length;
+  out.intake_batching = { ...BATCHER, prefetch: PREFETCH };
   out.intake_batch_messages_max = Math.max(...batches.map((b) => b.messages));
   out.intake_apply_ms = { p50: q(0.5), p90: q(0.9), max: apply[apply.length - 1] };
   out.intake_apps = store.state.apps.size;

@@ -21,7 +21,22 @@ function resultsByIndex(results: readonly DocResult[], n: number): (DocResult | 
 }
 
 export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: SeenIds): IntakePort {
+  // documents parsed when the message was queued (prepare), taken by the apply; a WeakMap, so a delivery dropped
+  // unapplied (stop, connection gone) takes its documents with it
+  const prepared = new WeakMap<Delivery, ParsedDoc[]>();
+  const parse = (d: Delivery): ParsedDoc[] => {
+    const size = Buffer.byteLength(d.body, 'utf8');
+    if (size > maxBodyBytes) {
+      return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
+    }
+    const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE, tlsBudgetPerText: MESSAGE_TLS_BUDGET });
+    return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
+  };
   return {
+    prepare(d: Delivery): void {
+      // a redelivery already applied is not parsed (the apply acks it unread)
+      if (!seen?.has(d.messageId)) prepared.set(d, parse(d));
+    },
     async apply(all: readonly Delivery[]): Promise<BatchOutcome> {
       // redeliveries of messages already applied (crash between the write and the ack): ack, do not re-apply
       const batch: Delivery[] = [];
@@ -42,12 +57,10 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
     {
       // parsed, validated and redacted here, before the store takes its lock
       const perMessage: ParsedDoc[][] = batch.map((d) => {
-        const size = Buffer.byteLength(d.body, 'utf8');
-        if (size > maxBodyBytes) {
-          return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
-        }
-        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE, tlsBudgetPerText: MESSAGE_TLS_BUDGET });
-        return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
+        const docs = prepared.get(d);
+        if (!docs) return parse(d);
+        prepared.delete(d);
+        return docs;
       });
       const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));
       const docAction = (p: ParsedDoc): string => (p.ok ? p.event.action : p.action ?? 'unknown');

@@ -114,7 +114,12 @@ export class OverlayMap<K, V> extends Map<K, V> {
     return v === undefined ? this.base.has(k) : v !== GONE;
   }
   override set(k: K, v: V): this { this.delta.set(k, v); return this; }
-  override delete(k: K): boolean { const had = this.has(k); this.delta.set(k, GONE); return had; }
+  override delete(k: K): boolean {
+    const had = this.has(k);
+    if (!this.base.has(k)) this.delta.delete(k);
+    else if (had) this.delta.set(k, GONE);
+    return had;
+  }
   override clear(): void { for (const k of this.base.keys()) this.delta.set(k, GONE); for (const k of this.delta.keys()) this.delta.set(k, GONE); }
   override get size(): number {
     let n = this.base.size;
