@@ -32,9 +32,9 @@ export interface BatcherOptions {
  * The listener's batching (listener.ts; measured by `npm run bench:state`, figures in README.md). maxBatch is only
  * reached under load; the prefetch window must exceed it, so the broker keeps delivering while an apply runs.
  */
-export const LISTENER_BATCHING: BatcherOptions = { quietMs: 15, maxBatch: 500, maxDelayMs: 100, maxBatchChars: 16 << 20 };
+export const LISTENER_BATCHING: BatcherOptions = { quietMs: 15, maxBatch: 1000, maxDelayMs: 100, maxBatchChars: 16 << 20 };
 /** STOMP prefetch (activemq.prefetchSize): unacked messages the broker hands over ahead of the applies. */
-export const LISTENER_PREFETCH = 1000;
+export const LISTENER_PREFETCH = 2000;
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
 
