@@ -12,14 +12,36 @@ export interface BatchOutcome { messages: MessageOutcome[]; changedApps: string[
 export interface IntakePort {
   /** parse + validate + reduce + durable write, one call for the whole batch; rejections recorded by the store */
   apply(batch: readonly Delivery[]): Promise<BatchOutcome>;
+  /**
+   * Called once per delivery when it is queued: CPU work that does not depend on the state (parsing, validation)
+   * can run here, while the apply before it waits on its fsyncs, instead of on the next apply's critical path.
+   */
+  prepare?(d: Delivery): void;
 }
 
-export interface BatcherOptions { quietMs: number; maxBatch: number; maxDelayMs: number }
+export interface BatcherOptions {
+  quietMs: number;
+  /** messages per apply, at most */
+  maxBatch: number;
+  maxDelayMs: number;
+  /** message body characters per apply, at most (a single larger message goes alone): bounds what one apply holds */
+  maxBatchChars?: number;
+}
+
+/**
+ * The listener's batching (listener.ts; measured by `npm run bench:state`, figures in README.md). maxBatch is only
+ * reached under load; the prefetch window must exceed it, so the broker keeps delivering while an apply runs.
+ */
+export const LISTENER_BATCHING: BatcherOptions = { quietMs: 15, maxBatch: 1000, maxDelayMs: 100, maxBatchChars: 16 << 20 };
+/** STOMP prefetch (activemq.prefetchSize): unacked messages the broker hands over ahead of the applies. */
+export const LISTENER_PREFETCH = 2000;
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
 
 export class Batcher {
   private queue: Delivery[] = [];
+  /** body characters in `queue` (kept as it changes: a sum per push would be quadratic) */
+  private queuedChars = 0;
   private firstAt = 0;
   private timer: TimerHandle | undefined;
   private busy: Promise<void> | null = null;
@@ -33,6 +55,8 @@ export class Batcher {
     if (this.stopped) return; // not acked: redelivered to the next consumer
     if (this.queue.length === 0) this.firstAt = this.clock.now();
     this.queue.push(d);
+    this.queuedChars += d.body.length;
+    try { this.port.prepare?.(d); } catch { /* the apply does the work again, and reports */ }
     this.schedule();
   }
 
@@ -41,16 +65,36 @@ export class Batcher {
   private schedule(): void {
     if (this.busy || this.queue.length === 0) return;
     if (this.timer) this.clock.clearTimeout(this.timer);
-    const wait = this.queue.length >= this.opts.maxBatch ? 0 : Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxDelayMs - this.clock.now()));
+    const full = this.queue.length >= this.opts.maxBatch || this.queuedChars >= (this.opts.maxBatchChars ?? Infinity);
+    const wait = full ? 0 : Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxDelayMs - this.clock.now()));
     this.timer = this.clock.setTimeout(() => this.flush(), wait);
   }
 
   private flush(): void {
     this.timer = undefined;
     if (this.busy || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.opts.maxBatch);
+    const batch = this.queue.splice(0, this.batchLength());
+    for (const d of batch) this.queuedChars -= d.body.length;
     if (this.queue.length) this.firstAt = this.clock.now();
     this.busy = this.process(batch).finally(() => { this.busy = null; if (!this.stopped) this.schedule(); });
+  }
+
+  /**
+   * How many queued messages the next apply takes. Adaptive by construction: an idle listener applies each message
+   * as it comes (after quietMs), while under load everything that arrived during the previous apply goes into the
+   * next one (up to maxBatch / maxBatchChars), so the per-apply costs (lock, index.json, fsync rounds, seen log) are
+   * shared by more messages exactly when messages arrive faster than applies finish.
+   */
+  private batchLength(): number {
+    const max = Math.min(this.queue.length, this.opts.maxBatch);
+    const cap = this.opts.maxBatchChars;
+    if (cap === undefined) return max;
+    let chars = 0;
+    for (let i = 0; i < max; i++) {
+      chars += (this.queue[i] as Delivery).body.length;
+      if (chars > cap) return Math.max(1, i);
+    }
+    return max;
   }
 
   private async process(batch: Delivery[]): Promise<void> {
@@ -65,6 +109,7 @@ export class Batcher {
       const delay = backoffDelay(this.failures, 500, 30000, Math.random);
       this.log('apply_error', { error: e instanceof Error ? e.message : String(e), code: (e as { code?: string }).code, messages: batch.length, retry_in_ms: delay });
       this.queue.unshift(...batch);
+      for (const d of batch) this.queuedChars += d.body.length;
       this.firstAt = this.clock.now();
       await new Promise<void>((r) => { this.clock.setTimeout(r, delay); });
       return;
@@ -82,5 +127,6 @@ export class Batcher {
     if (this.timer) this.clock.clearTimeout(this.timer);
     if (this.busy) await this.busy;
     this.queue = [];
+    this.queuedChars = 0;
   }
 }

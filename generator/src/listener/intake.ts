@@ -13,16 +13,43 @@ import type { SeenIds } from './seen.js';
 /** Documents one STOMP message may hold (the broker sends one): more, and the message is rejected whole, unparsed. */
 export const MAX_DOCUMENTS_PER_MESSAGE = 1000;
 
+/** The store's results by document index (one pass: a find per document was quadratic in the batch). */
+function resultsByIndex(results: readonly DocResult[], n: number): (DocResult | undefined)[] {
+  const out: (DocResult | undefined)[] = new Array(n);
+  for (const r of results) if (Number.isInteger(r.index) && r.index >= 0 && r.index < n && out[r.index] === undefined) out[r.index] = r;
+  return out;
+}
+
 export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: SeenIds): IntakePort {
+  // documents parsed when the message was queued (prepare), taken by the apply; a WeakMap, so a delivery dropped
+  // unapplied (stop, connection gone) takes its documents with it
+  const prepared = new WeakMap<Delivery, ParsedDoc[]>();
+  const parse = (d: Delivery): ParsedDoc[] => {
+    const size = Buffer.byteLength(d.body, 'utf8');
+    if (size > maxBodyBytes) {
+      return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
+    }
+    const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE, tlsBudgetPerText: MESSAGE_TLS_BUDGET });
+    return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
+  };
   return {
+    prepare(d: Delivery): void {
+      // a redelivery already applied is not parsed (the apply acks it unread)
+      if (!seen?.has(d.messageId)) prepared.set(d, parse(d));
+    },
     async apply(all: readonly Delivery[]): Promise<BatchOutcome> {
       // redeliveries of messages already applied (crash between the write and the ack): ack, do not re-apply
-      const batch = seen ? all.filter((d) => !seen.has(d.messageId)) : all;
-      const skipped: MessageOutcome[] = all.filter((d) => !batch.includes(d)).map((d) => ({ messageId: d.messageId, docs: [{ action: 'duplicate', app: '', result: 'unchanged' }] }));
+      const batch: Delivery[] = [];
+      const skipped = new Set<Delivery>();
+      for (const d of all) if (seen?.has(d.messageId)) skipped.add(d); else batch.push(d);
       const res = await applyBatch(batch);
       await seen?.add(batch.map((d) => d.messageId));
-      const byId = new Map([...res.messages, ...skipped].map((m) => [m.messageId, m]));
-      return { messages: all.map((d) => byId.get(d.messageId) ?? { messageId: d.messageId, docs: [] }), changedApps: res.changedApps };
+      // outcomes in delivery order (applyBatch returns one per message of `batch`, in order)
+      let next = 0;
+      const messages = all.map((d): MessageOutcome => (skipped.has(d)
+        ? { messageId: d.messageId, docs: [{ action: 'duplicate', app: '', result: 'unchanged' }] }
+        : res.messages[next++] ?? { messageId: d.messageId, docs: [] }));
+      return { messages, changedApps: res.changedApps };
     },
   };
 
@@ -30,12 +57,10 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
     {
       // parsed, validated and redacted here, before the store takes its lock
       const perMessage: ParsedDoc[][] = batch.map((d) => {
-        const size = Buffer.byteLength(d.body, 'utf8');
-        if (size > maxBodyBytes) {
-          return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
-        }
-        const docs = parseSpiStream(d.body, { ...store.parseOptions, maxBodyBytes, maxDocuments: MAX_DOCUMENTS_PER_MESSAGE, tlsBudgetPerText: MESSAGE_TLS_BUDGET });
-        return docs.length ? docs : [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_INVALID', reason: 'empty message' }, logged: '' }];
+        const docs = prepared.get(d);
+        if (!docs) return parse(d);
+        prepared.delete(d);
+        return docs;
       });
       const outcomes: MessageOutcome[] = batch.map((d) => ({ messageId: d.messageId, docs: [] }));
       const docAction = (p: ParsedDoc): string => (p.ok ? p.event.action : p.action ?? 'unknown');
@@ -51,7 +76,8 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
         const bad = docs.filter((p) => !p.ok);
         if (bad.length) {
           const res = await store.applyEvents(bad.map((p, i) => ({ ...p, index: i })), { source: 'stomp', messageId: (batch[m] as Delivery).messageId });
-          bad.forEach((p, i) => (outcomes[m] as MessageOutcome).docs.push(toOutcome(p, res.results.find((r) => r.index === i))));
+          const byIndex = resultsByIndex(res.results, bad.length);
+          bad.forEach((p, i) => (outcomes[m] as MessageOutcome).docs.push(toOutcome(p, byIndex[i])));
         }
         for (const p of docs) if (p.ok) good.push({ msg: m, doc: p });
       }
@@ -61,7 +87,8 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
         const only = batch.length === 1 ? { messageId: (batch[0] as Delivery).messageId } : {};
         const res = await store.applyEvents(good.map((g, i) => ({ ...g.doc, index: i })), { source: 'stomp', ...only });
         changedApps = res.changedApps;
-        good.forEach((g, i) => (outcomes[g.msg] as MessageOutcome).docs.push(toOutcome(g.doc, res.results.find((r) => r.index === i))));
+        const byIndex = resultsByIndex(res.results, good.length);
+        good.forEach((g, i) => (outcomes[g.msg] as MessageOutcome).docs.push(toOutcome(g.doc, byIndex[i])));
       }
       return { messages: outcomes, changedApps };
     }

@@ -14,7 +14,7 @@ import { registerOnboardingMetrics } from '../onboard/records.js';
 import { updateStatus, type StatusFile } from '../status/file.js';
 import { recordRun } from '../runner/record.js';
 import { StompIntake, type Delivery } from './stomp.js';
-import { Batcher, type BatchOutcome } from './batcher.js';
+import { Batcher, LISTENER_BATCHING, LISTENER_PREFETCH, type BatchOutcome } from './batcher.js';
 import { storeIntake } from './intake.js';
 import { SeenIds } from './seen.js';
 import { checkInventory, applyInventoryPlan } from '../onboard/watcher.js';
@@ -82,11 +82,11 @@ export class Listener {
       throw new RproxyError('ERR_CONFIG_INVALID', `stomp.ca_file ${config.stomp.ca_file} cannot be read: ${e.code ?? e.message}`);
     }) : null;
     const seen = await SeenIds.open(config.state_dir);
-    this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes, seen), { quietMs: 15, maxBatch: 500, maxDelayMs: 100 }, (e, f) => log(e, f),
+    this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes, seen), LISTENER_BATCHING, (e, f) => log(e, f),
       (batch, outcome) => this.onApplied(batch, outcome));
     this.intake = new StompIntake({
       brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,
-      clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? 1000,
+      clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? LISTENER_PREFETCH,
       reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000, ca,
     }, (d) => this.batcher.push(d), (e, f) => {
       if (e === 'broker_disconnected') this.metrics.reconnects.inc();

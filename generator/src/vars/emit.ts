@@ -89,18 +89,35 @@ export function renderApp(app: AppState, cloudDomain: string): string {
 
 const byId = (a: AppState, b: AppState): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
+const INDEX_HEAD = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SCHEMA_VERSION},\n`;
+const INDEX_SEP = ',\n';
+
+/** One app's entry of index.json (ids are [a-z0-9-]: no escaping). */
+export const indexEntry = (id: string, digest: string): string => `    "${id}": "${digest}"`;
+
+/**
+ * index.json from its entries: `ids` sorted, `lineOf` each id's entry (indexEntry). The chunks reference the entry
+ * strings (never joined here), so a writer that keeps the entries renders 10,000 apps without re-creating them.
+ */
+export function indexChunksFromEntries(ids: readonly string[], lineOf: (id: string) => string): string[] {
+  if (ids.length === 0) return [`${INDEX_HEAD}  "${INDEX_APPS_KEY}": {}\n}\n`];
+  const out: string[] = [`${INDEX_HEAD}  "${INDEX_APPS_KEY}": {\n`];
+  for (let i = 0; i < ids.length; i++) {
+    if (i > 0) out.push(INDEX_SEP);
+    out.push(lineOf(ids[i]!));
+  }
+  out.push('\n  }\n}\n');
+  return out;
+}
+
 /**
  * index.json: the schema, every app id and its digest (appDigest: what the runner compares per proxy). Written
  * after the app files, so it never names a file that is not there; a reader takes the app set from it.
  */
 export function renderIndexChunks(apps: Iterable<AppState>, digestOf: (app: AppState) => string): string[] {
   const sorted = [...apps].sort(byId);
-  const head = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SCHEMA_VERSION},\n`;
-  if (sorted.length === 0) return [`${head}  "${INDEX_APPS_KEY}": {}\n}\n`];
-  const out: string[] = [`${head}  "${INDEX_APPS_KEY}": {\n`];
-  for (let i = 0; i < sorted.length; i++) out.push(`${i > 0 ? ',\n' : ''}    "${sorted[i]!.id}": "${digestOf(sorted[i]!)}"`);
-  out.push('\n  }\n}\n');
-  return out;
+  const byIdMap = new Map(sorted.map((a) => [a.id, a]));
+  return indexChunksFromEntries(sorted.map((a) => a.id), (id) => indexEntry(id, digestOf(byIdMap.get(id)!)));
 }
 
 const HEAD = `{\n  "${COMMENT_KEY}": ${JSON.stringify(COMMENT)},\n  "${SCHEMA_KEY}": ${SINGLE_FILE_SCHEMA},\n`;

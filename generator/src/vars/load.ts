@@ -136,7 +136,15 @@ export interface DiskState {
   indexSha: string | null;
   /** names in apps/ that the index does not name (left by an interrupted write): removed by the next write */
   strays: string[];
+  /**
+   * index.json's app entries as last written (ids sorted, id -> its rendered line), kept by the writer so a batch
+   * re-renders only the entries it changed (vars/write.ts). Absent: rebuilt from the state at the next write.
+   */
+  index?: IndexEntries;
 }
+
+/** The app entries of index.json: `ids` sorted as written, `lines` the text of each entry (emit.ts indexEntry). */
+export interface IndexEntries { ids: string[]; lines: Map<string, string> }
 
 export const emptyDisk = (): DiskState => ({ files: new Map(), indexSha: null, strays: [] });
 

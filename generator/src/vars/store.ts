@@ -12,7 +12,7 @@ import { parseSpiStream, type ParseOptions } from '../spi/parse.js';
 import { echoString } from '../spi/fields.js';
 import { redactEvent } from '../spi/redact.js';
 import type { ParsedDoc, SpiEvent, SpiRejection } from '../spi/types.js';
-import { appId, cloneState, type ReduceContext, type State } from '../state/types.js';
+import { appId, OverlayMap, type ReduceContext, type State } from '../state/types.js';
 import { commit, deferAliasLists, finishAliasLists, reduce, type Outcome } from '../state/reduce.js';
 import { readState, type DiskState } from './load.js';
 import { appDigest } from './digest.js';
@@ -152,7 +152,11 @@ export class StateStore {
     return { state: r.state, disk: w.disk, stamp: w.wroteIndex ? await varsStamp(config) : stamp };
   }
 
-  /** The current state. Treat it as read-only: it is replaced (never mutated) by each apply. */
+  /**
+   * The current state. Treat it as read-only. Each apply that changes something makes a new State object, but its
+   * maps are the previous ones updated in place once the change is durable (a batch costs what it changes, not a
+   * copy of 10,000 entries): read it synchronously, or copy what must outlive an await.
+   */
   get state(): State {
     return this.current;
   }
@@ -186,7 +190,10 @@ export class StateStore {
     return withLock(lockPath(this.config), async () => {
       await this.refreshLocked();
       const prev = this.current;
-      const next = cloneState(prev);
+      // copy-on-write for the batch: prev's maps stay untouched until the write is durable
+      const apps = new OverlayMap(prev.apps);
+      const aliasOwner = new OverlayMap(prev.aliasOwner);
+      const next: State = { apps, aliasOwner };
       deferAliasLists(next);
       const results: DocResult[] = [];
       const records: RejectRecord[] = [];
@@ -222,7 +229,7 @@ export class StateStore {
       if (changedApps.length > 0) {
         let w;
         try {
-          w = await writeState(this.config, prev, next, this.disk);
+          w = await writeState(this.config, prev, next, this.disk, { changed: changedApps });
         } catch (e) {
           this.stamp = 'unknown'; // the disk may be half-way: re-read it next time
           throw e;
@@ -231,7 +238,10 @@ export class StateStore {
         this.disk = w.disk;
         this.stamp = await varsStamp(this.config);
       }
-      this.current = next;
+      // durable: the batch's changes go into the maps (an app changed and changed back is its old object again)
+      apps.applyTo(prev.apps);
+      aliasOwner.applyTo(prev.aliasOwner);
+      if (changedApps.length > 0) this.current = { apps: prev.apps, aliasOwner: prev.aliasOwner };
       await appendRejects(this.config, records);
       const rejected = results.filter((r): r is Extract<DocResult, { status: 'rejected' }> => r.status === 'rejected')
         .map(({ status: _s, ...r }) => r);

@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { AppState, State } from '../state/types.js';
 import { ensureDir, fsyncDir, removePath, writeFileAtomic, writeFilesAtomic } from '../io/atomic.js';
-import { renderAppFile, renderIndexChunks } from './emit.js';
+import { indexChunksFromEntries, indexEntry, renderAppFile } from './emit.js';
 import { appDigest } from './digest.js';
 import { appFilePath, appsDir, indexFilePath, routesDir, tlsRelPath, tlsRoot } from './paths.js';
-import { emptyDisk, type DiskState } from './load.js';
+import { emptyDisk, type DiskState, type IndexEntries } from './load.js';
 
 export interface WriteResult {
   /** what is on disk now (the next write's `disk`) */
@@ -32,6 +32,12 @@ export interface WriteOptions {
   /** render and compare every app, not only the changed objects (after reading the files: a file written by an
    * older paas-rproxy or for another cloud domain is rewritten) */
   verify?: boolean;
+  /**
+   * the ids of every app whose entry may differ between `prev` and `next` (added, changed, deleted): only those are
+   * looked at, and `disk` (which must then be what the last write returned, or null) is updated in place.
+   * Absent: every app is compared.
+   */
+  changed?: Iterable<string>;
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -40,13 +46,17 @@ const ignoreMissing = (e: NodeJS.ErrnoException): void => { if (e.code !== 'ENOE
 /** `disk`: what is on disk as last read or written (null: nothing, a fresh state directory). */
 export async function writeState(config: Config, prev: State, next: State, disk: DiskState | null, opts: WriteOptions = {}): Promise<WriteResult> {
   const was = disk ?? emptyDisk();
-  const files = new Map(was.files);
+  const only = opts.changed && !opts.verify ? [...new Set(opts.changed)].sort() : null;
+  const files = only ? was.files : new Map(was.files);
+  // the apps this write looks at, new and old (all of them without `changed`)
+  const nextApps = (): Iterable<AppState> => (only ? only.flatMap((id) => next.apps.get(id) ?? []) : next.apps.values());
+  const prevApps = (): Iterable<AppState> => (only ? only.flatMap((id) => prev.apps.get(id) ?? []) : prev.apps.values());
   let tlsFilesWritten = 0;
   const abs = (rel: string) => join(routesDir(config), rel);
 
   // 1. TLS material of changed apps
   const dirsToSync = new Set<string>();
-  for (const app of next.apps.values()) {
+  for (const app of nextApps()) {
     const old = prev.apps.get(app.id);
     if (old === app || app.tls.length === 0) continue;
     for (const t of app.tls) {
@@ -79,7 +89,7 @@ export async function writeState(config: Config, prev: State, next: State, disk:
     appFilesWritten += group.length;
     group = [];
   };
-  for (const app of next.apps.values()) {
+  for (const app of nextApps()) {
     if (!opts.verify && prev.apps.get(app.id) === app && files.has(app.id)) continue;
     const text = renderAppFile(app, config.cloud_domain);
     const sha = sha256(text);
@@ -90,9 +100,10 @@ export async function writeState(config: Config, prev: State, next: State, disk:
   await flush();
 
   // 3. the index: the commit point
-  const gone = [...files.keys()].filter((id) => !next.apps.has(id));
+  const gone = (only ?? [...files.keys()]).filter((id) => files.has(id) && !next.apps.has(id));
   for (const id of gone) files.delete(id);
-  const index = renderIndexChunks(next.apps.values(), appDigest);
+  const entries = only && was.index ? updateIndexEntries(was.index, only, next) : indexEntries(next);
+  const index = indexChunksFromEntries(entries.ids, (id) => entries.lines.get(id)!);
   const h = createHash('sha256');
   for (const c of index) h.update(c);
   const indexSha = h.digest('hex');
@@ -110,7 +121,7 @@ export async function writeState(config: Config, prev: State, next: State, disk:
   if (appFilesRemoved > 0) await fsyncDir(appsDir(config)).catch(() => undefined);
 
   const removed = new Set<string>();
-  for (const old of prev.apps.values()) {
+  for (const old of prevApps()) {
     const app: AppState | undefined = next.apps.get(old.id);
     if (app === old || old.tls.length === 0) continue;
     if (!app) {
@@ -128,5 +139,42 @@ export async function writeState(config: Config, prev: State, next: State, disk:
     }
   }
   for (const d of removed) await fsyncDir(d).catch(() => undefined);
-  return { disk: { files, indexSha, strays: [] }, wroteIndex, appFilesWritten, appFilesRemoved, tlsFilesWritten };
+  return { disk: { files, indexSha, strays: [], index: entries }, wroteIndex, appFilesWritten, appFilesRemoved, tlsFilesWritten };
+}
+
+const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Every entry of index.json for `state` (a full render). */
+function indexEntries(state: State): IndexEntries {
+  const lines = new Map<string, string>();
+  for (const app of state.apps.values()) lines.set(app.id, indexEntry(app.id, appDigest(app)));
+  return { ids: [...lines.keys()].sort(byId), lines };
+}
+
+/**
+ * `entries` (updated in place) after the apps `changed` (sorted) took their values in `next`: the entries of changed
+ * apps re-rendered, ids added by one merge of two sorted lists, deleted ones filtered out. O(apps + changes), and
+ * no new string for an unchanged app.
+ */
+export function updateIndexEntries(entries: IndexEntries, changed: readonly string[], next: State): IndexEntries {
+  const added: string[] = [];
+  let removed = false;
+  for (const id of changed) {
+    const app = next.apps.get(id);
+    const had = entries.lines.has(id);
+    if (!app) { if (had) { entries.lines.delete(id); removed = true; } continue; }
+    if (!had) added.push(id);
+    entries.lines.set(id, indexEntry(id, appDigest(app)));
+  }
+  if (removed) entries.ids = entries.ids.filter((id) => entries.lines.has(id));
+  if (added.length) {
+    const old = entries.ids;
+    const merged: string[] = new Array(old.length + added.length);
+    let i = 0, j = 0, k = 0;
+    while (i < old.length && j < added.length) merged[k++] = byId(old[i]!, added[j]!) <= 0 ? old[i++]! : added[j++]!;
+    while (i < old.length) merged[k++] = old[i++]!;
+    while (j < added.length) merged[k++] = added[j++]!;
+    entries.ids = merged;
+  }
+  return entries;
 }

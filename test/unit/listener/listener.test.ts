@@ -99,3 +99,41 @@ test('seen ids: persisted, reloaded, never re-added', async (t) => {
   const b = await SeenIds.open(dir);
   t.true(b.has('ID:2'));
 });
+
+test('batcher: under load the next apply takes what arrived during the previous one (up to maxBatch), idle ones stay small', async (t) => {
+  const sizes: number[] = [];
+  const port: IntakePort = {
+    async apply(batch) { sizes.push(batch.length); await clock.sleep(40); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
+  };
+  const clock = new FakeClock();
+  const b = new Batcher(port, { quietMs: 5, maxBatch: 4, maxDelayMs: 20 }, () => undefined, () => undefined, clock);
+  const log: string[] = [];
+  b.push(delivery('idle', log));
+  await clock.advance(10); // applied alone, 5 ms after it came
+  t.deepEqual(sizes, [1]);
+  for (let i = 0; i < 7; i++) b.push(delivery(`m${i}`, log)); // arrive while 'idle' is being applied
+  await clock.advance(40);
+  await clock.advance(200);
+  t.deepEqual(sizes, [1, 4, 3], 'the queue is taken at once after each apply, maxBatch at most');
+  t.is(log.length, 8);
+  await b.stop();
+});
+
+test('batcher: an apply holds at most maxBatchChars of bodies (a single larger message goes alone), and prepare sees each message once, when queued', async (t) => {
+  const sizes: number[] = [];
+  const prepared: string[] = [];
+  const port: IntakePort = {
+    prepare(d) { prepared.push(d.messageId); },
+    async apply(batch) { sizes.push(batch.length); return { messages: batch.map((d) => ({ messageId: d.messageId, docs: [] })), changedApps: [] }; },
+  };
+  const clock = new FakeClock();
+  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20, maxBatchChars: 100 }, () => undefined, () => undefined, clock);
+  const log: string[] = [];
+  const sized = (id: string, n: number): Delivery => ({ ...delivery(id, log), body: 'x'.repeat(n) });
+  for (const [id, n] of [['a', 40], ['b', 40], ['c', 40], ['big', 500], ['d', 10]] as const) b.push(sized(id, n));
+  t.deepEqual(prepared, ['a', 'b', 'c', 'big', 'd'], 'prepared as they were queued, before any apply');
+  await clock.advance(100);
+  t.deepEqual(sizes, [2, 1, 1, 1], 'a+b (80), c (c+big is over), big alone, d');
+  t.is(log.length, 5);
+  await b.stop();
+});

@@ -7,7 +7,7 @@ import { appDigest } from '../../../generator/src/vars/digest.js';
 import { readState } from '../../../generator/src/vars/load.js';
 import { writeState } from '../../../generator/src/vars/write.js';
 import { cloneState } from '../../../generator/src/state/types.js';
-import { renderAppFile, renderVars } from '../../../generator/src/vars/emit.js';
+import { renderAppFile, renderIndexChunks, renderVars } from '../../../generator/src/vars/emit.js';
 import { appFilePath, appsDir, indexFilePath, inventoryTlsRoot, inventoryVarsFiles, routesDir, singleFilePath } from '../../../generator/src/vars/paths.js';
 import { cp, mkdir } from 'node:fs/promises';
 import { renderVars as renderLegacyYaml } from './fixtures/legacy-yaml.js';
@@ -385,4 +385,43 @@ test('crash ordering: app files are written before the index, removed after it; 
   const healed = await StateStore.open(cfg);
   t.deepEqual(healed.state.apps.get('one-acme')!.aliases, ['uno.example.com']);
   t.is(JSON.parse(await readFile(indexFilePath(cfg), 'utf8')).app_digests['one-acme'], appDigest(healed.state.apps.get('one-acme')!));
+});
+
+test('batches write index.json incrementally: byte-identical to a full render after adds (before, between, after), changes and deletes', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  const del = (app: string) => psych({ action: ':delete_application', app_name: app, namespace: 'acme' });
+  const batches = [
+    alias('m', 'm.example.com') + alias('c', 'c.example.com'),
+    alias('a', 'a.example.com') + alias('x', 'x.example.com') + alias('f', 'f.example.com'), // before, after, between
+    alias('c', 'c2.example.com'), // a change only
+    del('a') + alias('b', 'b.example.com') + del('x'), // deletes at both ends, an add
+    del('m') + alias('m', 'm.example.com'), // deleted and created again in one batch
+    del('b') + del('c') + del('f') + del('m'), // empty
+    alias('z', 'z.example.com'),
+  ];
+  for (const b of batches) {
+    await store.applyText(b);
+    const full = renderIndexChunks(store.state.apps.values(), appDigest).join('');
+    t.is(await readFile(indexFilePath(cfg), 'utf8'), full);
+    t.deepEqual(canonState((await readState(cfg)).state), canonState(store.state));
+    t.deepEqual((await readdir(appsDir(cfg))).sort(), [...store.state.apps.keys()].map((id) => `${id}.json`).sort());
+  }
+});
+
+test('a failed write leaves the in-memory state as committed (copy-on-write), and the next apply starts from the disk', async (t) => {
+  const cfg = await tmpConfig();
+  const store = await StateStore.open(cfg);
+  await store.applyText(alias('one', 'one.example.com'));
+  const committed = canonState(store.state);
+  const index = await readFile(indexFilePath(cfg), 'utf8');
+  await rm(indexFilePath(cfg));
+  await mkdir(join(indexFilePath(cfg), 'blocker'), { recursive: true });
+  await t.throwsAsync(store.applyText(alias('two', 'two.example.com') + alias('one', 'uno.example.com')));
+  t.deepEqual(canonState(store.state), committed, 'nothing of the failed batch in memory');
+  await rm(indexFilePath(cfg), { recursive: true });
+  await writeFile(indexFilePath(cfg), index);
+  await store.applyText(alias('three', 'three.example.com'));
+  t.deepEqual([...store.state.apps.keys()].sort(), ['one-acme', 'three-acme']);
+  t.is(await readFile(indexFilePath(cfg), 'utf8'), renderIndexChunks(store.state.apps.values(), appDigest).join(''));
 });
