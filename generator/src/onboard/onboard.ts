@@ -142,7 +142,7 @@ export async function verifyStep(c: OnboardRun): Promise<StepResult> {
   const reference = refHost ? String(fleetAddrs.get(refHost)?.ansible_host) : null;
   // what it was provisioned with, minus apps changed since (those reach it with the catch-up below; the
   // proxies in service may already have the newer version)
-  const nowDigests = digestsOf(await c.p.loadState());
+  const nowDigests = await c.p.digests();
   const stable = { ...snapState, apps: new Map([...snapState.apps].filter(([id]) => nowDigests[id] === snapshot[id])) };
   const ver = await c.p.verify(stable, c.address, reference, c.o.verifyMax ?? 500);
   c.verify = ver;
