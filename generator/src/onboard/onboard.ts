@@ -142,14 +142,14 @@ export async function verifyStep(c: OnboardRun): Promise<StepResult> {
   const reference = refHost ? String(fleetAddrs.get(refHost)?.ansible_host) : null;
   // what it was provisioned with, minus apps changed since (those reach it with the catch-up below; the
   // proxies in service may already have the newer version)
-  const nowDigests = digestsOf(await c.p.loadState());
+  const nowDigests = await c.p.digests();
   const stable = { ...snapState, apps: new Map([...snapState.apps].filter(([id]) => nowDigests[id] === snapshot[id])) };
   const ver = await c.p.verify(stable, c.address, reference, c.o.verifyMax ?? 500);
   c.verify = ver;
   if (!ver.ok) {
     return failed(formatVerifyFailures(ver), new RproxyError('ERR_VERIFY_FAILED', `${host} was provisioned but does not serve the current routes (${ver.failures.length} of ${ver.requests} checks failed: ${formatVerifyFailures(ver)}); it is not in the inventory and holds no VIP${c.o.inInventory ? ' (it stays in the inventory as the operator put it, outside the VRRP set)' : ''}`));
   }
-  return { detail: `${ver.checkedApps} of ${ver.apps} apps, ${ver.requests} requests${ver.reference ? `, same answers as ${refHost} (${ver.reference})` : ''}` };
+  return { detail: `${ver.checkedApps} of ${ver.apps} apps, ${ver.requests} requests${ver.reference ? `, same answers as ${refHost} (${ver.reference})` : ''} (requests ${(ver.durationMs / 1000).toFixed(1)} s)` };
 }
 
 /** 5. the inventory (round-trip edit: comments and order kept; appended at the end of the group) */

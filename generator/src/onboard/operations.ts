@@ -120,6 +120,9 @@ export interface OpPorts {
   connectSsh(conn: Connection, opts: ConnectOptions): Promise<SshSession>;
   vipWatch(conns: Connection[]): VipWatcher;
   loadState(): Promise<State>;
+  /** the app digests of the state as it is now: index.json alone when it is current (10,000 apps: ~30 ms, where
+   * loadState parses every app file, 0.6-1.4 s) */
+  digests(): Promise<Record<string, string>>;
   /** a temporary overlay inventory source for the duration of fn */
   withOverlay<T>(content: string, fn: (file: string) => Promise<T>): Promise<T>;
   /** a recorded playbook run under the playbook lock */
@@ -145,6 +148,7 @@ export function realPorts(config: Config, progress: Progress): OpPorts {
     connectSsh: (conn, opts) => connectSsh(conn, opts),
     vipWatch: (conns) => new VipWatch(conns),
     loadState: () => loadState(config),
+    digests: () => runnerPorts(config).digests(),
     withOverlay: (content, fn) => withOverlay(config.inventory_dir, content, fn),
     play: (cmd, trigger) => play(config, cmd, trigger, progress),
     writeApplied: (host, digests) => writeApplied(config.state_dir, host, digests),

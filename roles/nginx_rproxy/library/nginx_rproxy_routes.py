@@ -24,7 +24,11 @@ description:
   - Files of an application under O(conf_dir) are C(apps/<id>.json) (its routing data, read by the Lua data plane),
     C(tls-servers/<id>.conf) (its :443 servers, only with TLS aliases) and C(tls/<id>/<alias>.crt|.key) (directory
     0700, files 0600). Any other path is refused.
-  - Every file is swapped in atomically (temporary file + rename), the previous bytes kept. When only data files
+  - Every file is swapped in atomically (temporary file + rename), the previous bytes kept, and the directories are
+    fsynced once after the renames. A few files get an fsync each before their rename; many (32 or more, a new
+    proxy's whole state) are all written as temporary files first, made durable with ONE syncfs of the filesystem,
+    then renamed. A crash leaves every file whole, never truncated; 10,000 files take 0.6 s instead of 2.9 s.
+    When only data files
     changed (at most O(bulk_sync_threshold) apps) and nginx runs, the change is POSTed to the Lua apply endpoint
     (O(apply_socket), root only), which checks every entry and applies all or nothing, without a reload. Otherwise
     (TLS servers or certificates changed, a bulk change, or a running nginx without the endpoint) the whole
@@ -214,6 +218,7 @@ diff:
   returned: changed and diff mode
 '''
 
+import ctypes
 import errno
 import fcntl
 import json
@@ -240,6 +245,10 @@ SUBDIRS = PLAIN_SUBDIRS + ('tls',)
 # the per-app layout of paas-rproxy before the Lua data plane: removed by a full run once nothing includes it
 LEGACY_SUBDIRS = ('maps', 'upstreams', 'servers', 'locations')
 APPLY_TIMEOUT = 10.0
+# From this many files on, one filesystem sync replaces an fsync per file (write_files): 10,000 fsyncs cost 2.9 s on
+# the lab's proxies, one sync 0.1 s. Below it (the listener's targeted runs: one or a few apps) an fsync per file
+# costs less than flushing whatever else the filesystem has dirty.
+BATCH_SYNC_MIN = 32
 
 
 def app_of(rel):
@@ -326,21 +335,98 @@ def legacy_dirs(conf_dir):
     if b'/maps/' in base or b'/upstreams/' in base or b'/servers/' in base:
         return []  # the base configuration of the older layout: site.yml (tag nginx_rproxy) replaces it first
     return found
-def write_atomic(path, data, mode):
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.rproxy-', dir=d)
+def write_temp(path, data, mode, sync=True):
+    """A temporary file beside `path` holding `data` (fsynced when `sync`); returns its path."""
+    fd, tmp = tempfile.mkstemp(prefix='.rproxy-', dir=os.path.dirname(path))
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+    return tmp
+
+
+def unlink_quiet(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_atomic(path, data, mode):
+    tmp = write_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        unlink_quiet(tmp)
+        raise
+
+
+def _syncfs():
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), 'syncfs', None)
+    except OSError:
+        return None
+
+
+def sync_filesystem(path):
+    """Makes every file written so far on the filesystem of directory `path` durable: syncfs(2) on it (Linux: it
+    waits for the writeback and reports its errors), else sync(2). Raises OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        syncfs = _syncfs()
+        if syncfs is not None:
+            if syncfs(fd) == 0:
+                return
+            err = ctypes.get_errno()
+            if err != errno.ENOSYS:
+                raise OSError(err, 'syncfs %s: %s' % (path, os.strerror(err)))
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Makes the renames and removals in directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_files(items, touched):
+    """Swaps in every (rel, path, data, mode) of `items`, each atomically: a crash leaves every file whole, old or new,
+    never truncated. Few files: temporary file, fsync, rename, one by one. Many (BATCH_SYNC_MIN): every temporary
+    file written first, then ONE filesystem sync makes them all durable, then the renames. `touched` gets each rel
+    before its rename (the caller's rollback); temporary files not renamed are removed on failure."""
+    if len(items) < BATCH_SYNC_MIN:
+        for rel, path, data, mode in items:
+            touched.append(rel)
+            write_atomic(path, data, mode)
+        return
+    temps = []
+    renamed = 0
+    try:
+        for rel, path, data, mode in items:
+            temps.append((rel, path, write_temp(path, data, mode, sync=False)))
+        by_fs = {}
+        for d in set(os.path.dirname(path) for _rel, path, _tmp in temps):
+            by_fs.setdefault(os.stat(d).st_dev, d)
+        for d in by_fs.values():
+            sync_filesystem(d)
+        for rel, path, tmp in temps:
+            touched.append(rel)
+            os.replace(tmp, path)
+            renamed += 1
+    except BaseException:
+        for _rel, _path, tmp in temps[renamed:]:
+            unlink_quiet(tmp)
         raise
 
 
@@ -514,6 +600,7 @@ def main():
         module.fail_json(msg=msg, **result)
 
     try:
+        items = []
         for rel in to_write:
             path = os.path.join(conf_dir, rel)
             if rel.startswith('tls/'):
@@ -521,11 +608,16 @@ def main():
                 if not os.path.isdir(d):
                     ensure_dir(d, 0o700)
                     created_dirs.append(d)
-            touched.append(rel)
-            write_atomic(path, desired[rel][0], desired[rel][1])
+            items.append((rel, path, desired[rel][0], desired[rel][1]))
+        write_files(items, touched)
         for rel in to_remove:
             touched.append(rel)
             os.unlink(os.path.join(conf_dir, rel))
+        # the renames and removals themselves durable: each directory once (created ones and conf_dir too)
+        for d in sorted(set(os.path.dirname(os.path.join(conf_dir, rel)) for rel in to_write + to_remove)
+                        | set(os.path.dirname(d) for d in created_dirs)):
+            if os.path.isdir(d):
+                fsync_dir(d)
     except Exception as e:
         fail('writing nginx route files failed, previous files restored: %s' % e)
 

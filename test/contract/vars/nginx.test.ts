@@ -261,6 +261,31 @@ test('the module: a targeted run looks only at its apps\' own files: a deleted a
   t.false(existsSync(join(dir, 'rproxy/tls/gone-acme')), 'the deleted app\'s TLS directory is removed');
 });
 
+test('the module: many files (a new proxy\'s 10,000) are written as temporary files, synced once, then renamed: whole files, no temporary file left, all restored when nginx -t fails', async (t) => {
+  const { dir } = await renderTree([TRICKY]);
+  const ids = Array.from({ length: 40 }, (_, i) => `bulk${i}-acme`); // above the module's BATCH_SYNC_MIN (32)
+  const data = (id: string, v: number) => `{"backends":["198.51.100.41:${8000 + v}"],"id":"${id}","locations":[],"names":["${id}.apps.example.com"],"root_location":true,"websocket":false}\n`;
+  const files = (v: number) => Object.fromEntries(ids.map((id) => [`apps/${id}.json`, data(id, v)]));
+  const leftovers = async () => (await readdir(join(dir, 'rproxy/apps'))).concat(await readdir(join(dir, 'rproxy/tls-servers'))).filter((f) => f.startsWith('.rproxy-'));
+  const first = await runModule(dir, { apps: ids, files: files(1) });
+  t.falsy(first.failed, first.msg);
+  t.is((first as { written_count?: number }).written_count, 40);
+  for (const id of ids) t.is(await readFile(join(dir, 'rproxy/apps', `${id}.json`), 'utf8'), data(id, 1));
+  t.deepEqual(await leftovers(), []);
+  t.false((await runModule(dir, { apps: ids, files: files(1) })).changed, 'same bytes: changed=false');
+  // a refused TLS server among them: every data file keeps its previous bytes, the new server file is gone
+  const broken = await runModule(dir, { apps: ids, files: { ...files(2), 'tls-servers/bulk0-acme.conf': 'server { no_such_directive; }\n' } });
+  t.true(broken.failed);
+  t.regex(broken.msg ?? '', /nginx configuration test failed, previous files restored/);
+  for (const id of ids) t.is(await readFile(join(dir, 'rproxy/apps', `${id}.json`), 'utf8'), data(id, 1), id);
+  t.false(existsSync(join(dir, 'rproxy/tls-servers/bulk0-acme.conf')));
+  t.deepEqual(await leftovers(), []);
+  const second = await runModule(dir, { apps: ids, files: files(2) });
+  t.falsy(second.failed, second.msg);
+  for (const id of ids) t.is(await readFile(join(dir, 'rproxy/apps', `${id}.json`), 'utf8'), data(id, 2));
+  t.deepEqual(await leftovers(), []);
+});
+
 // --- TLS material: what the intake accepts, nginx loads ----------------------------------------------------------
 
 const sslDoc = (name: string, alias: string, crt: string, key: string): string =>

@@ -9,6 +9,7 @@ import { RproxyError, exitCodeFor, isRproxyError, type ErrorCode } from '../../.
 import type { AppState, State } from '../../../generator/src/state/types.js';
 import type { RunRecord } from '../../../generator/src/runner/runner.js';
 import type { PlaybookCommand } from '../../../generator/src/runner/command.js';
+import { digestsOf } from '../../../generator/src/runner/ports.js';
 import { failed, runSteps, stepLine, type Step, type Tracker } from '../../../generator/src/onboard/steps.js';
 import type { OpPorts, VipWatcher } from '../../../generator/src/onboard/operations.js';
 import type { Connection } from '../../../generator/src/onboard/connection.js';
@@ -108,6 +109,7 @@ function fakePorts(over: Partial<OpPorts> = {}, opts: { state?: State; later?: S
     connectSsh: async (c) => { calls.push(`ssh ${c.host}`); return fakeSession(calls, c.host, opts.session); },
     vipWatch: () => fakeWatch(calls, opts.watch),
     loadState: async () => (loads++ === 0 ? opts.state ?? stateOf() : opts.later ?? opts.state ?? stateOf()),
+    digests: async () => digestsOf(loads++ === 0 ? opts.state ?? stateOf() : opts.later ?? opts.state ?? stateOf()),
     withOverlay: async (content, fn) => { calls.push(`overlay ${content.includes('rp3') ? 'rp3' : 'keep'}`); return fn('/inv/.overlay.yml'); },
     play: async (cmd) => { calls.push(`play ${cmd.kind} ${cmd.hosts.join(',')}`); commands.push(cmd); return run(cmd); },
     writeApplied: async (host) => { calls.push(`writeApplied ${host}`); },
@@ -228,11 +230,15 @@ test('onboard verify: against a proxy in service, apps changed since provisionin
   const before = stateOf(app('shop-acme', 8080), app('blog-x', 8080));
   const after = stateOf(app('shop-acme', 8080), app('blog-x', 9090));
   const p = fakePorts({}, { state: before, later: after });
+  let loads = 0;
+  const load = p.loadState;
+  p.loadState = async () => { loads++; return load(); };
   const c = onboardRun(p);
   await On.checkStep(c);
   await On.provisionStep(c);
   t.regex((await On.verifyStep(c)).detail, /1 of 1 apps, 3 requests, same answers as rp1 \(198\.51\.100\.11\)/);
   t.deepEqual([...p.verified[0]!.apps.keys()], ['shop-acme'], 'blog-x changed meanwhile: not verified');
+  t.is(loads, 1, 'verify compares with the digests of index.json: the state is parsed once, by the provision step');
 
   const bad = fakePorts({ verify: async () => ({ ...VERIFY_OK, ok: false, requests: 2, failures: [{ app: 'shop-acme', name: 'shop-acme.apps.example.com', status: 502, expected: '200' }] }) });
   const c2 = onboardRun(bad);
