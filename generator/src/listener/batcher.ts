@@ -60,7 +60,10 @@ export class Batcher {
     if (this.queue.length === 0) this.firstAt = this.clock.now();
     this.queue.push(d);
     this.queuedChars += d.body.length;
-    try { this.port.prepare?.(d); } catch { /* the apply does the work again, and reports */ }
+    // parsed now only if it fits the next batch: what waits beyond that stays a body until its turn, so parsed
+    // documents held at once are bounded by about one batch (a hostile flood of 1 MiB messages cannot multiply it)
+    const fitsNext = this.queue.length <= this.opts.maxBatch && this.queuedChars <= (this.opts.maxBatchChars ?? Infinity);
+    if (fitsNext) try { this.port.prepare?.(d); } catch { /* the apply does the work again, and reports */ }
     this.schedule();
   }
 
