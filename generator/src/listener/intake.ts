@@ -41,7 +41,14 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
       // redeliveries of messages already applied (crash between the write and the ack): ack, do not re-apply
       const batch: Delivery[] = [];
       const skipped = new Set<Delivery>();
-      for (const d of all) if (seen?.has(d.messageId)) skipped.add(d); else batch.push(d);
+      // and a second copy of a message within the batch (a delivery of a dead connection still queued, then its
+      // redelivery on the new one): the first copy is applied in its place, a later one would re-apply it after the
+      // messages that followed it (an add after its remove)
+      const inBatch = new Set<string>();
+      for (const d of all) {
+        if (seen?.has(d.messageId) || inBatch.has(d.messageId)) skipped.add(d);
+        else { inBatch.add(d.messageId); batch.push(d); }
+      }
       const res = await applyBatch(batch);
       await seen?.add(batch.map((d) => d.messageId));
       // outcomes in delivery order (applyBatch returns one per message of `batch`, in order)

@@ -94,6 +94,16 @@ test('storeIntake: redeliveries of applied messages are acknowledged as duplicat
   t.deepEqual(seen2.added, []);
 });
 
+test('storeIntake: a second copy of a message in one batch (a dead connection\'s delivery still queued, then its redelivery) is a duplicate: the first copy is applied in its place', async (t) => {
+  const store = fakeStore();
+  const seen = fakeSeen();
+  const out = await storeIntake(store, 1 << 20, seen).apply([delivery('m1', alias('a.example.org')), delivery('m2', alias('b.example.org')), delivery('m1', alias('a.example.org'))]);
+  t.deepEqual(results(out), [['m1', ['applied']], ['m2', ['applied']], ['m1', ['unchanged']]]);
+  t.is(out.messages[2]!.docs[0]!.action, 'duplicate');
+  t.is(store.calls.flatMap((c) => c.docs).length, 2, 'm1 is not applied again after m2');
+  t.deepEqual(seen.added, [['m1', 'm2']]);
+});
+
 test('storeIntake: a document the store returns no result for is rejected as ERR_INTERNAL (a broken invariant, not an input error)', async (t) => {
   const store = fakeStore({ drop: 1 });
   const out = await storeIntake(store, 1 << 20).apply([delivery('m', alias('a.example.org') + alias('b.example.org'))]);
