@@ -548,7 +548,9 @@ def main():
     current = {}
     for rel in set(scope) | set(desired):
         current[rel] = read_current(os.path.join(conf_dir, rel))
-    to_write = sorted(rel for rel, (data, mode) in desired.items() if current.get(rel) != (data, mode))
+    # certificates and keys first: a crash between renames must not leave a TLS server naming a file not there yet
+    to_write = sorted((rel for rel, (data, mode) in desired.items() if current.get(rel) != (data, mode)),
+                      key=lambda rel: (not rel.startswith('tls/'), rel))
     to_remove = sorted(rel for rel in scope if rel not in desired)
     legacy = legacy_dirs(conf_dir) if p['full'] else []
 
@@ -591,6 +593,13 @@ def main():
         for d in created_dirs:
             try:
                 os.rmdir(d)
+            except OSError:
+                pass
+        # the restore durable like the writes were: a crash now must not bring back what nginx -t refused
+        for d in sorted(set(os.path.dirname(os.path.join(conf_dir, rel)) for rel in touched)
+                        | set(os.path.dirname(d) for d in created_dirs)):
+            try:
+                fsync_dir(d)
             except OSError:
                 pass
 
