@@ -21,6 +21,8 @@ export const routesSingleFile = (stateDir: string): string => join(routesDir(sta
 export const stateLockFile = (stateDir: string): string => join(stateDir, 'state.lock');
 /** rejects.jsonl: rejected messages with their reasons, appended (vars/rejects.ts; `status` shows the last ones) */
 export const rejectsFile = (stateDir: string): string => join(stateDir, 'rejects.jsonl');
+/** rejects.jsonl.1: the previous rejects log, rotated when the current one reached its cap (vars/rejects.ts) */
+export const rejectsRotatedFile = (stateDir: string): string => join(stateDir, 'rejects.jsonl.1');
 
 // ---- the runner's records (owner: runner/)
 /** playbook.lock: one playbook run at a time across processes (runner/lock.ts) */
@@ -67,6 +69,7 @@ export const STATE_DIR_LAYOUT: readonly { path: string; owner: string }[] = [
   { path: 'routes/rproxy_routes.json', owner: 'vars/migrate.ts' },
   { path: 'state.lock', owner: 'vars/store.ts' },
   { path: 'rejects.jsonl', owner: 'vars/rejects.ts' },
+  { path: 'rejects.jsonl.1', owner: 'vars/rejects.ts' },
   { path: 'playbook.lock', owner: 'runner/lock.ts' },
   { path: 'applied/<host>.json', owner: 'runner/applied.ts' },
   { path: 'vrrp-hold.json', owner: 'runner/vrrphold.ts' },

@@ -21,6 +21,7 @@ export const tlsRoot = (c: Config): string => stateDir.routesTlsDir(c.state_dir)
 export const tlsRelPath = (appId: string, alias: string, ext: 'crt' | 'key'): string => `${stateDir.ROUTES_TLS_DIR_NAME}/${appId}/${alias}.${ext}`;
 export const lockPath = (c: Config): string => stateDir.stateLockFile(c.state_dir);
 export const rejectsPath = (c: Config): string => stateDir.rejectsFile(c.state_dir);
+export const rejectsRotatedPath = (c: Config): string => stateDir.rejectsRotatedFile(c.state_dir);
 
 // The layout of paas-rproxy 0.1 (before issue 8): the state inside the operator's inventory. Read once by the
 // migration (vars/migrate.ts), which moves it here and removes it.

@@ -3,12 +3,20 @@
  * by the parser (spi/redact.ts) before it got here: a raw document never reaches this module.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 import { MAX_LOGGED } from '../spi/redact.js';
 import { ensureDir } from '../io/atomic.js';
-import { rejectsPath } from './paths.js';
+import { rejectsPath, rejectsRotatedPath } from './paths.js';
+
+/**
+ * The rejects log's cap: past it, rejects.jsonl becomes rejects.jsonl.1 (replacing the one before) and a new log
+ * starts. A hostile publisher can send rejected documents as fast as the broker takes them (each record up to
+ * 64 KiB of redacted text): without a cap the state directory's disk fills, and then no valid change can be written.
+ * The disk used is at most twice this.
+ */
+export const REJECTS_MAX_BYTES = 64 * 1024 * 1024;
 
 export interface RejectRecord {
   time: string;
@@ -29,10 +37,11 @@ export function rejectRecord(r: Omit<RejectRecord, 'time' | 'message'> & { logge
   return { time: now.toISOString(), ...rest, message };
 }
 
-export async function appendRejects(config: Config, records: RejectRecord[]): Promise<void> {
+export async function appendRejects(config: Config, records: RejectRecord[], maxBytes = REJECTS_MAX_BYTES): Promise<void> {
   if (records.length === 0) return;
   const file = rejectsPath(config);
   await ensureDir(dirname(file));
+  await rotateIfFull(file, rejectsRotatedPath(config), maxBytes);
   // root runs the CLI too, in a state directory the listener's user owns: never append through a symlink that user
   // planted at this name (the redacted document is attacker-chosen text, e.g. paths for /etc/ld.so.preload)
   const h = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -42,4 +51,14 @@ export async function appendRejects(config: Config, records: RejectRecord[]): Pr
   } finally {
     await h.close();
   }
+}
+
+async function rotateIfFull(file: string, rotated: string, maxBytes: number): Promise<void> {
+  let size = 0;
+  try {
+    const h = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try { size = (await h.stat()).size; } finally { await h.close(); }
+  } catch { return; } // absent (or not ours to read): the append below says why if it matters
+  // rename works on names, never through a link; two processes rotating at once lose at most one old log
+  if (size >= maxBytes) await rename(file, rotated).catch(() => undefined);
 }

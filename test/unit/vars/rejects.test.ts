@@ -25,3 +25,17 @@ test('appendRejects appends a line, and refuses a symlink at the log\'s name', a
   t.is((e as NodeJS.ErrnoException).code, 'ELOOP');
   t.is(await readFile(victim, 'utf8'), '', 'nothing written through the symlink');
 });
+
+test('the rejects log is capped: past its size it becomes rejects.jsonl.1 (replacing the older one) and a new log starts', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rproxy-rejects-'));
+  const config = { ...defaultConfig(), state_dir: join(dir, 'state') };
+  const cap = 1000;
+  const lineBytes = JSON.stringify(record()).length + 1;
+  for (let i = 0; i < 60; i++) await appendRejects(config, [record()], cap);
+  const current = await readFile(join(dir, 'state', 'rejects.jsonl'), 'utf8');
+  const rotated = await readFile(join(dir, 'state', 'rejects.jsonl.1'), 'utf8');
+  t.true(current.length < cap + lineBytes, `current ${current.length}`);
+  t.true(rotated.length >= cap && rotated.length < cap + lineBytes, `rotated ${rotated.length}`);
+  t.true(current.length + rotated.length < 2 * (cap + lineBytes), 'never more than twice the cap on disk');
+  t.regex(current, /evil\.so/, 'the newest records are in the current log');
+});
