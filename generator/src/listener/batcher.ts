@@ -53,7 +53,7 @@ export class Batcher {
   private failures = 0;
 
   constructor(private readonly port: IntakePort, private readonly opts: BatcherOptions, private readonly log: Log,
-    private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome) => void, private readonly clock: Clock = systemClock) {}
+    private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome, afterFailure: boolean) => void, private readonly clock: Clock = systemClock) {}
 
   push(d: Delivery): void {
     if (this.stopped) return; // not acked: redelivered to the next consumer
@@ -107,6 +107,9 @@ export class Batcher {
   private async process(batch: Delivery[]): Promise<void> {
     let outcome: BatchOutcome;
     const t0 = performance.now();
+    // a failed apply may have made its changes durable before it failed (the seen log, after the state): its retry
+    // then finds nothing to change, and only `afterFailure` tells the listener to let the runner look
+    const afterFailure = this.failures > 0;
     try {
       outcome = await this.port.apply(batch);
       this.failures = 0;
@@ -122,7 +125,7 @@ export class Batcher {
       return;
     }
     const ms = Math.round(performance.now() - t0);
-    this.onApplied(batch, outcome);
+    this.onApplied(batch, outcome, afterFailure);
     const acks = await Promise.all(batch.map((d) => d.ack()));
     const notAcked = acks.filter((a) => !a).length;
     this.log('batch', { messages: batch.length, changed_apps: outcome.changedApps.length, apply_ms: ms, acked: acks.length - notAcked, ...(notAcked ? { not_acked_connection_gone: notAcked } : {}) });

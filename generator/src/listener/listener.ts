@@ -83,7 +83,7 @@ export class Listener {
     }) : null;
     const seen = await SeenIds.open(config.state_dir);
     this.batcher = new Batcher(storeIntake(this.store, config.max_body_bytes, seen), LISTENER_BATCHING, (e, f) => log(e, f),
-      (batch, outcome) => this.onApplied(batch, outcome));
+      (batch, outcome, afterFailure) => this.onApplied(batch, outcome, afterFailure));
     this.intake = new StompIntake({
       brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,
       clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? LISTENER_PREFETCH,
@@ -131,11 +131,13 @@ export class Listener {
 
   private stopping = false;
 
-  private onApplied(batch: readonly Delivery[], outcome: BatchOutcome): void {
+  private onApplied(batch: readonly Delivery[], outcome: BatchOutcome, afterFailure = false): void {
     const log = this.opts.log;
     this.messages += batch.length;
     this.lastMessageAt = new Date().toISOString();
-    const seq = outcome.changedApps.length ? this.runner.notify('event') : this.runner.currentSeq;
+    // after a failed apply, a pass even when nothing changed now: the failed one may have written the state (the
+    // runner compares digests, so a pass with nothing pending runs nothing)
+    const seq = outcome.changedApps.length ? this.runner.notify('event') : afterFailure ? this.runner.notify('recovered') : this.runner.currentSeq;
     const changed = new Set(outcome.changedApps);
     outcome.messages.forEach((m, i) => {
       const d = batch[i] as Delivery;

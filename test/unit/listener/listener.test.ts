@@ -38,11 +38,16 @@ test('batcher: a failing apply acks nothing, never nacks, and retries the same m
   };
   const events: string[] = [];
   const clock = new FakeClock();
-  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20 }, (e) => events.push(e), () => undefined, clock);
+  const after: boolean[] = [];
+  const b = new Batcher(port, { quietMs: 5, maxBatch: 100, maxDelayMs: 20 }, (e) => events.push(e), (_b, _o, afterFailure) => after.push(afterFailure), clock);
   b.push(delivery('m1', log));
   await clock.advance(1500); // the retry pause is 450-550 ms (backoff with jitter)
   t.deepEqual(log, ['apply m1', 'apply m1', 'ack m1']);
   t.true(events.includes('apply_error'));
+  t.deepEqual(after, [true], 'the apply after a failed one says so: the failed one may have written the state (the listener then lets the runner look)');
+  b.push(delivery('m2', log));
+  await clock.advance(100);
+  t.deepEqual(after, [true, false]);
   await b.stop();
 });
 
