@@ -85,7 +85,10 @@ for (const [name, streams] of CASES) {
     try {
       const log = await readFile(join(dir, 'error.log'), 'utf8');
       t.regex(log, new RegExp(`rproxy: loaded ${apps} apps`));
-      t.notRegex(log, /skipping|\[error\]|\[emerg\]/, 'every app file passes the Lua checks');
+      // a port that another test took between freePort and the start makes nginx retry its bind (logged [emerg]):
+      // not the data's fault, and the start fails if the retries do
+      const problems = log.split('\n').filter((l) => /skipping|\[error\]|\[emerg\]/.test(l) && !/bind\(\) to \S+ failed \(98: Address already in use\)/.test(l));
+      t.deepEqual(problems, [], 'every app file passes the Lua checks');
     } finally {
       await nginx.stop();
     }
