@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 import argparse
 import ctypes
 import errno
+import glob
 import json
 import os
 import selectors
@@ -91,7 +92,8 @@ class Refused(Exception):
 
 
 def fingerprint(paths):
-    """mtime/size of the files whose change makes this process stale (ansible.cfg, ansible's own code)."""
+    """mtime/size/inode of the files whose change makes this process stale (ansible.cfg, Ansible's own code, the
+    modules' code); a directory's mtime changes when a file in it is added, removed or replaced."""
     out = {}
     for p in paths:
         try:
@@ -99,6 +101,29 @@ def fingerprint(paths):
             out[p] = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             out[p] = None
+    return out
+
+
+def module_code_paths(cwd):
+    """The directories Ansible loads module code from, and their files. Ansible caches each module's payload on disk
+    (`ansiballz_cache` under its local temp directory, keyed by the module's name only); the children of this process
+    share that directory, so a module changed on disk would be shipped from the stale cache until a restart."""
+    from ansible import constants as C
+    code_dirs = [os.path.join(cwd, 'library'), os.path.join(cwd, 'module_utils')]
+    code_dirs += list(C.DEFAULT_MODULE_PATH or []) + list(C.DEFAULT_MODULE_UTILS_PATH or [])
+    roles_dirs = list(C.DEFAULT_ROLES_PATH or []) + [os.path.join(cwd, 'roles')]
+    for roles in roles_dirs:
+        for role in sorted(glob.glob(os.path.join(roles, '*'))):
+            code_dirs += [os.path.join(role, 'library'), os.path.join(role, 'module_utils')]
+    out, seen = [], set()
+    for d in roles_dirs + code_dirs:  # a roles directory: its mtime (a role added); a code directory: its files too
+        real = os.path.realpath(d)
+        if real in seen or not os.path.isdir(real):
+            continue
+        seen.add(real)
+        out.append(real)
+        if d in code_dirs:
+            out += sorted(os.path.join(real, f) for f in os.listdir(real))
     return out
 
 
@@ -111,6 +136,7 @@ class Controller(object):
         import ansible.release
         self.watch = [p for p in (os.environ.get('ANSIBLE_CONFIG'), ansible.release.__file__) if p]
         self.watch += [c for c in self.commands if os.path.isabs(c)]
+        self.watch += module_code_paths(self.cwd)
         self.fp = fingerprint(self.watch)
         self.handlers = set()
         self.stopping = False
@@ -147,7 +173,7 @@ class Controller(object):
         if not isinstance(kill_after, (int, float)) or isinstance(kill_after, bool) or not 0 <= kill_after <= 3600:
             raise Refused('bad_request', 'kill_after_s must be a number 0..3600')
         if fingerprint(self.watch) != self.fp:
-            raise Refused('stale', 'ansible.cfg or Ansible itself changed since the controller started: restart it')
+            raise Refused('stale', 'ansible.cfg, Ansible itself or a module (library/, module_utils/) changed since the controller started: restart it')
         return argv, env, float(kill_after)
 
     # --- the listening socket ---

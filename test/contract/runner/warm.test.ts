@@ -224,6 +224,32 @@ test.serial('a dead controller: the run falls back to a cold ansible-playbook (l
   await e.warm.stop();
 });
 
+test.serial('a module changed on disk is never shipped from the payload cache: the controller refuses as stale, the run goes cold with the new code, the controller restarts', async (t) => {
+  const e = setup();
+  const lib = path.join(e.pb, 'library');
+  mkdirSync(lib);
+  const mod = (v: string) => `#!/usr/bin/python3\nfrom ansible.module_utils.basic import AnsibleModule\nAnsibleModule(argument_spec={}).exit_json(changed=False, msg="module ${v}")\n`;
+  writeFileSync(path.join(lib, 'rproxy_probe.py'), mod('one'));
+  const play = path.join(e.pb, 'probe.yml');
+  writeFileSync(play, '- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - rproxy_probe: {}\n      register: r\n    - debug: {msg: "said {{ r.msg }}"}\n');
+  const probe = (): PlaybookCommand => ({ argv: ['ansible-playbook', '-i', 'localhost,', play], display: 'probe', kind: 'routes', playbook: play, hosts: ['localhost'], apps: null });
+  t.true(await e.warm.start());
+  try {
+    const first = await run(e, probe(), true);
+    t.true(first.warm);
+    t.regex(first.output, /said module one/);
+    const ctl = e.warm.pid;
+    writeFileSync(path.join(lib, 'rproxy_probe.py'), mod('two')); // same name: the payload cache's key
+    const second = await run(e, probe(), true);
+    t.false(second.warm, 'refused as stale: run cold');
+    t.regex(second.output, /said module two/);
+    t.true(await until(() => e.warm.available && e.warm.pid !== ctl), 'restarted');
+    const third = await run(e, probe(), true);
+    t.true(third.warm);
+    t.regex(third.output, /said module two/, 'the restarted controller ships the new code');
+  } finally { await e.warm.stop(); }
+});
+
 test.serial('a controller whose socket is gone: fallback logged; a socket dir writable by others is refused', async (t) => {
   const e = setup();
   t.true(await e.warm.start());
