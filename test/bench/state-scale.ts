@@ -8,7 +8,9 @@
  *     --cpu-prof; BENCH_ALLOC_PROF=file: every allocation sampled, garbage included; BENCH_HEAP_SNAPSHOT=file);
  *   - BENCH_STOMP=1 instead: the real listener process over a private ActiveMQ on loopback (never the lab's),
  *     publishing at 6,000 msg/s, its runner without proxies (intake only);
- *   - BENCH_DIST=<dist dir> measures another build (before/after), BENCH_DIST_B a second one in the STOMP mode;
+ *   - BENCH_DIST=<dist dir> measures another build (before/after), BENCH_DIST_B a second one in the STOMP mode
+ *     (BENCH_REPEAT=n rounds, the order swapped every round; the broker's and the listener's CPU seconds per run);
+ *     BENCH_STOMP_RAW=1: the STOMP path alone (no listener), acks per message against one cumulative ack per batch;
  *   - applied through the StateStore in batches of 500:
  *   - bulk apply time of the 30,000 messages, and the state on disk (index.json + apps/);
  *   - one event (add_alias to one app) applied through a store holding 10,000 apps: p50/max of 20;
@@ -216,14 +218,74 @@ if (process.env.BENCH_STOMP === '1') {
     // BENCH_DIST_B: a second build measured on the same broker right after (before/after on one machine state)
     const builds = [dist, ...(process.env.BENCH_DIST_B ? [resolve(process.env.BENCH_DIST_B)] : [])];
     const results: Record<string, unknown>[] = [];
-    for (const build of builds) results.push({ build, ...await stompRun(build, port, LISTENER_STOMP) });
+    // BENCH_STOMP_RAW=1: the STOMP path alone, without the listener: a stompit consumer with the listener's
+    // subscription (prefetch 1000) that reads each body and acks in batches of up to 500 (or what came within
+    // 15 ms), per message (`client-individual`, before) or once per batch (`client`, after), the modes interleaved
+    if (process.env.BENCH_STOMP_RAW === '1') {
+      for (let r = 0; r < Number(process.env.BENCH_REPEAT ?? 1); r++) {
+        for (const mode of (r % 2 ? ['client', 'client-individual'] : ['client-individual', 'client']) as ('client' | 'client-individual')[]) {
+          results.push({ mode, round: r, ...await rawStompRun(port, LISTENER_STOMP, mode, broker.pids()) });
+        }
+      }
+      console.log(JSON.stringify(results, null, 2));
+      await broker.stop();
+      await rm(dir, { recursive: true, force: true });
+      process.exit(0);
+    }
+    // BENCH_REPEAT=n: n rounds, the builds' order swapped every round (interleaved before/after)
+    const rounds = Number(process.env.BENCH_REPEAT ?? 1);
+    for (let r = 0; r < rounds; r++) {
+      for (const build of r % 2 ? [...builds].reverse() : builds) results.push({ build, round: r, ...await stompRun(build, port, LISTENER_STOMP, broker.pids()) });
+    }
     console.log(JSON.stringify(results, null, 2));
   } finally { await broker.stop(); }
   await rm(dir, { recursive: true, force: true });
   process.exit(0);
 }
 
-async function stompRun(build: string, port: number, login: { login: string; passcode: string }): Promise<Record<string, unknown>> {
+async function rawStompRun(port: number, login: { login: string; passcode: string }, mode: 'client' | 'client-individual', brokerPids: number[]): Promise<Record<string, unknown>> {
+  const { publisher } = await import('./latency.js');
+  const { readFileSync } = await import('node:fs');
+  const stompit = (await import('stompit')).default;
+  const cpuOf = (pids: number[]) => pids.reduce((a, p) => { try { const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' '); return a + Number(f[11]) + Number(f[12]); } catch { return a; } }, 0) / 100;
+  const client: any = await new Promise((res, rej) => stompit.connect({ host: '127.0.0.1', port, connectHeaders: { host: '/', login: login.login, passcode: login.passcode, 'heart-beat': '0,0' } } as never, (e: Error | null, c: unknown) => (e ? rej(e) : res(c))));
+  client.on('error', () => undefined);
+  let got = 0, acked = 0, lastAck = 0;
+  let batch: unknown[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    const b = batch; batch = [];
+    if (!b.length) return;
+    if (mode === 'client') client.ack(b[b.length - 1]); else for (const m of b) client.ack(m);
+    acked += b.length; lastAck = performance.now();
+  };
+  client.subscribe({ destination: '/queue/paas-rproxy.routinginfo', ack: mode, 'activemq.prefetchSize': '1000', 'activemq.exclusive': 'true' }, (e: Error | null, m: any) => {
+    if (e) return;
+    m.readString('utf-8', () => { got++; batch.push(m); if (batch.length >= 500) flush(); else if (!timer) timer = setTimeout(flush, 15); });
+  });
+  const pub = await publisher(port);
+  const bodies: string[] = JSON.parse(spawnSync(process.execPath, ['-e', `${CHILD_EV}; const o=[]; for (let i=0;i<${APPS};i++) for (const k of [0,1,2]) o.push(ev(i,k)); process.stdout.write(JSON.stringify(o))`], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout);
+  const brokerCpu0 = cpuOf(brokerPids), cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < bodies.length; i += 600) {
+    for (const b of bodies.slice(i, i + 600)) pub.send(b);
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + ((i + 600) / 6000) * 1000 - performance.now())));
+  }
+  const published = performance.now();
+  const end = Date.now() + 300000;
+  while (acked < bodies.length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  const brokerCpu = cpuOf(brokerPids) - brokerCpu0, cpu = process.cpuUsage(cpu0);
+  await new Promise<void>((r) => client.disconnect(() => r()));
+  await pub.close();
+  return {
+    messages: bodies.length, received: got, publish_ms: Math.round(published - t0), after_last_published_ms: Math.round(lastAck - published),
+    msg_per_s: Math.round(bodies.length / (lastAck - t0) * 1000), broker_cpu_s: Math.round(brokerCpu * 10) / 10,
+    consumer_and_publisher_cpu_s: Math.round((cpu.user + cpu.system) / 1e5) / 10,
+  };
+}
+
+async function stompRun(build: string, port: number, login: { login: string; passcode: string }, brokerPids: number[] = []): Promise<Record<string, unknown>> {
   const { publisher } = await import('./latency.js');
   const { spawn } = await import('node:child_process');
   const { readFileSync } = await import('node:fs');
@@ -255,6 +317,9 @@ async function stompRun(build: string, port: number, login: { login: string; pas
   await until(() => connected, 30000);
   const pub = await publisher(port);
   const bodies: string[] = JSON.parse(spawnSync(process.execPath, ['-e', `${CHILD_EV}; const o=[]; for (let i=0;i<${APPS};i++) for (const k of [0,1,2]) o.push(ev(i,k)); process.stdout.write(JSON.stringify(o))`], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout);
+  // CPU seconds of the broker's processes (utime + stime) and of the listener, from the first publish to the last ack
+  const cpuOf = (pids: number[]) => pids.reduce((a, p) => { try { const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' '); return a + Number(f[11]) + Number(f[12]); } catch { return a; } }, 0) / 100;
+  const brokerCpu0 = cpuOf(brokerPids), listenerCpu0 = cpuOf([proc.pid!]);
   const t0 = performance.now();
   for (let i = 0; i < bodies.length; i += 600) {
     for (const b of bodies.slice(i, i + 600)) pub.send(b);
@@ -262,6 +327,7 @@ async function stompRun(build: string, port: number, login: { login: string; pas
   }
   const published = performance.now();
   await until(() => acked >= bodies.length, 300000);
+  const brokerCpu = cpuOf(brokerPids) - brokerCpu0, listenerCpu = cpuOf([proc.pid!]) - listenerCpu0;
   const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
   const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   proc.kill('SIGTERM');
@@ -273,6 +339,7 @@ async function stompRun(build: string, port: number, login: { login: string; pas
     messages: bodies.length, publish_ms: Math.round(published - t0), intake_ms: Math.round(lastBatch - t0),
     after_last_published_ms: Math.round(lastBatch - published), msg_per_s: Math.round(bodies.length / (lastBatch - t0) * 1000),
     batches: applyMs.length, batch_messages_max: Math.max(...sizes),
+    broker_cpu_s: Math.round(brokerCpu * 10) / 10, listener_cpu_s: Math.round(listenerCpu * 10) / 10,
     apply_ms: { p50: applyMs[Math.floor(applyMs.length / 2)], p90: applyMs[Math.floor(applyMs.length * 0.9)], max: applyMs[applyMs.length - 1] },
     rss_mib: Math.round(kib('VmRSS') / 1024), vmhwm_mib: Math.round(kib('VmHWM') / 1024),
   };

@@ -10,7 +10,9 @@ import { ensureLab, releaseLab } from '../lab/labenv.js';
 import {
   PrivateBroker, publisher, documents, ListenerProc, writeListenerConfig, gearVia, statusVia, routesJson, spi, burst,
   waitFor, sleep, VIPS, PROXY_ADDR, LAB, REPO,
+  LISTENER_STOMP,
 } from '../bench/latency.js';
+import { StompIntake, type Delivery } from '../../generator/src/listener/stomp.js';
 
 const STOMP_PORT = 61633;
 const broker = new PrivateBroker(STOMP_PORT);
@@ -125,6 +127,54 @@ test.serial('SIGKILL in the middle of a 500-event burst over 50 apps, restart: n
   // clean up
   await publish([...expected.keys()].map((id) => spi.del(id.slice(0, id.lastIndexOf('-')), ns)));
   t.true(await waitFor(() => serves(fq(firstId), null), 60_000, 500));
+});
+
+test.serial('cumulative ack (ack mode client) on the real ActiveMQ: one ACK covers every earlier delivery of its subscription, only those; after a reconnect the rest come again, and an old connection\'s ack sends nothing on the new one', async (t) => {
+  t.timeout(300_000);
+  t.is(await listener.stop('SIGTERM'), 0);
+  // the listener's own subscription (same queue, user, headers), driven by hand; the bodies are never applied
+  const got: Delivery[] = [];
+  const events: string[] = [];
+  const intake = new StompIntake({
+    brokers: [{ host: '127.0.0.1', port: STOMP_PORT }], login: LISTENER_STOMP.login, passcode: LISTENER_STOMP.passcode,
+    destination: '/queue/paas-rproxy.routinginfo', clientId: 'paas-rproxy', heartbeatMs: 10000, prefetch: 1000,
+    reconnectInitialMs: 200, reconnectMaxMs: 1000, connectTimeoutMs: 5000,
+  }, (d) => got.push(d), (e) => events.push(e));
+  const reconnect = async () => {
+    const n = events.filter((e) => e === 'broker_connected').length;
+    (intake as unknown as { client: { destroy(e: Error): void } }).client.destroy(new Error('test: connection dropped'));
+    t.truthy(await waitFor(() => events.filter((e) => e === 'broker_connected').length > n, 30_000, 50), 'reconnected');
+  };
+  try {
+    intake.start();
+    t.truthy(await waitFor(() => events.includes('broker_connected'), 30_000, 50));
+    const bodies = Array.from({ length: 10 }, (_, i) => `ack-test ${i}`);
+    await publish(bodies);
+    t.truthy(await waitFor(() => got.length >= 10, 30_000, 50), 'all 10 delivered (prefetch 1000)');
+    t.deepEqual(got.map((d) => d.body), bodies, 'in publish order');
+    const first = got.splice(0);
+    t.true(await first[4]!.ack(), 'one ACK, for the 5th');
+    await reconnect();
+    t.truthy(await waitFor(() => got.length >= 5, 30_000, 50));
+    await sleep(1000); // nothing more comes
+    t.deepEqual(got.map((d) => d.body), bodies.slice(5), 'the ACK of the 5th covered the 4 before it, and only them');
+    t.true(got.every((d) => d.headers.redelivered === 'true'));
+    t.false(first[0]!.connection.alive);
+    t.false(await first[9]!.ack(), 'an ack of the old connection\'s delivery is refused locally: nothing goes out on the new subscription');
+    await sleep(500);
+    t.true(got[0]!.connection.alive, 'no ERROR frame from the broker (an ACK it does not know would be one): the new connection is intact');
+    const second = got.splice(0);
+    t.true(await second[4]!.ack(), 'one ACK for the last');
+    await sleep(500); // the ACK frame is on its way when the callback fires: let the broker take it
+    await reconnect();
+    await sleep(2000);
+    t.deepEqual(got.map((d) => d.body), [], 'nothing redelivered: the one ACK covered all five');
+  } finally {
+    await intake.stop();
+    const from = listener.lines.length;
+    listener.start();
+    await listener.waitEvent('broker_connected', () => true, 60_000, from);
+  }
 });
 
 test.serial('events published while the listener is stopped (and the broker restarted meanwhile) are applied at start', async (t) => {

@@ -1,7 +1,18 @@
-// Batches deliveries that arrive together into one apply (one lock, one vars write), then acks each message
-// only after the apply resolved (the effect is durable). Applies are serialized. Never NACKs: when an apply
-// fails for a passing reason (I/O, lock timeout), the batch is retried after a pause and nothing is acked.
-import type { Delivery } from './stomp.js';
+// Batches deliveries that arrive together into one apply (one lock, one vars write), then acks them only after the
+// apply resolved (the effect is durable): ONE cumulative ack per connection, for its last message in the batch.
+// Applies are serialized. Never NACKs: when an apply fails for a passing reason (I/O, lock timeout), the batch is
+// retried after a pause and nothing is acked. A dead connection's queued deliveries are dropped (redelivered).
+//
+// Why a cumulative ack is safe (an ack of message m covers every message its connection delivered before m):
+//  - `push` receives a connection's messages in the order the broker dispatched them (stompit reads one frame, body
+//    to the end, before it parses the next), and the queue keeps that order: a batch is always a prefix of the queue,
+//    a failed batch goes back to the front, dropping a dead connection's deliveries keeps the others' order;
+//  - applies run one at a time, and a failed one is retried before anything behind it;
+//  so when a batch has been applied, every message its connections delivered before the batch's last one of that
+//  connection is in this batch or in one applied before it. Messages dropped unapplied (stop, connection gone) are
+//  never followed by an ack on their connection: stop acks only the apply in flight, which holds earlier ones, and a
+//  dead connection is never acked again. A reconnect is a new connection object: nothing is ever acked across.
+import type { Delivery, DeliveryConnection } from './stomp.js';
 import { backoffDelay } from '../runner/backoff.js';
 import { systemClock, type Clock, type TimerHandle } from '../runner/clock.js';
 
@@ -51,12 +62,15 @@ export class Batcher {
   private busy: Promise<void> | null = null;
   private stopped = false;
   private failures = 0;
+  private lastConnection: DeliveryConnection | undefined;
 
   constructor(private readonly port: IntakePort, private readonly opts: BatcherOptions, private readonly log: Log,
     private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome, afterFailure: boolean) => void, private readonly clock: Clock = systemClock) {}
 
   push(d: Delivery): void {
     if (this.stopped) return; // not acked: redelivered to the next consumer
+    // a new connection: the one before is gone, its queued deliveries go (M3: at most one live window queued)
+    if (d.connection !== this.lastConnection) { this.lastConnection = d.connection; this.dropDead(); }
     if (this.queue.length === 0) this.firstAt = this.clock.now();
     this.queue.push(d);
     this.queuedChars += d.body.length;
@@ -69,6 +83,24 @@ export class Batcher {
 
   get queued(): number { return this.queue.length; }
 
+  /**
+   * Review M3: the queued deliveries of a connection that is gone are dropped (their broker redelivers them on the
+   * next connection, and a cumulative ack could never cover them); otherwise every reconnect while applies fail would
+   * add another prefetch window of stale copies. Keeps the order of what stays; linear in the queue.
+   */
+  private dropDead(): void {
+    let dead = 0;
+    for (const d of this.queue) if (!d.connection.alive) dead++;
+    if (dead === 0) return;
+    const keep: Delivery[] = [];
+    let chars = 0;
+    for (const d of this.queue) if (d.connection.alive) { keep.push(d); chars += d.body.length; }
+    this.queue = keep;
+    this.queuedChars = chars;
+    if (keep.length) this.firstAt = this.clock.now();
+    this.log('deliveries_dropped', { messages: dead, reason: 'connection gone: redelivered on the next one' });
+  }
+
   private schedule(): void {
     if (this.busy || this.queue.length === 0) return;
     if (this.timer) this.clock.clearTimeout(this.timer);
@@ -79,6 +111,7 @@ export class Batcher {
 
   private flush(): void {
     this.timer = undefined;
+    this.dropDead();
     if (this.busy || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.batchLength());
     for (const d of batch) this.queuedChars -= d.body.length;
@@ -121,14 +154,14 @@ export class Batcher {
       this.queue.unshift(...batch);
       for (const d of batch) this.queuedChars += d.body.length;
       this.firstAt = this.clock.now();
+      this.dropDead(); // the connections that died meanwhile: their messages come again on the next one
       await new Promise<void>((r) => { this.clock.setTimeout(r, delay); });
       return;
     }
     const ms = Math.round(performance.now() - t0);
     this.onApplied(batch, outcome, afterFailure);
-    const acks = await Promise.all(batch.map((d) => d.ack()));
-    const notAcked = acks.filter((a) => !a).length;
-    this.log('batch', { messages: batch.length, changed_apps: outcome.changedApps.length, apply_ms: ms, acked: acks.length - notAcked, ...(notAcked ? { not_acked_connection_gone: notAcked } : {}) });
+    const { acked, notAcked, frames } = await ackBatch(batch);
+    this.log('batch', { messages: batch.length, changed_apps: outcome.changedApps.length, apply_ms: ms, acked, ack_frames: frames, ...(notAcked ? { not_acked_connection_gone: notAcked } : {}) });
   }
 
   /** stop taking messages; finish the apply in flight (and its acks); drop the rest unacked (redelivered). */
@@ -139,4 +172,19 @@ export class Batcher {
     this.queue = [];
     this.queuedChars = 0;
   }
+}
+
+/**
+ * The acks of an applied batch: per connection, one cumulative ack of its LAST message in the batch (see the top of
+ * this file for why that is safe). Linear in the batch. `acked` counts the messages covered.
+ */
+export async function ackBatch(batch: readonly Delivery[]): Promise<{ acked: number; notAcked: number; frames: number }> {
+  const last = new Map<DeliveryConnection, { d: Delivery; n: number }>();
+  for (const d of batch) {
+    const e = last.get(d.connection);
+    if (e) { e.d = d; e.n++; } else last.set(d.connection, { d, n: 1 });
+  }
+  let acked = 0, notAcked = 0;
+  await Promise.all([...last.values()].map(async ({ d, n }) => { if (await d.ack()) acked += n; else notAcked += n; }));
+  return { acked, notAcked, frames: last.size };
 }

@@ -1,6 +1,7 @@
 // STOMP intake with stompit: a broker list tried in turn, our own outer reconnect loop forever with backoff
 // (stompit gives up after an ERROR frame on CONNECT), heart-beats, an error handler on every client,
-// client-individual acks sent only by the caller after the effect is durable, and never a NACK.
+// cumulative acks (ack mode `client`) sent only by the caller after the effect of every message up to the acked one
+// is durable (the batcher: README.md, "Cumulative acks"), never across connections, and never a NACK.
 import { isIP } from 'node:net';
 import stompit from 'stompit';
 import { backoffDelay } from '../runner/backoff.js';
@@ -22,12 +23,24 @@ export interface StompSettings {
   ca?: string | null;
 }
 
+/** One broker connection, with its one subscription: what a cumulative ack can cover. */
+export interface DeliveryConnection {
+  /** false once the connection is gone: its unacked deliveries are redelivered on the next one */
+  readonly alive: boolean;
+}
+
 export interface Delivery {
   messageId: string;
   body: string;
   headers: Record<string, string>;
   receivedAt: number; // ms since epoch, when the body was read
-  /** acks on the connection that delivered it; resolves false when that connection is gone (the broker redelivers) */
+  /** the connection that delivered it: an ack never covers another connection's messages */
+  connection: DeliveryConnection;
+  /**
+   * CUMULATIVE (STOMP ack mode `client`): acknowledges this message and every message delivered before it on the
+   * same connection, so the caller may call it only once all of those are durably done. Resolves false when that
+   * connection is gone (the broker redelivers whatever it had not acked).
+   */
   ack(): Promise<boolean>;
 }
 
@@ -44,7 +57,9 @@ interface StompClient {
 export function subscribeHeaders(s: StompSettings): Record<string, string> {
   const h: Record<string, string> = {
     destination: s.destination,
-    ack: 'client-individual',
+    // cumulative: one ACK frame per apply instead of one per message (the broker acks every message of this
+    // subscription dispatched up to the acked one, and refills the prefetch window by as many)
+    ack: 'client',
     'activemq.prefetchSize': String(Math.max(1, s.prefetch)),
   };
   if (s.destination.startsWith('/topic/')) h['activemq.subscriptionName'] = s.clientId; // durable: equal to client-id
@@ -115,10 +130,13 @@ export class StompIntake {
         this.client = client;
         this.alive = true;
         this.connectedBroker = name;
+        // what the batcher sees of this connection: alive while it is the current one (a reconnect makes a new one)
+        const self = this;
+        const conn: DeliveryConnection = { get alive() { return self.client === client && self.alive; } };
         // subscribe again inside every connect callback
         client.subscribe(subscribeHeaders(this.s), (e: Error | null, message: any) => {
           if (e) { fail(e, 'subscribe'); return; }
-          this.receive(client, message);
+          this.receive(client, conn, message);
         });
         this.log('broker_connected', { broker: name, destination: this.s.destination, attempt: this.attempt });
         this.onState(true, name);
@@ -133,7 +151,7 @@ export class StompIntake {
     client.on('end', () => fail(new Error('connection ended by the broker'), 'session'));
   }
 
-  private receive(client: StompClient, message: any): void {
+  private receive(client: StompClient, conn: DeliveryConnection, message: any): void {
     const headers = { ...(message.headers as Record<string, string>) };
     const messageId = headers['message-id'] ?? '';
     // read every body to the end
@@ -141,9 +159,9 @@ export class StompIntake {
       if (err) { this.log('message_read_error', { message_id: messageId, error: err.message }); return; } // the client is dead: redelivered
       if (this.paused) return; // shutting down: left unacked, redelivered to the next consumer
       this.onMessage({
-        messageId, body: body ?? '', headers, receivedAt: Date.now(),
+        messageId, body: body ?? '', headers, receivedAt: Date.now(), connection: conn,
         ack: () => new Promise<boolean>((resolve) => {
-          if (this.client !== client || !this.alive) { resolve(false); return; }
+          if (!conn.alive) { resolve(false); return; }
           try { client.ack(message, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
         }),
       });

@@ -9,7 +9,7 @@ import { block, psych, tls, tmpConfig } from '../../fixtures/helpers.js';
 import { leakedSecrets, secretNeedles } from '../../fixtures/hostile.js';
 
 const delivery = (messageId: string, body: string): Delivery =>
-  ({ messageId, body, headers: { 'message-id': messageId }, receivedAt: Date.now(), ack: async () => true });
+  ({ messageId, body, headers: { 'message-id': messageId }, receivedAt: Date.now(), connection: { alive: true }, ack: async () => true });
 const alias = (a: string) => psych({ action: ':add_alias', app_name: 'shop', namespace: 'acme', alias: a });
 
 test('intake: a message of up to 1000 documents is applied, one of more is rejected whole without parsing', async (t) => {

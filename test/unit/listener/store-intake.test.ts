@@ -10,7 +10,7 @@ import type { ParsedDoc } from '../../../generator/src/spi/types.js';
 import { psych } from '../../fixtures/helpers.js';
 
 const delivery = (messageId: string, body: string): Delivery =>
-  ({ messageId, body, headers: { 'message-id': messageId }, receivedAt: Date.now(), ack: async () => true });
+  ({ messageId, body, headers: { 'message-id': messageId }, receivedAt: Date.now(), connection: { alive: true }, ack: async () => true });
 const alias = (a: string, app = 'shop') => psych({ action: ':add_alias', app_name: app, namespace: 'acme', alias: a });
 const BROKEN = '---\n:action: :add_alias\n:app_name: [unclosed\n';
 
