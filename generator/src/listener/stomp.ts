@@ -46,6 +46,39 @@ export interface Delivery {
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
 
+// stompit's header parser calls `this._headers.hasOwnProperty(name)` on an object whose keys the publisher chooses: a
+// header named `hasOwnProperty` made the next header line throw a TypeError out of the socket's data handler, which
+// left the frame stream stuck with the connection up (the intake deaf, nothing applied, no reconnect). Its
+// replacement (the same code, with an own-property check that cannot be shadowed), installed once.
+const frameStreamProto = (stompit as unknown as { IncomingFrameStream: { prototype: Record<string, unknown> } }).IncomingFrameStream.prototype;
+/** stompit's ParseError (not exported; only it makes the stream fail cleanly, anything else is thrown out of it) */
+const ParseError: new (m: string) => Error = (() => {
+  try { (frameStreamProto._exceededLineLengthLimit as (this: unknown) => never).call({ _maxLineLength: 0 }); } catch (e) { if (e instanceof Error) return e.constructor as new (m: string) => Error; }
+  throw new Error('stompit: IncomingFrameStream._exceededLineLengthLimit did not throw its ParseError: the header-parser fix in listener/stomp.ts needs review for this stompit version');
+})();
+if (typeof frameStreamProto._parseHeaderLine !== 'function' || typeof frameStreamProto._beginBody !== 'function' || typeof frameStreamProto._parseLine !== 'function') {
+  throw new Error('stompit: IncomingFrameStream has no _parseHeaderLine/_parseLine/_beginBody: the header-parser fix in listener/stomp.ts needs review for this stompit version');
+}
+frameStreamProto._parseHeaderLine = function parseHeaderLine(this: {
+  _parseLine(): string | null; _beginBody(): unknown; _decode(s: string): string;
+  _headers: Record<string, string>; _numHeaders: number; _maxHeaders: number;
+}): unknown {
+  const line = this._parseLine();
+  if (line === null) return undefined;
+  if (line.length === 0) return this._beginBody();
+  const separator = line.indexOf(':');
+  if (separator === -1) throw new ParseError('header parse error');
+  const name = this._decode(line.substring(0, separator));
+  const value = this._decode(line.substring(separator + 1));
+  if (!Object.prototype.hasOwnProperty.call(this._headers, name)) {
+    if (this._numHeaders === this._maxHeaders) throw new ParseError('too many headers');
+    // defined, not assigned: a header named __proto__ is a plain key
+    Object.defineProperty(this._headers, name, { value, enumerable: true, writable: true, configurable: true });
+    this._numHeaders += 1;
+  }
+  return undefined;
+};
+
 interface StompClient {
   on(ev: string, fn: (...a: any[]) => void): void;
   subscribe(headers: Record<string, unknown>, cb: (err: Error | null, msg: any) => void): unknown;

@@ -1,0 +1,78 @@
+// The STOMP intake (the real StompIntake and stompit) against a minimal in-process STOMP server on 127.0.0.1 that
+// sends what ActiveMQ forwards from a hostile publisher: the publisher's SEND headers come to the listener as
+// MESSAGE headers (ActiveMQ's STOMP transport accepts up to 1000 headers of up to 10 KiB each, StompWireFormat),
+// so the listener must read any such frame, and one frame must never stop the intake (everything behind it waits).
+import test from 'ava';
+import net from 'node:net';
+import { StompIntake, type Delivery, type StompSettings } from '../../../generator/src/listener/stomp.js';
+
+interface FakeBroker { port: number; acks: Record<string, string>[]; connects: number; close(): Promise<void> }
+
+/** a STOMP 1.2 server: CONNECTED, then on SUBSCRIBE the given MESSAGE frames (each `extra` is raw header lines) */
+async function fakeBroker(messages: { id: string; extra: string; body: string }[]): Promise<FakeBroker> {
+  const acks: Record<string, string>[] = [];
+  const sockets = new Set<net.Socket>();
+  const state = { connects: 0 };
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    let buf = '';
+    s.on('data', (chunk) => {
+      buf += chunk.toString('utf8');
+      let nul: number;
+      while ((nul = buf.indexOf('\0')) >= 0) {
+        const frame = buf.slice(0, nul).replace(/^\n+/, '');
+        buf = buf.slice(nul + 1);
+        const [head = ''] = frame.split('\n\n');
+        const [command, ...lines] = head.split('\n');
+        const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]));
+        if (command === 'CONNECT' || command === 'STOMP') { state.connects++; s.write('CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0'); }
+        else if (command === 'SUBSCRIBE') {
+          for (const m of messages) {
+            s.write(`MESSAGE\nsubscription:${headers.id}\nmessage-id:${m.id}\nack:ack-${m.id}\ndestination:/queue/paas-rproxy.routinginfo\n${m.extra}content-length:${Buffer.byteLength(m.body)}\n\n${m.body}\0`);
+          }
+        } else if (command === 'ACK') acks.push(headers);
+        else if (command === 'DISCONNECT') { if (headers.receipt) s.write(`RECEIPT\nreceipt-id:${headers.receipt}\n\n\0`); s.end(); }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port, acks, get connects() { return state.connects; },
+    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  };
+}
+
+const settings = (port: number): StompSettings => ({
+  brokers: [{ host: '127.0.0.1', port }], login: 'u', passcode: 'p', destination: '/queue/paas-rproxy.routinginfo',
+  clientId: 'c', heartbeatMs: 0, prefetch: 10, reconnectInitialMs: 20, reconnectMaxMs: 50, connectTimeoutMs: 2000,
+});
+
+/** runs the intake until `n` deliveries came or it gave up waiting (a stalled intake makes the test fail, not hang) */
+async function consume(broker: FakeBroker, n: number): Promise<{ got: Delivery[]; events: string[]; errors: string[] }> {
+  const got: Delivery[] = [];
+  const events: string[] = [];
+  const errors: string[] = [];
+  const onUncaught = (e: Error) => { errors.push(e.message); };
+  process.on('uncaughtException', onUncaught);
+  const intake = new StompIntake(settings(broker.port), (d) => { got.push(d); }, (e) => events.push(e));
+  intake.start();
+  for (let i = 0; i < 300 && got.length < n && errors.length === 0 && broker.connects < 5; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const d of got) await d.ack();
+  await intake.stop();
+  process.off('uncaughtException', onUncaught);
+  return { got, events, errors };
+}
+
+test('hostile headers: a publisher header named hasOwnProperty does not break stompit\'s parser (the intake went deaf, connected)', async (t) => {
+  const broker = await fakeBroker([
+    { id: 'm1', extra: 'hasOwnProperty:x\nzz:1\n', body: 'a' },
+    { id: 'm2', extra: '', body: 'b' },
+  ]);
+  const { got, errors } = await consume(broker, 2);
+  await broker.close();
+  t.deepEqual(errors, [], 'no exception thrown out of the frame parser');
+  t.deepEqual(got.map((d) => d.messageId), ['m1', 'm2'], 'both messages delivered, in order');
+});
