@@ -46,6 +46,19 @@ export interface Delivery {
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
 
+/**
+ * What one MESSAGE frame's header section may hold. A hostile publisher's SEND headers reach us as MESSAGE headers:
+ * ActiveMQ's STOMP transport takes up to 1000 headers of up to 10 KiB a line (StompWireFormat MAX_HEADERS,
+ * MAX_HEADER_LENGTH), and in STOMP 1.2 escapes ':' '\\' and newlines in values as two characters. stompit's defaults
+ * (64 headers, 1,024-byte lines) made such a frame a parse error: the connection dropped, the message came first again
+ * on the next one, forever, and nothing behind it was ever applied. A frame beyond these limits can only come from a
+ * publisher over another protocol (OpenWire): give the publisher's user STOMP only.
+ */
+export const STOMP_MAX_HEADERS = 1100;
+export const STOMP_MAX_LINE_BYTES = 24 * 1024;
+/** The headers a Delivery keeps (the rest, up to ~25 MiB of a hostile publisher's, are not held while queued). */
+const KEPT_HEADERS = ['message-id', 'destination', 'subscription', 'ack', 'timestamp', 'redelivered'] as const;
+
 // stompit's header parser calls `this._headers.hasOwnProperty(name)` on an object whose keys the publisher chooses: a
 // header named `hasOwnProperty` made the next header line throw a TypeError out of the socket's data handler, which
 // left the frame stream stuck with the connection up (the intake deaf, nothing applied, no reconnect). Its
@@ -157,6 +170,8 @@ export class StompIntake {
         // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
         // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence
         heartbeatDelayMargin: Math.round(this.s.heartbeatMs * 1.5),
+        // what ActiveMQ forwards from a publisher's SEND (see STOMP_MAX_HEADERS)
+        maxHeaders: STOMP_MAX_HEADERS, maxLineLength: STOMP_MAX_LINE_BYTES,
       } as any, (err: Error | null) => {
         if (err) { fail(err, 'connect'); return; }
         if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }
@@ -185,7 +200,10 @@ export class StompIntake {
   }
 
   private receive(client: StompClient, conn: DeliveryConnection, message: any): void {
-    const headers = { ...(message.headers as Record<string, string>) };
+    // only the headers the listener and the ack use are held while the delivery is queued (bounded per message)
+    const all = message.headers as Record<string, string>;
+    const headers: Record<string, string> = {};
+    for (const k of KEPT_HEADERS) if (Object.prototype.hasOwnProperty.call(all, k) && typeof all[k] === 'string') headers[k] = all[k] as string;
     const messageId = headers['message-id'] ?? '';
     // read every body to the end
     message.readString('utf-8', (err: Error | null, body?: string) => {
@@ -195,7 +213,7 @@ export class StompIntake {
         messageId, body: body ?? '', headers, receivedAt: Date.now(), connection: conn,
         ack: () => new Promise<boolean>((resolve) => {
           if (!conn.alive) { resolve(false); return; }
-          try { client.ack(message, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
+          try { client.ack({ headers }, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
         }),
       });
     });

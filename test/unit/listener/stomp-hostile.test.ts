@@ -76,3 +76,19 @@ test('hostile headers: a publisher header named hasOwnProperty does not break st
   t.deepEqual(errors, [], 'no exception thrown out of the frame parser');
   t.deepEqual(got.map((d) => d.messageId), ['m1', 'm2'], 'both messages delivered, in order');
 });
+
+test('hostile headers: a 10 KiB header line and 1000 headers (what ActiveMQ accepts from a STOMP publisher) are read, not a reconnect loop', async (t) => {
+  const many = Array.from({ length: 990 }, (_, i) => `h${i}:v\n`).join('');
+  const broker = await fakeBroker([
+    // ActiveMQ 1.2 escapes ':' and '\n' in values as two characters: a 10 KiB value can be a 20 KiB line
+    { id: 'm1', extra: `x-long:${'\\c'.repeat(10 * 1024)}\n`, body: 'a' },
+    { id: 'm2', extra: many, body: 'b' },
+    { id: 'm3', extra: '', body: 'c' },
+  ]);
+  const { got, events } = await consume(broker, 3);
+  await broker.close();
+  t.deepEqual(got.map((d) => d.messageId), ['m1', 'm2', 'm3'], `delivered; events: ${[...new Set(events)].join(', ')}`);
+  t.is(broker.connects, 1, 'no reconnect');
+  t.true(got.every((d) => Object.keys(d.headers).length <= 6), 'a delivery keeps only the headers the listener uses (not 25 MiB of a publisher\'s)');
+  t.deepEqual(broker.acks.map((a) => a.id), ['ack-m1', 'ack-m2', 'ack-m3'], 'the acks still carry the ack id');
+});
