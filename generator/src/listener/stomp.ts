@@ -21,7 +21,16 @@ export interface StompSettings {
   connectTimeoutMs: number;
   /** PEM CA bundle the brokers' TLS certificates are verified against (null: the system's CAs) */
   ca?: string | null;
+  /**
+   * Bodies over this many bytes are read to the end but not kept: the delivery holds their first 4 KiB (for the
+   * rejection's log excerpt) and their size (`bodyBytes`), the intake rejects them (ERR_SPI_TOO_LARGE). ActiveMQ
+   * takes STOMP bodies up to 100 MB, and a prefetch window of them held whole would run the heap out.
+   */
+  maxBodyBytes?: number;
 }
+
+/** What a delivery over `maxBodyBytes` keeps of its body. */
+export const CUT_BODY_KEEP_BYTES = 4096;
 
 /** One broker connection, with its one subscription: what a cumulative ack can cover. */
 export interface DeliveryConnection {
@@ -34,6 +43,8 @@ export interface Delivery {
   body: string;
   headers: Record<string, string>;
   receivedAt: number; // ms since epoch, when the body was read
+  /** the body's size in bytes as received, when it was over StompSettings.maxBodyBytes (then `body` is its start) */
+  bodyBytes?: number;
   /** the connection that delivered it: an ack never covers another connection's messages */
   connection: DeliveryConnection;
   /**
@@ -206,11 +217,11 @@ export class StompIntake {
     for (const k of KEPT_HEADERS) if (Object.prototype.hasOwnProperty.call(all, k) && typeof all[k] === 'string') headers[k] = all[k] as string;
     const messageId = headers['message-id'] ?? '';
     // read every body to the end
-    message.readString('utf-8', (err: Error | null, body?: string) => {
+    readBody(message, this.s.maxBodyBytes, (err: Error | null, body: string, bodyBytes?: number) => {
       if (err) { this.log('message_read_error', { message_id: messageId, error: err.message }); return; } // the client is dead: redelivered
       if (this.paused) return; // shutting down: left unacked, redelivered to the next consumer
       this.onMessage({
-        messageId, body: body ?? '', headers, receivedAt: Date.now(), connection: conn,
+        messageId, body, headers, receivedAt: Date.now(), connection: conn, ...(bodyBytes !== undefined ? { bodyBytes } : {}),
         ack: () => new Promise<boolean>((resolve) => {
           if (!conn.alive) { resolve(false); return; }
           try { client.ack({ headers }, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
@@ -238,4 +249,28 @@ export class StompIntake {
       try { c.disconnect(() => { clearTimeout(t); resolve(); }); } catch { clearTimeout(t); resolve(); }
     });
   }
+}
+
+/**
+ * Reads a frame's body to the end (the next frame is parsed only after it), as stompit's readString does, but keeps at
+ * most `cap` bytes of it: over the cap, only its first CUT_BODY_KEEP_BYTES and its size are handed on.
+ */
+function readBody(frame: NodeJS.ReadableStream, cap: number | undefined, done: (err: Error | null, body: string, bodyBytes?: number) => void): void {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let total = 0;
+  let settled = false;
+  frame.on('data', (c: Buffer | string) => {
+    const b = typeof c === 'string' ? Buffer.from(c, 'utf8') : c;
+    total += b.length;
+    if (cap === undefined || kept <= cap) { chunks.push(b); kept += b.length; }
+  });
+  frame.on('end', () => {
+    if (settled) return;
+    settled = true;
+    const all = Buffer.concat(chunks);
+    if (cap !== undefined && total > cap) done(null, all.subarray(0, CUT_BODY_KEEP_BYTES).toString('utf8'), total);
+    else done(null, all.toString('utf8'));
+  });
+  frame.on('error', (e: Error) => { if (!settled) { settled = true; done(e, ''); } });
 }

@@ -45,19 +45,20 @@ async function fakeBroker(messages: { id: string; extra: string; body: string }[
   };
 }
 
-const settings = (port: number): StompSettings => ({
+const settings = (port: number, maxBodyBytes?: number): StompSettings => ({
   brokers: [{ host: '127.0.0.1', port }], login: 'u', passcode: 'p', destination: '/queue/paas-rproxy.routinginfo',
   clientId: 'c', heartbeatMs: 0, prefetch: 10, reconnectInitialMs: 20, reconnectMaxMs: 50, connectTimeoutMs: 2000,
+  ...(maxBodyBytes ? { maxBodyBytes } : {}),
 });
 
 /** runs the intake until `n` deliveries came or it gave up waiting (a stalled intake makes the test fail, not hang) */
-async function consume(broker: FakeBroker, n: number): Promise<{ got: Delivery[]; events: string[]; errors: string[] }> {
+async function consume(broker: FakeBroker, n: number, maxBodyBytes?: number): Promise<{ got: Delivery[]; events: string[]; errors: string[] }> {
   const got: Delivery[] = [];
   const events: string[] = [];
   const errors: string[] = [];
   const onUncaught = (e: Error) => { errors.push(e.message); };
   process.on('uncaughtException', onUncaught);
-  const intake = new StompIntake(settings(broker.port), (d) => { got.push(d); }, (e) => events.push(e));
+  const intake = new StompIntake(settings(broker.port, maxBodyBytes), (d) => { got.push(d); }, (e) => events.push(e));
   intake.start();
   for (let i = 0; i < 300 && got.length < n && errors.length === 0 && broker.connects < 5; i++) await new Promise((r) => setTimeout(r, 10));
   for (const d of got) await d.ack();
@@ -91,4 +92,15 @@ test('hostile headers: a 10 KiB header line and 1000 headers (what ActiveMQ acce
   t.is(broker.connects, 1, 'no reconnect');
   t.true(got.every((d) => Object.keys(d.headers).length <= 6), 'a delivery keeps only the headers the listener uses (not 25 MiB of a publisher\'s)');
   t.deepEqual(broker.acks.map((a) => a.id), ['ack-m1', 'ack-m2', 'ack-m3'], 'the acks still carry the ack id');
+});
+
+test('hostile bodies: a body over max_body_bytes is not held whole while queued (ActiveMQ takes STOMP bodies up to 100 MB, the prefetch is 1,000): its size is kept, its first bytes for the log', async (t) => {
+  const big = 'x'.repeat(3 << 20);
+  const broker = await fakeBroker([{ id: 'm1', extra: '', body: big }, { id: 'm2', extra: '', body: 'small' }]);
+  const { got } = await consume(broker, 2, 1 << 20);
+  await broker.close();
+  t.deepEqual(got.map((d) => d.messageId), ['m1', 'm2']);
+  t.true((got[0]?.body.length ?? Infinity) <= 4096, `held ${got[0]?.body.length} characters of a 3 MiB body`);
+  t.is(got[0]?.bodyBytes, 3 << 20, 'the size as received, for the rejection');
+  t.is(got[1]?.body, 'small');
 });
