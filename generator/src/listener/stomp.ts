@@ -168,7 +168,12 @@ export class StompIntake {
       if (wasAlive) this.attempt = 0;
       this.attempt++;
       const delay = backoffDelay(this.attempt, this.s.reconnectInitialMs, this.s.reconnectMaxMs, Math.random);
-      this.log('broker_disconnected', { broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt });
+      // a frame stompit could not read is at the head of the queue: it comes first again on every reconnect
+      const unreadable = wasAlive && (err as { isProtocolError?: () => boolean } | undefined)?.isProtocolError?.() === true;
+      this.log('broker_disconnected', {
+        broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt,
+        ...(unreadable ? { hint: `a frame from the broker could not be read (limits: ${STOMP_MAX_HEADERS} headers, ${STOMP_MAX_LINE_BYTES}-byte header lines): if this repeats, the first unacked message of ${this.s.destination} is unreadable and holds every message behind it; move or delete it (ActiveMQ web console), and let the publisher's user publish over STOMP only` } : {}),
+      });
       if (!this.stopped) this.timer = setTimeout(() => this.connect(), delay);
     };
     try {

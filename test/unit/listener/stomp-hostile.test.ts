@@ -52,19 +52,20 @@ const settings = (port: number, maxBodyBytes?: number): StompSettings => ({
 });
 
 /** runs the intake until `n` deliveries came or it gave up waiting (a stalled intake makes the test fail, not hang) */
-async function consume(broker: FakeBroker, n: number, maxBodyBytes?: number): Promise<{ got: Delivery[]; events: string[]; errors: string[] }> {
+async function consume(broker: FakeBroker, n: number, maxBodyBytes?: number): Promise<{ got: Delivery[]; events: string[]; errors: string[]; fields: Record<string, unknown>[] }> {
   const got: Delivery[] = [];
   const events: string[] = [];
+  const fields: Record<string, unknown>[] = [];
   const errors: string[] = [];
   const onUncaught = (e: Error) => { errors.push(e.message); };
   process.on('uncaughtException', onUncaught);
-  const intake = new StompIntake(settings(broker.port, maxBodyBytes), (d) => { got.push(d); }, (e) => events.push(e));
+  const intake = new StompIntake(settings(broker.port, maxBodyBytes), (d) => { got.push(d); }, (e, f) => { events.push(e); fields.push({ event: e, ...f }); });
   intake.start();
   for (let i = 0; i < 300 && got.length < n && errors.length === 0 && broker.connects < 5; i++) await new Promise((r) => setTimeout(r, 10));
   for (const d of got) await d.ack();
   await intake.stop();
   process.off('uncaughtException', onUncaught);
-  return { got, events, errors };
+  return { got, events, errors, fields };
 }
 
 test('hostile headers: a publisher header named hasOwnProperty does not break stompit\'s parser (the intake went deaf, connected)', async (t) => {
@@ -103,4 +104,15 @@ test('hostile bodies: a body over max_body_bytes is not held whole while queued 
   t.true((got[0]?.body.length ?? Infinity) <= 4096, `held ${got[0]?.body.length} characters of a 3 MiB body`);
   t.is(got[0]?.bodyBytes, 3 << 20, 'the size as received, for the rejection');
   t.is(got[1]?.body, 'small');
+});
+
+test('an unreadable frame (beyond the limits: only another protocol could publish it) is named in the log as what holds the queue, with what to do', async (t) => {
+  const many = Array.from({ length: 1200 }, (_, i) => `h${i}:v\n`).join('');
+  const broker = await fakeBroker([{ id: 'm1', extra: many, body: 'a' }, { id: 'm2', extra: '', body: 'b' }]);
+  const { got, fields } = await consume(broker, 2);
+  await broker.close();
+  t.deepEqual(got, [], 'nothing behind it is read (the operator must act)');
+  const d = fields.find((f) => f.event === 'broker_disconnected');
+  t.is(d?.error, 'too many headers');
+  t.regex(String(d?.hint), /the first unacked message of \/queue\/paas-rproxy\.routinginfo is unreadable and holds every message behind it; move or delete it/);
 });
