@@ -80,9 +80,19 @@ const ParseError: new (m: string) => Error = (() => {
   try { (frameStreamProto._exceededLineLengthLimit as (this: unknown) => never).call({ _maxLineLength: 0 }); } catch (e) { if (e instanceof Error) return e.constructor as new (m: string) => Error; }
   throw new Error('stompit: IncomingFrameStream._exceededLineLengthLimit did not throw its ParseError: the header-parser fix in listener/stomp.ts needs review for this stompit version');
 })();
-if (typeof frameStreamProto._parseHeaderLine !== 'function' || typeof frameStreamProto._beginBody !== 'function' || typeof frameStreamProto._parseLine !== 'function') {
-  throw new Error('stompit: IncomingFrameStream has no _parseHeaderLine/_parseLine/_beginBody: the header-parser fix in listener/stomp.ts needs review for this stompit version');
+if (['_parseHeaderLine', '_parseLine', '_beginBody', '_parseNullByte', '_parseBody', '_beginTrailer'].some((m) => typeof frameStreamProto[m] !== 'function')) {
+  throw new Error('stompit: IncomingFrameStream lacks _parseHeaderLine/_parseLine/_beginBody/_parseNullByte/_parseBody/_beginTrailer: the parser fixes in listener/stomp.ts need review for this stompit version');
 }
+// A MESSAGE whose content-length lies: ActiveMQ forwards a STOMP publisher's `content-length` header as is on a text
+// message (sent with `amq-msg-type:text`; LegacyFrameTranslator removes it only for a bytes message) and re-encodes
+// the text, so an invalid UTF-8 body comes out longer than declared. stompit then found no NUL after the declared
+// length: a parse error, a reconnect, the same message first again, forever. Instead the body runs on to its NUL.
+const parseBody = frameStreamProto._parseBody as (this: unknown) => void;
+frameStreamProto._parseNullByte = function parseNullByte(this: { _chunk: Buffer; _consume(n: number): void; _beginTrailer(): void; _parse: unknown }): void {
+  if (this._chunk[0] !== 0) { this._parse = parseBody; return; }
+  this._consume(1);
+  this._beginTrailer();
+};
 frameStreamProto._parseHeaderLine = function parseHeaderLine(this: {
   _parseLine(): string | null; _beginBody(): unknown; _decode(s: string): string;
   _headers: Record<string, string>; _numHeaders: number; _maxHeaders: number;

@@ -116,3 +116,15 @@ test('an unreadable frame (beyond the limits: only another protocol could publis
   t.is(d?.error, 'too many headers');
   t.regex(String(d?.hint), /the first unacked message of \/queue\/paas-rproxy\.routinginfo is unreadable and holds every message behind it; move or delete it/);
 });
+
+test('hostile content-length: a text message whose content-length header lies (ActiveMQ forwards a STOMP publisher\'s content-length as is when it also sent amq-msg-type:text, and re-encodes an invalid UTF-8 body longer) is read to its NUL, not a reconnect loop', async (t) => {
+  // the publisher sent `amq-msg-type:text`, `content-length:1` and the byte 0xFF: ActiveMQ forwards U+FFFD (3 bytes)
+  const broker = await fakeBroker([
+    { id: 'm1', extra: 'amq-msg-type:text\ncontent-length:1\n', body: '\uFFFD' },
+    { id: 'm2', extra: '', body: 'b' },
+  ]);
+  const { got, fields } = await consume(broker, 2);
+  await broker.close();
+  t.deepEqual(got.map((d) => [d.messageId, d.body]), [['m1', '\uFFFD'], ['m2', 'b']], JSON.stringify(fields.filter((f) => f.event === 'broker_disconnected')[0]));
+  t.is(broker.connects, 1, 'no reconnect');
+});
