@@ -84,8 +84,8 @@ if (['_parseHeaderLine', '_parseLine', '_beginBody', '_parseNullByte', '_parseBo
   throw new Error('stompit: IncomingFrameStream lacks _parseHeaderLine/_parseLine/_beginBody/_parseNullByte/_parseBody/_beginTrailer: the parser fixes in listener/stomp.ts need review for this stompit version');
 }
 // A MESSAGE whose content-length lies: ActiveMQ forwards a STOMP publisher's `content-length` header as is on a text
-// message (sent with `amq-msg-type:text`; LegacyFrameTranslator removes it only for a bytes message) and re-encodes
-// the text, so an invalid UTF-8 body comes out longer than declared. stompit then found no NUL after the declared
+// message (sent with `amq-msg-type:text`; LegacyFrameTranslator removes it only for a bytes message) and, from 6.2.0
+// (AMQ-8398; 5.17.2 keeps the bytes), re-encodes the text, so an invalid UTF-8 body comes out longer than declared. stompit then found no NUL after the declared
 // length: a parse error, a reconnect, the same message first again, forever. Instead the body runs on to its NUL.
 const parseBody = frameStreamProto._parseBody as (this: unknown) => void;
 frameStreamProto._parseNullByte = function parseNullByte(this: { _chunk: Buffer; _consume(n: number): void; _beginTrailer(): void; _parse: unknown }): void {
