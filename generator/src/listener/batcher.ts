@@ -63,6 +63,7 @@ export class Batcher {
   private stopped = false;
   private failures = 0;
   private lastConnection: DeliveryConnection | undefined;
+  private wakeRetry: (() => void) | undefined;
 
   constructor(private readonly port: IntakePort, private readonly opts: BatcherOptions, private readonly log: Log,
     private readonly onApplied: (batch: readonly Delivery[], outcome: BatchOutcome, afterFailure: boolean) => void, private readonly clock: Clock = systemClock) {}
@@ -155,7 +156,11 @@ export class Batcher {
       for (const d of batch) this.queuedChars += d.body.length;
       this.firstAt = this.clock.now();
       this.dropDead(); // the connections that died meanwhile: their messages come again on the next one
-      await new Promise<void>((r) => { this.clock.setTimeout(r, delay); });
+      // the pause before the retry; stop() ends it at once (SIGTERM must not wait out up to 30 s of backoff)
+      await new Promise<void>((r) => {
+        const timer = this.clock.setTimeout(() => { this.wakeRetry = undefined; r(); }, delay);
+        this.wakeRetry = () => { this.clock.clearTimeout(timer); this.wakeRetry = undefined; r(); };
+      });
       return;
     }
     const ms = Math.round(performance.now() - t0);
@@ -168,6 +173,7 @@ export class Batcher {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) this.clock.clearTimeout(this.timer);
+    this.wakeRetry?.();
     if (this.busy) await this.busy;
     this.queue = [];
     this.queuedChars = 0;

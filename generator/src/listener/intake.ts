@@ -25,7 +25,8 @@ export function storeIntake(store: StateStore, maxBodyBytes: number, seen?: Seen
   // unapplied (stop, connection gone) takes its documents with it
   const prepared = new WeakMap<Delivery, ParsedDoc[]>();
   const parse = (d: Delivery): ParsedDoc[] => {
-    const size = Buffer.byteLength(d.body, 'utf8');
+    // a body the STOMP intake cut (over the cap) is judged by its size as received
+    const size = d.bodyBytes ?? Buffer.byteLength(d.body, 'utf8');
     if (size > maxBodyBytes) {
       return [{ index: 0, ok: false, rejection: { code: 'ERR_SPI_TOO_LARGE', reason: `message body is ${size} bytes, over the ${maxBodyBytes}-byte cap (max_body_bytes)` }, logged: redactUnparsed(d.body.slice(0, 4096)) }];
     }

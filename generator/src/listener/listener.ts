@@ -87,7 +87,7 @@ export class Listener {
     this.intake = new StompIntake({
       brokers: config.stomp.brokers, login: config.stomp.login, passcode: config.stomp.passcode, destination: config.stomp.destination,
       clientId: config.stomp.client_id, heartbeatMs: config.stomp.heartbeat_ms, prefetch: opts.prefetch ?? LISTENER_PREFETCH,
-      reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000, ca,
+      reconnectInitialMs: 500, reconnectMaxMs: 30000, connectTimeoutMs: 5000, ca, maxBodyBytes: config.max_body_bytes,
     }, (d) => this.batcher.push(d), (e, f) => {
       if (e === 'broker_disconnected') this.metrics.reconnects.inc();
       log(e, f);

@@ -21,7 +21,16 @@ export interface StompSettings {
   connectTimeoutMs: number;
   /** PEM CA bundle the brokers' TLS certificates are verified against (null: the system's CAs) */
   ca?: string | null;
+  /**
+   * Bodies over this many bytes are read to the end but not kept: the delivery holds their first 4 KiB (for the
+   * rejection's log excerpt) and their size (`bodyBytes`), the intake rejects them (ERR_SPI_TOO_LARGE). ActiveMQ
+   * takes STOMP bodies up to 100 MB, and a prefetch window of them held whole would run the heap out.
+   */
+  maxBodyBytes?: number;
 }
+
+/** What a delivery over `maxBodyBytes` keeps of its body. */
+export const CUT_BODY_KEEP_BYTES = 4096;
 
 /** One broker connection, with its one subscription: what a cumulative ack can cover. */
 export interface DeliveryConnection {
@@ -34,6 +43,8 @@ export interface Delivery {
   body: string;
   headers: Record<string, string>;
   receivedAt: number; // ms since epoch, when the body was read
+  /** the body's size in bytes as received, when it was over StompSettings.maxBodyBytes (then `body` is its start) */
+  bodyBytes?: number;
   /** the connection that delivered it: an ack never covers another connection's messages */
   connection: DeliveryConnection;
   /**
@@ -45,6 +56,62 @@ export interface Delivery {
 }
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
+
+/**
+ * What one MESSAGE frame's header section may hold. A hostile publisher's SEND headers reach us as MESSAGE headers:
+ * ActiveMQ's STOMP transport takes up to 1000 headers of up to 10 KiB a line (StompWireFormat MAX_HEADERS,
+ * MAX_HEADER_LENGTH), and in STOMP 1.2 escapes ':' '\\' and newlines in values as two characters. stompit's defaults
+ * (64 headers, 1,024-byte lines) made such a frame a parse error: the connection dropped, the message came first again
+ * on the next one, forever, and nothing behind it was ever applied. A frame beyond these limits can only come from a
+ * publisher over another protocol (OpenWire): give the publisher's user STOMP only.
+ */
+export const STOMP_MAX_HEADERS = 1100;
+export const STOMP_MAX_LINE_BYTES = 24 * 1024;
+/** The headers a Delivery keeps (the rest, up to ~25 MiB of a hostile publisher's, are not held while queued). */
+const KEPT_HEADERS = ['message-id', 'destination', 'subscription', 'ack', 'timestamp', 'redelivered'] as const;
+
+// stompit's header parser calls `this._headers.hasOwnProperty(name)` on an object whose keys the publisher chooses: a
+// header named `hasOwnProperty` made the next header line throw a TypeError out of the socket's data handler, which
+// left the frame stream stuck with the connection up (the intake deaf, nothing applied, no reconnect). Its
+// replacement (the same code, with an own-property check that cannot be shadowed), installed once.
+const frameStreamProto = (stompit as unknown as { IncomingFrameStream: { prototype: Record<string, unknown> } }).IncomingFrameStream.prototype;
+/** stompit's ParseError (not exported; only it makes the stream fail cleanly, anything else is thrown out of it) */
+const ParseError: new (m: string) => Error = (() => {
+  try { (frameStreamProto._exceededLineLengthLimit as (this: unknown) => never).call({ _maxLineLength: 0 }); } catch (e) { if (e instanceof Error) return e.constructor as new (m: string) => Error; }
+  throw new Error('stompit: IncomingFrameStream._exceededLineLengthLimit did not throw its ParseError: the header-parser fix in listener/stomp.ts needs review for this stompit version');
+})();
+if (['_parseHeaderLine', '_parseLine', '_beginBody', '_parseNullByte', '_parseBody', '_beginTrailer'].some((m) => typeof frameStreamProto[m] !== 'function')) {
+  throw new Error('stompit: IncomingFrameStream lacks _parseHeaderLine/_parseLine/_beginBody/_parseNullByte/_parseBody/_beginTrailer: the parser fixes in listener/stomp.ts need review for this stompit version');
+}
+// A MESSAGE whose content-length lies: ActiveMQ forwards a STOMP publisher's `content-length` header as is on a text
+// message (sent with `amq-msg-type:text`; LegacyFrameTranslator removes it only for a bytes message) and, from 6.2.0
+// (AMQ-8398; 5.17.2 keeps the bytes), re-encodes the text, so an invalid UTF-8 body comes out longer than declared. stompit then found no NUL after the declared
+// length: a parse error, a reconnect, the same message first again, forever. Instead the body runs on to its NUL.
+const parseBody = frameStreamProto._parseBody as (this: unknown) => void;
+frameStreamProto._parseNullByte = function parseNullByte(this: { _chunk: Buffer; _consume(n: number): void; _beginTrailer(): void; _parse: unknown }): void {
+  if (this._chunk[0] !== 0) { this._parse = parseBody; return; }
+  this._consume(1);
+  this._beginTrailer();
+};
+frameStreamProto._parseHeaderLine = function parseHeaderLine(this: {
+  _parseLine(): string | null; _beginBody(): unknown; _decode(s: string): string;
+  _headers: Record<string, string>; _numHeaders: number; _maxHeaders: number;
+}): unknown {
+  const line = this._parseLine();
+  if (line === null) return undefined;
+  if (line.length === 0) return this._beginBody();
+  const separator = line.indexOf(':');
+  if (separator === -1) throw new ParseError('header parse error');
+  const name = this._decode(line.substring(0, separator));
+  const value = this._decode(line.substring(separator + 1));
+  if (!Object.prototype.hasOwnProperty.call(this._headers, name)) {
+    if (this._numHeaders === this._maxHeaders) throw new ParseError('too many headers');
+    // defined, not assigned: a header named __proto__ is a plain key
+    Object.defineProperty(this._headers, name, { value, enumerable: true, writable: true, configurable: true });
+    this._numHeaders += 1;
+  }
+  return undefined;
+};
 
 interface StompClient {
   on(ev: string, fn: (...a: any[]) => void): void;
@@ -111,7 +178,12 @@ export class StompIntake {
       if (wasAlive) this.attempt = 0;
       this.attempt++;
       const delay = backoffDelay(this.attempt, this.s.reconnectInitialMs, this.s.reconnectMaxMs, Math.random);
-      this.log('broker_disconnected', { broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt });
+      // a frame stompit could not read is at the head of the queue: it comes first again on every reconnect
+      const unreadable = wasAlive && (err as { isProtocolError?: () => boolean } | undefined)?.isProtocolError?.() === true;
+      this.log('broker_disconnected', {
+        broker: name, phase, error: err?.message ?? 'closed', reconnect_in_ms: delay, attempt: this.attempt,
+        ...(unreadable ? { hint: `a frame from the broker could not be read (limits: ${STOMP_MAX_HEADERS} headers, ${STOMP_MAX_LINE_BYTES}-byte header lines): if this repeats, the first unacked message of ${this.s.destination} is unreadable and holds every message behind it; move or delete it (ActiveMQ web console), and let the publisher's user publish over STOMP only` } : {}),
+      });
       if (!this.stopped) this.timer = setTimeout(() => this.connect(), delay);
     };
     try {
@@ -124,6 +196,8 @@ export class StompIntake {
         // ActiveMQ's inactivity monitor may leave up to 2 intervals between its heart-beats: stompit's own check
         // (one interval + 100 ms) would drop healthy connections; allow 2.5 intervals of silence
         heartbeatDelayMargin: Math.round(this.s.heartbeatMs * 1.5),
+        // what ActiveMQ forwards from a publisher's SEND (see STOMP_MAX_HEADERS)
+        maxHeaders: STOMP_MAX_HEADERS, maxLineLength: STOMP_MAX_LINE_BYTES,
       } as any, (err: Error | null) => {
         if (err) { fail(err, 'connect'); return; }
         if (this.stopped) { try { client.disconnect(); } catch { /* ignore */ } return; }
@@ -152,17 +226,20 @@ export class StompIntake {
   }
 
   private receive(client: StompClient, conn: DeliveryConnection, message: any): void {
-    const headers = { ...(message.headers as Record<string, string>) };
+    // only the headers the listener and the ack use are held while the delivery is queued (bounded per message)
+    const all = message.headers as Record<string, string>;
+    const headers: Record<string, string> = {};
+    for (const k of KEPT_HEADERS) if (Object.prototype.hasOwnProperty.call(all, k) && typeof all[k] === 'string') headers[k] = all[k] as string;
     const messageId = headers['message-id'] ?? '';
     // read every body to the end
-    message.readString('utf-8', (err: Error | null, body?: string) => {
+    readBody(message, this.s.maxBodyBytes, (err: Error | null, body: string, bodyBytes?: number) => {
       if (err) { this.log('message_read_error', { message_id: messageId, error: err.message }); return; } // the client is dead: redelivered
       if (this.paused) return; // shutting down: left unacked, redelivered to the next consumer
       this.onMessage({
-        messageId, body: body ?? '', headers, receivedAt: Date.now(), connection: conn,
+        messageId, body, headers, receivedAt: Date.now(), connection: conn, ...(bodyBytes !== undefined ? { bodyBytes } : {}),
         ack: () => new Promise<boolean>((resolve) => {
           if (!conn.alive) { resolve(false); return; }
-          try { client.ack(message, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
+          try { client.ack({ headers }, undefined, undefined, (e?: Error | null) => resolve(!e)); } catch { resolve(false); }
         }),
       });
     });
@@ -187,4 +264,28 @@ export class StompIntake {
       try { c.disconnect(() => { clearTimeout(t); resolve(); }); } catch { clearTimeout(t); resolve(); }
     });
   }
+}
+
+/**
+ * Reads a frame's body to the end (the next frame is parsed only after it), as stompit's readString does, but keeps at
+ * most `cap` bytes of it: over the cap, only its first CUT_BODY_KEEP_BYTES and its size are handed on.
+ */
+function readBody(frame: NodeJS.ReadableStream, cap: number | undefined, done: (err: Error | null, body: string, bodyBytes?: number) => void): void {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let total = 0;
+  let settled = false;
+  frame.on('data', (c: Buffer | string) => {
+    const b = typeof c === 'string' ? Buffer.from(c, 'utf8') : c;
+    total += b.length;
+    if (cap === undefined || kept <= cap) { chunks.push(b); kept += b.length; }
+  });
+  frame.on('end', () => {
+    if (settled) return;
+    settled = true;
+    const all = Buffer.concat(chunks);
+    if (cap !== undefined && total > cap) done(null, all.subarray(0, CUT_BODY_KEEP_BYTES).toString('utf8'), total);
+    else done(null, all.toString('utf8'));
+  });
+  frame.on('error', (e: Error) => { if (!settled) { settled = true; done(e, ''); } });
 }

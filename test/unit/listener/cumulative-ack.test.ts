@@ -203,3 +203,21 @@ test('cumulative ack under random failures and connection losses: never an ACK t
     await b.stop();
   }
 });
+
+test('stop during the pause after a failed apply: it does not wait out the backoff (up to 30 s of SIGTERM), nothing is acked, the batch is left for redelivery', async (t) => {
+  const clock = new FakeClock();
+  const durable = new Set<string>();
+  const applied: string[][] = [];
+  let b!: Batcher;
+  const broker = new ModelBroker(100, durable, (d) => b.push(d));
+  b = new Batcher(modelPort(durable, clock, () => true, applied), { quietMs: 5, maxBatch: 10, maxDelayMs: 20 }, () => undefined, () => undefined, clock);
+  broker.connect();
+  broker.publish(3);
+  for (let i = 0; i < 8; i++) await clock.advance(20); // failing and retried: the pauses grow
+  const stopped = b.stop().then(() => 'stopped');
+  // the clock is not advanced: a stop that waits for the retry timer never resolves
+  const outcome = await Promise.race([stopped, new Promise((r) => setImmediate(() => setImmediate(() => r('still waiting for the retry timer'))))]);
+  t.is(outcome, 'stopped');
+  t.deepEqual(broker.frames, []);
+  t.is(b.queued, 0);
+});

@@ -26,6 +26,15 @@ test('intake: a message of up to 1000 documents is applied, one of more is rejec
   t.is(log[0].message_id, 'm2');
 });
 
+test('intake: a body the STOMP intake cut (bodyBytes over max_body_bytes) is rejected by its size as received, not by what was kept', async (t) => {
+  const cfg = await tmpConfig('max_body_bytes: 2048\n');
+  const store = await StateStore.open(cfg);
+  const cut: Delivery = { ...delivery('cut', alias('a.example.org')), bodyBytes: 100 << 20 };
+  const out = await storeIntake(store, cfg.max_body_bytes).apply([cut]);
+  t.deepEqual(out.messages[0]!.docs.map((d) => [d.result, d.code, d.reason]), [['rejected', 'ERR_SPI_TOO_LARGE', `message body is ${100 << 20} bytes, over the 2048-byte cap (max_body_bytes)`]]);
+  t.false(store.state.apps.has('shop-acme'));
+});
+
 test('intake: a body over max_body_bytes holding a key is rejected, its log entry keeps no key byte', async (t) => {
   const cfg = await tmpConfig('max_body_bytes: 2048\n');
   const store = await StateStore.open(cfg);
