@@ -25,7 +25,7 @@ test('a one-app record is one journal line: the base is not rewritten, and base 
   t.is(baseAfter.ino, baseBefore.ino);
   t.is(baseAfter.mtimeNs, baseBefore.mtimeNs, 'the base is untouched');
   t.deepEqual(readFileSync(appliedJournal(dir, 'rp1'), 'utf8'), `{"app7-ns":"${d('b7')}","app8-ns":null,"new-ns":"${d('n')}"}\n`);
-  const want = { ...many(1000), 'app7-ns': d('b7'), 'new-ns': d('n') };
+  const want: Record<string, string> = { ...many(1000), 'app7-ns': d('b7'), 'new-ns': d('n') };
   delete want['app8-ns'];
   t.deepEqual(await readApplied(dir, 'rp1'), Object.fromEntries(Object.entries(want).sort()));
   t.deepEqual(plain(await cache.get('rp1')), Object.fromEntries(Object.entries(want).sort()), 'the cache is what the disk says');
