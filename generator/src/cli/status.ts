@@ -5,7 +5,7 @@ import { configFromArgv, type GlobalArgs } from '../config.js';
 import { EXIT } from '../errors.js';
 import { indexFilePath } from '../vars/paths.js';
 import { loadState } from '../vars/store.js';
-import { readStatus, recentRejections } from '../status/file.js';
+import { formatRun, readStatus, recentRejections } from '../status/file.js';
 import { digestsOf } from '../runner/ports.js';
 import { proxiesOf } from '../runner/inventory.js';
 import { readApplied } from '../runner/applied.js';
@@ -88,9 +88,7 @@ export const command: CommandModule<GlobalArgs, StatusArgs> = {
       L.push(`  ${h}: ${pend}; last successful run ${p.lastSuccess ?? 'unknown'}${b ? `; retry #${b.attempt} at ${b.nextAt}` : ''}`);
     }
     L.push(`last runs (${out.runs.length}):`);
-    for (const r of out.runs) {
-      L.push(`  ${r.startedAt} ${r.kind} by ${r.by} on ${r.hosts.join(',')}: ${r.result} in ${(r.durationMs / 1000).toFixed(2)} s, ${r.apps === null ? 'all apps' : `${r.apps} app(s)`}${r.error ? `\n    ${r.error}` : ''}`);
-    }
+    for (const r of out.runs) for (const line of formatRun(r)) L.push(`  ${line}`);
     L.push(`recent rejections (${rejections.length}):`);
     for (const j of rejections) L.push(`  ${String(j.time ?? '')} ${String(j.code ?? '')}: ${String(j.reason ?? '')}${j.message_id ? ` (message ${String(j.message_id)})` : ''}`);
     L.push(...formatOnboarding(onboarding ?? undefined));

@@ -9,6 +9,7 @@ import { loadState, type StateStore } from '../vars/store.js';
 import { readIndexDigests } from '../vars/load.js';
 import { pendingMigration } from '../vars/migrate.js';
 import type { State } from '../state/types.js';
+import type { DigestView } from './pending.js';
 import { fleetProxies } from '../status/fleet.js';
 import { proxiesOf } from './inventory.js';
 import type { RunnerPorts, RunnerSettings } from './runner.js';
@@ -48,8 +49,22 @@ export function digestsOf(state: State): Record<string, string> {
   return out;
 }
 
+/**
+ * The digests of the store's current state as a live view: no object of 10,000 keys per pass (appDigest is cached
+ * per immutable app object). It follows the store's commits: read it synchronously.
+ */
+export function storeDigests(store: StateStore): DigestView {
+  return {
+    get size() { return store.state.apps.size; },
+    get: (id) => { const app = store.state.apps.get(id); return app === undefined ? undefined : appDigest(app); },
+    keys: () => store.state.apps.keys(),
+  };
+}
+
 export function runnerPorts(config: Config, store?: StateStore): RunnerPorts {
   return {
+    // the listener: a live view of its store, re-read first if another process wrote
+    ...(store ? { view: async () => { await store.refresh(); return storeDigests(store); } } : {}),
     // From the listener's store (in memory, re-read only when another process wrote), else from index.json
     // alone (no app file parsed: 10,000 apps cost ~1 MiB of JSON). loadState when there is no index yet or an
     // older layout is still around: it migrates, so every targeted run the runner starts finds the current

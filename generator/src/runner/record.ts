@@ -62,6 +62,10 @@ export function toRecord(r: SpawnResult, trigger: string): RunRecord {
 export function summarize(r: RunRecord, by: string): RunSummary {
   const s: RunSummary = { id: r.id, kind: r.kind, trigger: r.trigger, startedAt: r.startedAt, durationMs: r.durationMs, result: r.result, hosts: r.hosts, apps: r.apps ? r.apps.length : null, command: r.command, by };
   if (r.error) s.error = r.error;
+  s.perHost = r.perHost.map((h) => ({
+    host: h.host, outcome: h.outcome,
+    ...(h.slowest_task !== undefined && h.slowest_ms !== undefined ? { slowest_task: h.slowest_task, slowest_ms: h.slowest_ms } : {}),
+  }));
   return s;
 }
 

@@ -3,8 +3,8 @@
 import { backoffDelay } from './backoff.js';
 import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js';
 import { fullRoutesCommand, targetedRoutesCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
-import { planRun, type Digests, type RunPlan } from './pending.js';
-import { readApplied, writeApplied } from './applied.js';
+import { planRun, snapshotOf, digestView, type Digests, type DigestView, type RunPlan } from './pending.js';
+import { AppliedCache } from './applied.js';
 import { runPlaybook } from './spawn.js';
 import { toRecord, type RunRecord } from './record.js';
 import { syncHold } from './vrrphold.js';
@@ -29,6 +29,11 @@ export interface RunnerSettings {
 export interface RunnerPorts {
   /** current per-app digests (core's appDigest over the state on disk) */
   digests(): Promise<Digests>;
+  /**
+   * The same as a live view, when there is one (the listener's store: runner/ports.ts): no copy per pass. Read it
+   * synchronously; without it, `digests()` is used.
+   */
+  view?(): Promise<DigestView>;
   /** the proxies group's hosts, inventory order */
   proxies(): Promise<string[]>;
 }
@@ -55,6 +60,18 @@ export interface RunnerHooks {
   onPlan?(plan: RunPlan): void;
 }
 
+/** The current digests: the live view when the ports have one, else the plain object. */
+async function currentDigests(ports: RunnerPorts): Promise<DigestView> {
+  return ports.view ? ports.view() : digestView(await ports.digests());
+}
+
+/** The snapshot's digests of the apps one host lacked: recorded on top of what it had, they make it the snapshot. */
+function changesFor(changes: ReadonlyMap<string, string | null>, apps: readonly string[]): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const a of apps) if (changes.has(a)) out.set(a, changes.get(a) as string | null);
+  return out;
+}
+
 /**
  * One synchronisation pass (no coalescing, no retry): what each host lacks since its last successful run.
  * `exclude` hosts are left out (in backoff). Used by the Runner and by `paas-rproxy sync`.
@@ -62,7 +79,10 @@ export interface RunnerHooks {
 export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, opts: {
   trigger: string; exclude?: ReadonlySet<string>; onlyHosts?: ReadonlySet<string>; full?: boolean; signal?: AbortSignal;
   seq?: number; hooks?: RunnerHooks;
+  /** what each host applied, kept between passes (the Runner's); absent: read from the files for this pass */
+  applied?: AppliedCache;
 }): Promise<SyncResult> {
+  const appliedCache = opts.applied ?? new AppliedCache(s.stateDir);
   const snapshotSeq = opts.seq ?? 0;
   // Plan under the playbook lock: another process (the listener, `paas-rproxy sync`) that ran meanwhile has
   // recorded what it applied, so the same change is never run twice. The lock is held from the plan to the
@@ -76,10 +96,14 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
   let plan: RunPlan;
   try {
     hosts = await ports.proxies();
-    const current = await ports.digests(); // snapshot BEFORE the run: what we record on success
-    const applied = new Map<string, Digests | null>();
-    for (const h of hosts) applied.set(h, opts.full ? null : await readApplied(s.stateDir, h));
+    const applied = new Map<string, ReadonlyMap<string, string> | null>();
+    for (const h of hosts) applied.set(h, opts.full ? null : await appliedCache.get(h));
+    // The snapshot BEFORE the run, what is recorded on success: the plan and what it records are taken together,
+    // synchronously (a live view changes when the store commits; nothing here awaits between them).
+    const current = await currentDigests(ports);
     plan = planRun(current, applied);
+    const snap = snapshotOf(current, plan);
+    const appCount = current.size;
     opts.hooks?.onPlan?.(plan);
     const eligible = (h: string) => !opts.exclude?.has(h) && (!opts.onlyHosts || opts.onlyHosts.has(h));
     const commands: PlaybookCommand[] = [];
@@ -90,13 +114,18 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
     if (targetedHosts.length) commands.push(targetedRoutesCommand(s.playbook, targetedHosts, p.apps.filter((a) => targetedHosts.some((h) => p.perHost[h]?.includes(a)))));
     for (const cmd of commands) {
       if (opts.signal?.aborted) break;
-      log('run_start', { trigger: opts.trigger, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts, apps: cmd.apps, app_count: cmd.apps?.length ?? Object.keys(current).length });
+      log('run_start', { trigger: opts.trigger, kind: cmd.kind, command: cmd.display, argv: cmd.argv, hosts: cmd.hosts, apps: cmd.apps, app_count: cmd.apps?.length ?? appCount });
       const r = await runPlaybook(cmd, {
         lockFile: lock.file, lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal, heldLock: lock, warm: s.warm,
       });
       const rec = toRecord(r, opts.trigger);
       if (!r.aborted) {
-        for (const h of rec.perHost) if (h.outcome === 'ok') { await writeApplied(s.stateDir, h.host, current); okHosts.add(h.host); }
+        for (const h of rec.perHost) {
+          if (h.outcome !== 'ok') continue;
+          if (cmd.kind === 'routes-full') await appliedCache.replace(h.host, snap.full ?? new Map());
+          else await appliedCache.record(h.host, changesFor(snap.changes, plan.perHost[h.host] ?? []));
+          okHosts.add(h.host);
+        }
       }
       log('run', {
         run_id: rec.id, kind: rec.kind, trigger: rec.trigger, command: rec.command, hosts: rec.hosts, apps: rec.apps,
@@ -115,7 +144,7 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
     const needed = plan.fullHosts.includes(h) || p.length > 0;
     if (needed && !okHosts.has(h)) lagging[h] = p;
   }
-  const holdPending = await holdStep(s, ports, log, hosts, Object.keys(lagging), runs, opts);
+  const holdPending = await holdStep(s, ports, log, hosts, Object.keys(lagging), runs, { ...opts, applied: appliedCache });
   const res: SyncResult = { runs, ok: Object.keys(lagging).length === 0, lagging, plan, snapshotSeq, holdPending };
   opts.hooks?.onSync?.(res);
   return res;
@@ -127,12 +156,12 @@ export async function syncPass(s: RunnerSettings, ports: RunnerPorts, log: Log, 
  * proxies whose hold file could not be written.
  */
 async function holdStep(s: RunnerSettings, ports: RunnerPorts, log: Log, hosts: string[], lagging: string[], runs: RunRecord[],
-  opts: { trigger: string; signal?: AbortSignal; hooks?: RunnerHooks }): Promise<string[]> {
+  opts: { trigger: string; signal?: AbortSignal; hooks?: RunnerHooks; applied: AppliedCache }): Promise<string[]> {
   if (opts.signal?.aborted || runs.some((r) => r.result === 'aborted') || hosts.length < 2) return [];
   try {
     const h = await syncHold({
       stateDir: s.stateDir, playbook: s.playbook, lockTimeoutMs: s.lockTimeoutMs, signal: opts.signal,
-      proxies: hosts, candidates: lagging, digests: () => ports.digests(), warm: s.warm,
+      proxies: hosts, candidates: lagging, digests: () => currentDigests(ports), applied: opts.applied, warm: s.warm,
     });
     if (h.spawn) {
       const rec = toRecord(h.spawn, opts.trigger);
@@ -159,9 +188,13 @@ export class Runner {
   private retryTimer: TimerHandle | undefined;
   private reconcileTimer: TimerHandle | undefined;
   private fullDue = false;
+  /** what each host applied, in memory between passes (the files stay the truth: re-read when another process wrote) */
+  private readonly applied: AppliedCache;
 
   constructor(private readonly s: RunnerSettings, private readonly ports: RunnerPorts, private readonly log: Log, private readonly hooks: RunnerHooks = {},
-    private readonly clock: Clock = systemClock) {}
+    private readonly clock: Clock = systemClock) {
+    this.applied = new AppliedCache(s.stateDir);
+  }
 
   start(): void {
     // catch up at start: whatever is pending since the last successful runs (e.g. after a crash)
@@ -210,7 +243,7 @@ export class Runner {
     for (const [h, b] of this.backoff) if (b.nextAt > now) exclude.add(h);
     const full = this.fullDue; this.fullDue = false;
     const res = await syncPass(this.s, this.ports, this.log, {
-      trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks,
+      trigger: trig, exclude, full, signal: this.abort.signal, seq, hooks: this.hooks, applied: this.applied,
     });
     const failedHosts = [...new Set([...Object.keys(res.lagging), ...res.holdPending])].filter((h) => !exclude.has(h));
     for (const h of [...this.backoff.keys()]) if (!(h in res.lagging)) this.backoff.delete(h); // caught up, or gone from the inventory

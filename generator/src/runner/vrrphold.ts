@@ -12,8 +12,8 @@ import { promises as fs } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
 import { playbookLockFile, vrrpHoldFile } from '../io/statedir.js';
 import { holdCommand, type PlaybookSettings } from './command.js';
-import { pendingApps, type Digests } from './pending.js';
-import { readApplied } from './applied.js';
+import { hasPending, type Digests, type DigestView } from './pending.js';
+import { AppliedCache } from './applied.js';
 import { runPlaybookPlanned, type SpawnResult } from './spawn.js';
 import type { WarmController } from './warm.js';
 
@@ -44,10 +44,10 @@ export async function writeHold(stateDir: string, rec: HoldRecord): Promise<void
 }
 
 /** Pure: the candidates (proxies a pass left lagging) that still lack apps now. */
-export function staleHosts(candidates: readonly string[], current: Digests, applied: ReadonlyMap<string, Digests | null>): string[] {
+export function staleHosts(candidates: readonly string[], current: Digests | DigestView, applied: ReadonlyMap<string, Digests | DigestView | null>): string[] {
   return candidates.filter((h) => {
     const a = applied.get(h);
-    return a === null || a === undefined || pendingApps(current, a).length > 0;
+    return a === null || a === undefined || hasPending(current, a);
   }).sort();
 }
 
@@ -80,8 +80,11 @@ export interface HoldRunResult {
  */
 export async function syncHold(opts: {
   stateDir: string; playbook: PlaybookSettings; lockTimeoutMs: number; signal?: AbortSignal | undefined;
-  proxies: readonly string[]; candidates: readonly string[]; digests: () => Promise<Digests>; warm?: WarmController | undefined;
+  proxies: readonly string[]; candidates: readonly string[]; digests: () => Promise<Digests | DigestView>; warm?: WarmController | undefined;
+  /** the runner's applied digests (absent: read from the files) */
+  applied?: AppliedCache | undefined;
 }): Promise<HoldRunResult> {
+  const appliedCache = opts.applied ?? new AppliedCache(opts.stateDir);
   let plan: HoldPlan = { hold: false, hosts: [] };
   let stale: string[] = [];
   let written: Record<string, boolean> = {};
@@ -89,9 +92,9 @@ export async function syncHold(opts: {
     const record = await readHold(opts.stateDir);
     written = { ...(record?.written ?? {}) };
     if (opts.candidates.length === 0 && record !== null && !Object.values(record.written).some(Boolean)) return null; // nothing held, nothing stale
-    const current = await opts.digests();
-    const applied = new Map<string, Digests | null>();
-    for (const h of opts.candidates) applied.set(h, await readApplied(opts.stateDir, h));
+    const applied = new Map<string, ReadonlyMap<string, string> | null>();
+    for (const h of opts.candidates) applied.set(h, await appliedCache.get(h));
+    const current = await opts.digests(); // a live view: read with no await in between
     stale = staleHosts(opts.candidates.filter((h) => opts.proxies.includes(h)), current, applied);
     plan = holdPlan(opts.proxies, stale, record?.written ?? null);
     return plan.hosts.length ? holdCommand(opts.playbook, plan.hosts, plan.hold) : null;

@@ -27,6 +27,19 @@ export interface RunSummary {
   /** runner/record.ts's runId(); a number in files written by earlier versions */
   id: string | number; kind: string; trigger: string; startedAt: string; durationMs: number; result: string;
   hosts: string[]; apps: number | null; command: string; error?: string; by: string;
+  /** per host: its outcome and slowest task with that task's duration (absent in files written by earlier versions) */
+  perHost?: HostSummary[];
+}
+
+export interface HostSummary { host: string; outcome: string; slowest_task?: string; slowest_ms?: number }
+
+/** A run as `paas-rproxy status` prints it: one line, then one line of its hosts' slowest tasks when known. */
+export function formatRun(r: RunSummary): string[] {
+  const out = [`${r.startedAt} ${r.kind} by ${r.by} on ${r.hosts.join(',')}: ${r.result} in ${(r.durationMs / 1000).toFixed(2)} s, ${r.apps === null ? 'all apps' : `${r.apps} app(s)`}`];
+  if (r.error) out.push(`  ${r.error}`);
+  const hosts = (r.perHost ?? []).map((h) => `${h.host} ${h.outcome}${h.slowest_task !== undefined && h.slowest_ms !== undefined ? `, slowest task "${h.slowest_task}" ${h.slowest_ms} ms` : ''}`);
+  if (hosts.length) out.push(`  ${hosts.join('; ')}`);
+  return out;
 }
 
 export function emptyStatus(): StatusFile {

@@ -19,7 +19,7 @@ import { appDigest } from './digest.js';
 import { writeState } from './write.js';
 import { migrateState } from './migrate.js';
 import { indexFilePath, lockPath } from './paths.js';
-import { appendRejects, rejectRecord, type RejectRecord } from './rejects.js';
+import { appendRejects, rejectRecord, stderrLog, REJECTS_MAX_BYTES, type RejectRecord, type RejectsLog } from './rejects.js';
 
 export interface Rejection extends SpiRejection {
   /** position of the document in the stream (0-based) */
@@ -66,6 +66,10 @@ export function reduceContext(config: Config, now: () => number = Date.now): Red
 export interface StoreOptions extends LockOptions {
   /** the clock certificates are checked against (tests); default Date.now */
   now?: () => number;
+  /** where the store reports what needs an operator but fails no batch (a rejects log that cannot rotate); default stderr */
+  log?: RejectsLog;
+  /** the rejects log's cap (tests); default REJECTS_MAX_BYTES */
+  rejectsMaxBytes?: number;
 }
 
 type Stamp = string | null;
@@ -114,6 +118,8 @@ export class StateStore {
   private stamp: Stamp;
   private readonly ctx: ReduceContext;
   private readonly lockOptions: LockOptions;
+  private readonly log: RejectsLog;
+  private readonly rejectsMaxBytes: number;
   /** how this store parses SPI text (also for callers that parse on their own, such as the listener) */
   readonly parseOptions: ParseOptions;
 
@@ -125,6 +131,8 @@ export class StateStore {
     this.ctx = reduceContext(config, options.now);
     this.parseOptions = parseOptions(config);
     this.lockOptions = options;
+    this.log = options.log ?? stderrLog;
+    this.rejectsMaxBytes = options.rejectsMaxBytes ?? REJECTS_MAX_BYTES;
   }
 
   /**
@@ -242,7 +250,7 @@ export class StateStore {
       apps.applyTo(prev.apps);
       aliasOwner.applyTo(prev.aliasOwner);
       if (changedApps.length > 0) this.current = { apps: prev.apps, aliasOwner: prev.aliasOwner };
-      await appendRejects(this.config, records);
+      await appendRejects(this.config, records, this.rejectsMaxBytes, this.log);
       const rejected = results.filter((r): r is Extract<DocResult, { status: 'rejected' }> => r.status === 'rejected')
         .map(({ status: _s, ...r }) => r);
       return {

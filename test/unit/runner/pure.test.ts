@@ -5,7 +5,7 @@ import { readResults, hostOutcomes } from '../../../generator/src/runner/recap.j
 import { failureMessage, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
 import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
-import { pendingApps, planRun } from '../../../generator/src/runner/pending.js';
+import { hasPending, pendingApps, planRun, snapshotOf } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { stringify } from 'yaml';
 import { groupHosts } from '../../../generator/src/runner/inventory.js';
@@ -147,6 +147,29 @@ test('pending: differing digests plus vanished apps', (t) => {
   t.deepEqual(pendingApps({ a: '1', b: '2', c: '3' }, { a: '1', b: 'old', z: '9' }), ['b', 'c', 'z']);
   t.deepEqual(pendingApps({}, {}), []);
   t.deepEqual(pendingApps({ a: '1' }, { a: '1' }), []);
+  t.deepEqual(pendingApps(new Map([['a', '1'], ['b', '2']]), new Map([['a', '1'], ['z', '9']])), ['b', 'z'], 'maps (the cache, a live view) alike');
+});
+
+test('hasPending: the same answer as pendingApps without listing (same size, one value differs; a swap of apps)', (t) => {
+  const cases: [Record<string, string>, Record<string, string>][] = [
+    [{ a: '1', b: '2' }, { a: '1', b: '2' }], [{ a: '1', b: '2' }, { a: '1', b: 'x' }], [{ a: '1' }, { b: '1' }],
+    [{ a: '1' }, {}], [{}, { a: '1' }], [{}, {}],
+  ];
+  for (const [c, a] of cases) t.is(hasPending(c, a), pendingApps(c, a).length > 0, JSON.stringify([c, a]));
+  t.false(hasPending(new Map([['a', '1']]), { a: '1' }));
+});
+
+test('snapshotOf: the planned apps\' digests (null: gone), and the whole snapshot only when a host gets a full run', (t) => {
+  const current = new Map([['a', '2'], ['b', '1']]);
+  const targeted = planRun(current, new Map([['rp1', new Map([['a', '1'], ['b', '1'], ['gone', '1']])]]));
+  const s1 = snapshotOf(current, targeted);
+  t.deepEqual([...s1.changes], [['a', '2'], ['gone', null]]);
+  t.is(s1.full, null);
+  const full = planRun(current, new Map([['rp1', null]]));
+  const s2 = snapshotOf(current, full);
+  t.deepEqual([...s2.full!].sort(), [['a', '2'], ['b', '1']]);
+  current.set('a', '3');
+  t.is(s2.full!.get('a'), '2', 'a copy: later commits to a live view do not reach it');
 });
 
 test('pending: plan over hosts (union, unknown hosts full, up-to-date hosts left out)', (t) => {

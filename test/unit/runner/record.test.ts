@@ -1,7 +1,8 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { runId, toRecord } from '../../../generator/src/runner/record.js';
+import { recordRun, runId, toRecord } from '../../../generator/src/runner/record.js';
+import { emptyStatus, formatRun } from '../../../generator/src/status/file.js';
 import { readResults, hostOutcomes } from '../../../generator/src/runner/recap.js';
 import type { SpawnResult } from '../../../generator/src/runner/spawn.js';
 import { REPO } from '../../fixtures/helpers.js';
@@ -32,4 +33,17 @@ test('a run record names each host\'s slowest task and its duration, failed host
     { host: 'rp2', outcome: 'failed', task: 'a', message: 'boom', slowest_task: 'a', slowest_ms: 700 },
     { host: 'rp3', outcome: 'missing', task: '', message: '' },
   ]);
+  // status.json keeps each host's outcome and slowest task; `paas-rproxy status` prints them under the run
+  const st = emptyStatus();
+  recordRun(st, toRecord(run, 'event'), 'listener');
+  t.deepEqual(st.runs[0]!.perHost, [
+    { host: 'rp1', outcome: 'ok', slowest_task: 'b', slowest_ms: 640 },
+    { host: 'rp2', outcome: 'failed', slowest_task: 'a', slowest_ms: 700 },
+    { host: 'rp3', outcome: 'missing' },
+  ]);
+  const lines = formatRun(st.runs[0]!);
+  t.is(lines.at(-1), '  rp1 ok, slowest task "b" 640 ms; rp2 failed, slowest task "a" 700 ms; rp3 missing');
+  t.regex(lines[0]!, /^1970-01-01T00:00:00.000Z routes by listener on rp1,rp2,rp3: failed in 1.10 s, 1 app\(s\)$/);
+  const { perHost: _p, ...older } = st.runs[0]!; // a status.json written by an earlier version
+  t.false(formatRun(older).some((l) => /slowest/.test(l)));
 });

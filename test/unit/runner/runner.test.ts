@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, chmodSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { syncPass, Runner, type RunnerSettings, type RunnerPorts } from '../../../generator/src/runner/runner.js';
-import { readApplied, writeApplied } from '../../../generator/src/runner/applied.js';
+import { AppliedCache, appliedJournal, readApplied, writeApplied } from '../../../generator/src/runner/applied.js';
+import { appliedFile } from '../../../generator/src/io/statedir.js';
 import { readHold, writeHold, holdPlan, staleHosts } from '../../../generator/src/runner/vrrphold.js';
 import { FakeClock } from '../../fixtures/clock.js';
 
@@ -255,4 +256,47 @@ test('runPlaybook runs next to the playbook (its ansible.cfg) whatever the argum
   } finally { if (prev !== undefined) process.env.ANSIBLE_CONFIG = prev; }
   t.is(readFileSync(path.join(dir, 'cwd'), 'utf8').trim(), path.join(dir, 'pb'));
   t.is(readFileSync(path.join(dir, 'cfg'), 'utf8').trim(), path.join(dir, 'pb', 'ansible.cfg'));
+});
+
+test('sync pass over a live view: what is recorded is the snapshot the plan was made from; a change during the run stays pending', async (t) => {
+  const { s, ports, calls } = setup();
+  const live = new Map<string, string>([['a-x', '1'], ['b-x', '1']]);
+  const viewPorts: RunnerPorts = { ...ports, view: async () => live };
+  const applied = new AppliedCache(s.stateDir);
+  t.true((await syncPass(s, viewPorts, noLog, { trigger: 't', applied })).ok);
+  live.set('a-x', '2');
+  // the store commits while the run is in progress (after the plan)
+  const r = await syncPass(s, viewPorts, noLog, { trigger: 't', applied, hooks: { onPlan: () => { live.set('a-x', '3'); live.set('c-x', '1'); live.delete('b-x'); } } });
+  t.true(r.ok);
+  t.deepEqual(r.plan.apps, ['a-x']);
+  for (const h of ['rp1', 'rp2']) t.deepEqual(await readApplied(s.stateDir, h), { 'a-x': '2', 'b-x': '1' }, `${h}: the snapshot, not what came during the run`);
+  const next = await syncPass(s, viewPorts, noLog, { trigger: 't', applied });
+  t.deepEqual(next.plan.apps, ['a-x', 'b-x', 'c-x'], 'the next pass runs what came during the run');
+  t.regex(calls().at(-1)!, /"nginx_rproxy_sync_apps":\["a-x","b-x","c-x"\]/);
+  for (const h of ['rp1', 'rp2']) t.deepEqual(await readApplied(s.stateDir, h), { 'a-x': '3', 'c-x': '1' });
+});
+
+test('sync pass: a targeted run records one journal line of its apps per host; the base (every app) is not rewritten', async (t) => {
+  const { s, ports } = setup();
+  for (let i = 0; i < 500; i++) ports.current[`app${i}-x`] = '1';
+  const applied = new AppliedCache(s.stateDir);
+  t.true((await syncPass(s, ports, noLog, { trigger: 't', applied })).ok);
+  const base = readFileSync(appliedFile(s.stateDir, 'rp1'), 'utf8');
+  ports.current['app7-x'] = '2';
+  delete ports.current['app8-x'];
+  t.true((await syncPass(s, ports, noLog, { trigger: 't', applied })).ok);
+  t.is(readFileSync(appliedFile(s.stateDir, 'rp1'), 'utf8'), base);
+  t.is(readFileSync(appliedJournal(s.stateDir, 'rp1'), 'utf8'), '{"app7-x":"2","app8-x":null}\n');
+  t.deepEqual(await readApplied(s.stateDir, 'rp2'), ports.current);
+});
+
+test('sync pass: a cache kept between passes sees what another process recorded meanwhile', async (t) => {
+  const { s, ports } = setup();
+  const applied = new AppliedCache(s.stateDir);
+  t.true((await syncPass(s, ports, noLog, { trigger: 't', applied })).ok);
+  await writeApplied(s.stateDir, 'rp2', { 'a-x': '1' }); // e.g. an older record put back by another process
+  const r = await syncPass(s, ports, noLog, { trigger: 't', applied });
+  t.deepEqual(r.plan.targetedHosts, ['rp2']);
+  t.deepEqual(r.plan.apps, ['b-x']);
+  t.deepEqual(await readApplied(s.stateDir, 'rp2'), { 'a-x': '1', 'b-x': '1' });
 });

@@ -39,3 +39,28 @@ test('the rejects log is capped: past its size it becomes rejects.jsonl.1 (repla
   t.true(current.length + rotated.length < 2 * (cap + lineBytes), 'never more than twice the cap on disk');
   t.regex(current, /evil\.so/, 'the newest records are in the current log');
 });
+
+test('a rotation that fails is logged through the store\'s logger, once and actionable, until one succeeds again', async (t) => {
+  const { mkdir, rm, stat } = await import('node:fs/promises');
+  const { StateStore } = await import('../../../generator/src/vars/store.js');
+  const dir = await mkdtemp(join(tmpdir(), 'rproxy-rejects-'));
+  const config = { ...defaultConfig(), state_dir: join(dir, 'state'), inventory_dir: join(dir, 'inv') };
+  const lines: { event: string; fields: Record<string, unknown> }[] = [];
+  const store = await StateStore.open(config, { log: (event, fields) => lines.push({ event, fields }), rejectsMaxBytes: 200 });
+  const bad = '---\n:action: :no_such_action\n:app_name: a\n:namespace: b\n';
+  t.is((await store.applyText(bad)).rejected.length, 1);
+  // the rotated name taken by a directory: rename fails
+  await mkdir(join(dir, 'state', 'rejects.jsonl.1', 'x'), { recursive: true });
+  for (let i = 0; i < 5; i++) t.is((await store.applyText(bad)).rejected.length, 1, 'the batch is not failed by it');
+  t.is(lines.length, 1, 'said once');
+  t.is(lines[0]!.event, 'rejects_rotate_error');
+  t.regex(String(lines[0]!.fields.message), /rejects\.jsonl is past its cap of 200 bytes and was not rotated to .*rejects\.jsonl\.1 .*keeps growing.*regular file/);
+  t.true((await stat(join(dir, 'state', 'rejects.jsonl'))).size > 200, 'past the cap: the gap the log line reports');
+  await rm(join(dir, 'state', 'rejects.jsonl.1'), { recursive: true });
+  await store.applyText(bad);
+  t.true((await stat(join(dir, 'state', 'rejects.jsonl.1'))).isFile(), 'rotated once the cause is gone');
+  await rm(join(dir, 'state', 'rejects.jsonl.1'));
+  await mkdir(join(dir, 'state', 'rejects.jsonl.1', 'x'), { recursive: true });
+  for (let i = 0; i < 5; i++) await store.applyText(bad);
+  t.is(lines.length, 2, 'a new failure after a success is said again');
+});
