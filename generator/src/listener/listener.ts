@@ -53,7 +53,8 @@ export class Listener {
   async start(): Promise<void> {
     const { config, opts } = this;
     const log = opts.log;
-    this.store = await StateStore.open(config);
+    // what needs an operator but fails no batch (a rejects log that cannot rotate) goes to the listener's log
+    this.store = await StateStore.open(config, { log: (e, f) => log(e, f) });
     try {
       const s = await this.metrics.serve(config.metrics.listen);
       this.server = s.server;

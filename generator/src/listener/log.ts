@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 export type Logger = (event: string, fields?: Record<string, unknown>) => void;
 
 const ERROR_EVENTS = new Set(['runner_error', 'apply_error', 'listener_error', 'metrics_error']);
-const WARN_EVENTS = new Set(['broker_disconnected', 'retry_scheduled', 'message_rejected', 'run_output', 'message_read_error']);
+const WARN_EVENTS = new Set(['broker_disconnected', 'retry_scheduled', 'message_rejected', 'run_output', 'message_read_error', 'rejects_rotate_error']);
 
 /** Lines buffered at most before a write (and at most one event-loop turn). */
 export const LOG_BUFFER_LINES = 1000;
