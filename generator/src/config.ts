@@ -30,7 +30,7 @@ export interface Config {
   limits: AppLimits;
   /** warm: keep a warm Ansible controller (ansible/warm_controller.py) as the listener's child; runs fall back to cold */
   ansible: { playbook: string; command: string; extra_args: string[]; warm: boolean };
-  runner: { quiet_ms: number; max_wait_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
+  runner: { quiet_ms: number; max_wait_ms: number; burst_quiet_ms: number; retry_initial_ms: number; retry_max_ms: number; reconcile_interval_s: number };
   stomp: { brokers: StompBroker[]; login: string; passcode: string; destination: string; client_id: string; heartbeat_ms: number; ca_file: string | null };
   metrics: { listen: string };
   dns: DnsConfig;
@@ -78,7 +78,7 @@ export function defaultConfig(): Config {
     tls_require_valid: true,
     limits: { endpoints_per_app: 1000, aliases_per_app: 2000, tls_aliases_per_app: 100, mappings_per_app: 256 },
     ansible: { playbook: resolve(packageRoot(), 'ansible/site.yml'), command: 'ansible-playbook', extra_args: [], warm: true },
-    runner: { quiet_ms: 0, max_wait_ms: 1500, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
+    runner: { quiet_ms: 0, max_wait_ms: 1500, burst_quiet_ms: 250, retry_initial_ms: 1000, retry_max_ms: 60000, reconcile_interval_s: 0 },
     stomp: {
       brokers: [{ host: '127.0.0.1', port: 61613 }],
       login: 'routinginfo',
@@ -168,7 +168,7 @@ const SCHEMA: Schema = {
   },
   ansible: { playbook: path, command: str, extra_args: strList, warm: bool },
   runner: {
-    quiet_ms: int(0, 3_600_000), max_wait_ms: int(0, 3_600_000), retry_initial_ms: int(1, 3_600_000),
+    quiet_ms: int(0, 3_600_000), max_wait_ms: int(0, 3_600_000), burst_quiet_ms: int(0, 3_600_000), retry_initial_ms: int(1, 3_600_000),
     retry_max_ms: int(1, 86_400_000), reconcile_interval_s: int(0, 86_400),
   },
   stomp: {

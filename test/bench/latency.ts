@@ -183,13 +183,13 @@ export class ListenerProc {
 export const LISTENER_STOMP = { login: 'paas-rproxy', passcode: 'paas-rproxy-test' } as const;
 
 /** A config for the listener against the lab's inventory and state, consuming the private broker. */
-export function writeListenerConfig(file: string, o: { stompPort: number; stateDir?: string; inventoryDir?: string; quietMs?: number; maxWaitMs?: number; retryMaxMs?: number; warm?: boolean }): void {
+export function writeListenerConfig(file: string, o: { stompPort: number; stateDir?: string; inventoryDir?: string; quietMs?: number; maxWaitMs?: number; burstQuietMs?: number; retryMaxMs?: number; warm?: boolean }): void {
   writeFileSync(file, [
     'cloud_domain: apps.example.com',
     `inventory_dir: ${o.inventoryDir ?? path.join(LAB, 'inventory')}`,
     `state_dir: ${o.stateDir ?? path.join(LAB, 'var')}`,
     'ansible:', `  playbook: ${path.join(REPO, 'ansible', 'site.yml')}`, `  warm: ${o.warm ?? process.env.RPROXY_BENCH_WARM !== '0'}`,
-    'runner:', `  quiet_ms: ${o.quietMs ?? Number(process.env.RPROXY_BENCH_QUIET_MS ?? 0)}`, `  max_wait_ms: ${o.maxWaitMs ?? 1500}`, '  retry_initial_ms: 500', `  retry_max_ms: ${o.retryMaxMs ?? 4000}`,
+    'runner:', `  quiet_ms: ${o.quietMs ?? Number(process.env.RPROXY_BENCH_QUIET_MS ?? 0)}`, `  max_wait_ms: ${o.maxWaitMs ?? 1500}`, `  burst_quiet_ms: ${o.burstQuietMs ?? 250}`, '  retry_initial_ms: 500', `  retry_max_ms: ${o.retryMaxMs ?? 4000}`,
     'stomp:', `  brokers: [{host: 127.0.0.1, port: ${o.stompPort}}]`, '  heartbeat_ms: 2000',
     `  login: ${LISTENER_STOMP.login}`, `  passcode: ${LISTENER_STOMP.passcode}`,
     'metrics:', '  listen: 127.0.0.1:0', ''].join('\n'));

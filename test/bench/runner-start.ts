@@ -20,7 +20,7 @@ async function measure(quietMs: number): Promise<number[]> {
   const s: RunnerSettings = {
     stateDir: path.join(dir, 'state'),
     playbook: { command: fake, playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), stateDir: path.join(dir, 'state'), extraArgs: [] },
-    quietMs, maxWaitMs: 1500, retryInitialMs: 1000, retryMaxMs: 4000, reconcileIntervalS: 0, lockTimeoutMs: 10000,
+    quietMs, maxWaitMs: 1500, burstQuietMs: 0, retryInitialMs: 1000, retryMaxMs: 4000, reconcileIntervalS: 0, lockTimeoutMs: 10000,
   };
   const current: Record<string, string> = { 'a-x': '0' };
   await writeApplied(s.stateDir, 'rp1', current);

@@ -26,6 +26,7 @@ const SIZES = (process.env.BENCH_SIZES ?? '10,1000,10000').split(',').map(Number
 const BURST = Number(process.env.BENCH_BURST ?? 1000);
 const ONBOARD = process.env.BENCH_ONBOARD !== '0';
 const QUIET_MS = Number(process.env.BENCH_QUIET_MS ?? 0);
+const BURST_QUIET_MS = Number(process.env.BENCH_BURST_QUIET_MS ?? 250);
 const NS = 'scl';
 const TAG = Date.now().toString(36).slice(-4).replace(/[^a-z0-9]/g, 'x');
 const fq = (id: string) => `${id}.apps.example.com`;
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
   const config = path.join(dir, 'config.yml');
   const listener = new ListenerProc(config, path.join(dir, 'listener.log'));
   const prober = new Prober();
-  const result: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version }, config: { quiet_ms: QUIET_MS, proxies: 2, vips: VIPS.length, samples: SAMPLES }, sizes: {} };
+  const result: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version }, config: { quiet_ms: QUIET_MS, burst_quiet_ms: BURST_QUIET_MS, proxies: 2, vips: VIPS.length, samples: SAMPLES }, sizes: {} };
   const sizes = result.sizes as Record<string, unknown>;
   // written after every phase: a run cut short still leaves what it measured
   const save = () => {
@@ -227,7 +228,7 @@ async function main(): Promise<void> {
   try {
     broker.prepare({ wipe: true });
     await broker.start();
-    writeListenerConfig(config, { stompPort: STOMP_PORT, quietMs: QUIET_MS });
+    writeListenerConfig(config, { stompPort: STOMP_PORT, quietMs: QUIET_MS, burstQuietMs: BURST_QUIET_MS });
     listener.start();
     if (!(await listener.waitEvent('broker_connected', () => true, 60_000))) throw new Error('listener did not connect');
     const idle = async () => {

@@ -23,6 +23,7 @@ export function runnerSettings(config: Config): RunnerSettings {
     },
     quietMs: config.runner.quiet_ms,
     maxWaitMs: config.runner.max_wait_ms,
+    burstQuietMs: config.runner.burst_quiet_ms,
     retryInitialMs: config.runner.retry_initial_ms,
     retryMaxMs: config.runner.retry_max_ms,
     reconcileIntervalS: config.runner.reconcile_interval_s,

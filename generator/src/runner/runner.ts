@@ -1,7 +1,7 @@
 // The runner edge: coalesced, one-at-a-time, targeted playbook runs; per-host applied digests; retries with
 // exponential backoff per host; a host in backoff never delays the others (it is retried on its own timer).
 import { backoffDelay } from './backoff.js';
-import { idle, trigger, dueAt, take, type CoalescerState } from './coalescer.js';
+import { idle, trigger, dueAt, take, ended, type CoalescerState } from './coalescer.js';
 import { fullRoutesCommand, targetedRoutesCommand, type PlaybookSettings, type PlaybookCommand } from './command.js';
 import { planRun, snapshotOf, digestView, type Digests, type DigestView, type RunPlan } from './pending.js';
 import { AppliedCache } from './applied.js';
@@ -18,6 +18,8 @@ export interface RunnerSettings {
   playbook: PlaybookSettings;
   quietMs: number;
   maxWaitMs: number;
+  /** with quiet_ms 0: changes that arrived during a run wait for a pause this long (at most maxWaitMs after that run) */
+  burstQuietMs: number;
   retryInitialMs: number;
   retryMaxMs: number;
   reconcileIntervalS: number;
@@ -218,7 +220,7 @@ export class Runner {
 
   private schedule(): void {
     if (this.stopped) return;
-    const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs, this.running !== null); // null while running: re-asked when it ends
+    const due = dueAt(this.co, this.s.quietMs, this.s.maxWaitMs, this.running !== null, this.s.burstQuietMs); // null while running: re-asked when it ends
     if (due === null) return;
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = this.clock.setTimeout(() => this.fire(), Math.max(0, due - this.clock.now()));
@@ -233,7 +235,7 @@ export class Runner {
     this.running = this.pass(seq, trig).catch((e) => {
       this.log('runner_error', { error: e instanceof Error ? e.message : String(e) });
       this.scheduleRetry(['*']);
-    }).finally(() => { this.running = null; this.schedule(); });
+    }).finally(() => { this.running = null; this.co = ended(this.co, this.clock.now()); this.schedule(); });
   }
 
   private async pass(seq: number, trig: string): Promise<void> {

@@ -20,6 +20,8 @@ test('defaults: contract values, absolute paths, playbook from the package root'
   t.is(packageRoot(), REPO);
   t.deepEqual(c.stomp.brokers, [{ host: '127.0.0.1', port: 61613 }]);
   t.is(c.runner.quiet_ms, 0);
+  t.is(c.runner.burst_quiet_ms, 250);
+  t.is(parseConfig('runner:\n  burst_quiet_ms: 0\n', '/').runner.burst_quiet_ms, 0, 'burst coalescing can be turned off');
   t.true(c.ansible.warm);
   t.is(c.metrics.listen, '127.0.0.1:9464');
 });

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { readResults, hostOutcomes } from '../../../generator/src/runner/recap.js';
 import { failureMessage, type SpawnResult } from '../../../generator/src/runner/spawn.js';
 import { backoffDelay } from '../../../generator/src/runner/backoff.js';
-import { idle, trigger, dueAt, take, simulate } from '../../../generator/src/runner/coalescer.js';
+import { idle, trigger, dueAt, take, ended, simulate } from '../../../generator/src/runner/coalescer.js';
 import { hasPending, pendingApps, planRun, snapshotOf } from '../../../generator/src/runner/pending.js';
 import { targetedRoutesCommand, fullRoutesCommand, shellQuote, holdCommand } from '../../../generator/src/runner/command.js';
 import { stringify } from 'yaml';
@@ -141,6 +141,36 @@ test('coalescer: simulated runs (a change on an idle system, a burst, a stream)'
   const r3 = simulate(stream, 0, 1500, () => 1000);
   t.true(r3.length <= 11 && r3.length >= 9, String(r3.length));
   for (let i = 1; i < r3.length; i++) t.true(r3[i]![0] >= r3[i - 1]![1], 'runs never overlap');
+});
+
+test('coalescer, burst_quiet_ms: changes that arrived during a run wait for the burst to pause, at most max_wait_ms after that run', (t) => {
+  let s = trigger(idle(), 1000);
+  t.is(dueAt(s, 0, 1500, false, 250), 1000, 'an idle system still starts at once');
+  s = take(s);
+  s = trigger(s, 1100); // arrives during the run, which ends at 1400
+  s = ended(s, 1400);
+  t.is(dueAt(s, 0, 1500, false, 250), 1350, 'the burst paused before the run ended: due at once');
+  s = trigger(s, 1500);
+  t.is(dueAt(s, 0, 1500, false, 250), 1750, '250 ms after the last change');
+  for (let at = 1600; at <= 3200; at += 100) s = trigger(s, at); // the stream goes on
+  t.is(dueAt(s, 0, 1500, false, 250), 2900, 'never later than max_wait_ms after the run the burst began during');
+  t.is(dueAt(s, 0, 1500, false, 0), 1100, 'burst_quiet_ms 0: due the moment the run ended');
+  t.is(ended(s, 5000).burstAt, 1400, 'the first run of the burst sets the bound');
+  t.is(ended(idle(), 5000).burstAt, null, 'a run that ends with nothing waiting starts no burst');
+  t.is(take(s).burstAt, null, 'the run that serves them ends it');
+});
+
+test('coalescer: fast runs and a 4.5 s burst of 1,000 events: burst_quiet_ms keeps it to 4 runs, live soon after the last', (t) => {
+  const burst = Array.from({ length: 1000 }, (_, i) => 10_000 + Math.round(i * 4.5)); // 4.5 s, as bench:scale
+  const plain = simulate(burst, 0, 1500, () => 350, 0);
+  t.true(plain.length >= 10, `group commit alone: one run per run-duration (${plain.length})`);
+  const runs = simulate(burst, 0, 1500, () => 350, 250);
+  t.is(runs.reduce((n, r) => n + r[2], 0), 1000, 'every change served');
+  t.true(runs.length <= 4, JSON.stringify(runs));
+  t.true(runs.at(-1)![1] - burst.at(-1)! <= 250 + 350, `live ${runs.at(-1)![1] - burst.at(-1)!} ms after the last event`);
+  for (let i = 1; i < runs.length; i++) t.true(runs[i]![0] >= runs[i - 1]![1], 'runs never overlap');
+  // lone changes further apart than a run are never delayed
+  t.deepEqual(simulate([0, 1000, 2000], 0, 1500, () => 350, 250).map((r) => r[0]), [0, 1000, 2000]);
 });
 
 test('pending: differing digests plus vanished apps', (t) => {

@@ -49,7 +49,7 @@ function setup(): { dir: string; s: RunnerSettings; ports: RunnerPorts & { curre
   const s: RunnerSettings = {
     stateDir: path.join(dir, 'state'),
     playbook: { command: path.join(dir, 'ansible-playbook'), playbook: path.join(dir, 'site.yml'), inventoryDir: path.join(dir, 'inv'), stateDir: path.join(dir, 'state'), extraArgs: [] },
-    quietMs: 30, maxWaitMs: 150, retryInitialMs: 100, retryMaxMs: 400, reconcileIntervalS: 0, lockTimeoutMs: 10000,
+    quietMs: 30, maxWaitMs: 150, burstQuietMs: 0, retryInitialMs: 100, retryMaxMs: 400, reconcileIntervalS: 0, lockTimeoutMs: 10000,
   };
   const current: Record<string, string> = { 'a-x': '1', 'b-x': '1' };
   const ports = { current, digests: async () => ({ ...current }), proxies: async () => ['rp1', 'rp2'] };
@@ -168,6 +168,39 @@ test('runner: a burst is coalesced into one run', async (t) => {
   t.is(calls().length, 1, 'one run for the burst');
   t.regex(calls()[0]!, /"n0-x".*"n9-x"/);
   await runner.stop({ abandon: false });
+});
+
+test('runner, burst_quiet_ms: a lone change runs at once; changes during that run wait for a pause of the burst, then share one run', async (t) => {
+  const { s, ports, calls } = setup();
+  await writeApplied(s.stateDir, 'rp1', { ...ports.current });
+  await writeApplied(s.stateDir, 'rp2', { ...ports.current });
+  const clock = new FakeClock();
+  const runner = new Runner({ ...s, quietMs: 0, maxWaitMs: 1000, burstQuietMs: 200 }, ports, noLog, {}, clock);
+  process.env.FAKE_SLEEP = '0.4';
+  try {
+    ports.current['first-x'] = '1';
+    runner.notify();
+    await clock.advance(0); // (a fake clock's timers fire when it moves; a due time of now is "at once")
+    t.true(await until(() => calls().length === 1), 'the lone change started a run at once');
+    for (let i = 0; i < 3; i++) { ports.current[`b${i}-x`] = '1'; runner.notify(); } // during that run
+    t.true(await until(() => !runner.busy));
+    const settle = () => new Promise((r) => setTimeout(r, 500)); // (real time: a run that started would have logged)
+    await clock.advance(150);
+    await settle();
+    t.is(calls().length, 1, 'no run 150 ms into the pause');
+    ports.current['b3-x'] = '1'; runner.notify(); // the burst goes on: the pause starts again
+    await clock.advance(150);
+    await settle();
+    t.is(calls().length, 1, 'no run while the burst has not paused for 200 ms');
+    await clock.advance(60);
+    t.true(await until(() => calls().length === 2), 'a run once it paused');
+    t.true(await until(() => !runner.busy));
+    t.regex(calls()[1]!, /"b0-x".*"b3-x"/, 'the burst in one run');
+    t.is(calls().length, 2);
+  } finally {
+    delete process.env.FAKE_SLEEP;
+    await runner.stop({ abandon: false });
+  }
 });
 
 test('runner: an unreachable host never blocks the other and catches up by itself', async (t) => {
