@@ -1,9 +1,11 @@
 /**
  * onboard(HOST, ADDRESS): check → preflight (nothing touched before it passes) → provision HOST alone
  * (site.yml --limit HOST --skip-tags keepalived_vrrp, the host added to the proxies group through a temporary
- * overlay inventory source: the real inventory is untouched until HOST is proven) → verify it serves the current
+ * overlay inventory source: the real inventory is untouched until HOST is proven; beside it, a second run prepares
+ * HOST's keepalived_vrrp without keepalived itself: --tags keepalived_vrrp_prepare) → verify it serves the current
  * routes on its own address → add it to the inventory (round-trip edit) → catch up routes changed meanwhile →
- * re-spread the VIPs (keepalived_vrrp tag on all proxies) → wait until every VIP is held by its planned master.
+ * re-spread the VIPs (keepalived_vrrp_conf tag on all proxies: keepalived.conf, reload, then start on HOST) → wait
+ * until every VIP is held by its planned master.
  * Each step is a function of the context (OnboardRun), run by the shared step runner (steps.ts).
  */
 import path from 'node:path';
@@ -11,8 +13,7 @@ import type { Config } from '../config.js';
 import { RproxyError } from '../errors.js';
 import type { State } from '../state/types.js';
 import { parseIp } from '../net/address.js';
-import { digestsOf, runnerSettings } from '../runner/ports.js';
-import { vrrpCommand } from '../runner/command.js';
+import { digestsOf } from '../runner/ports.js';
 import { allHosts, groupHosts } from '../runner/inventory.js';
 import { addHostToGroup, overlayInventory } from './inventory.js';
 import type { Connection } from './connection.js';
@@ -116,21 +117,36 @@ export async function preflightStep(c: OnboardRun): Promise<StepResult> {
   return { detail: `all ${pf.checks.length} checks passed${pf.bootstrapped ? ' (controller key installed with the password)' : ''}` };
 }
 
-/** 3. provision HOST alone (not yet in the VRRP set) */
+/**
+ * 3. provision HOST alone (not yet in the VRRP set): nginx and every route; beside it (a second ansible-playbook
+ * process, so its tasks do not add to the provision's time) the part of keepalived_vrrp that does not touch
+ * keepalived: packages and the health watcher. keepalived is neither configured nor started: HOST holds no VIP.
+ */
 export async function provisionStep(c: OnboardRun): Promise<StepResult> {
   const { config, host, group } = c;
   c.snapState = await c.p.loadState();
   c.snapshot = digestsOf(c.snapState);
   const overlay = c.o.inInventory ? null : overlayInventory({ [group]: [{ name: host, vars: { ansible_host: c.address } }] });
-  const run = (src: string | null) => c.p.play(playbookCommand(config, [
-    '-i', config.inventory_dir, ...(src ? ['-i', src] : []), config.ansible.playbook, '--limit', host, '--skip-tags', 'keepalived_vrrp',
-  ], 'routes-full', [host]), c.trigger);
-  const prov = overlay ? await c.p.withOverlay(overlay, run) : await run(null);
+  const inv = (src: string | null) => ['-i', config.inventory_dir, ...(src ? ['-i', src] : []), config.ansible.playbook, '--limit', host];
+  const run = async (src: string | null) => {
+    // both end before the step does (no run left behind), whichever fails first
+    const [prov, prep] = await Promise.allSettled([
+      c.p.play(playbookCommand(config, [...inv(src), '--skip-tags', 'keepalived_vrrp'], 'routes-full', [host]), c.trigger),
+      c.p.playBeside(playbookCommand(config, [...inv(src), '--tags', 'keepalived_vrrp_prepare'], 'vrrp', [host]), c.trigger),
+    ]);
+    if (prov.status === 'rejected') throw prov.reason;
+    if (prep.status === 'rejected') throw prep.reason;
+    return { prov: prov.value, prep: prep.value };
+  };
+  const { prov, prep } = overlay ? await c.p.withOverlay(overlay, run) : await run(null);
   if (prov.result !== 'ok') {
     return failed(prov.error ?? 'failed', new RproxyError('ERR_PLAYBOOK_FAILED', `provisioning ${host} failed; the inventory and the VIPs are untouched: ${prov.error ?? ''}`));
   }
+  if (prep.result !== 'ok') {
+    return failed(`keepalived_vrrp_prepare: ${prep.error ?? 'failed'}`, new RproxyError('ERR_PLAYBOOK_FAILED', `preparing keepalived on ${host} (packages, health watcher) failed; nginx and the routes are provisioned, the inventory and the VIPs are untouched: ${prep.error ?? ''}`));
+  }
   await c.p.writeApplied(host, c.snapshot);
-  return { detail: `${Object.keys(c.snapshot).length} apps applied in ${(prov.durationMs / 1000).toFixed(1)} s` };
+  return { detail: `${Object.keys(c.snapshot).length} apps applied in ${(prov.durationMs / 1000).toFixed(1)} s; keepalived prepared beside it in ${(prep.durationMs / 1000).toFixed(1)} s (not started)` };
 }
 
 /** 4. verify it serves the routes on its own address */
@@ -174,9 +190,15 @@ export async function catchUpStep(c: OnboardRun): Promise<StepResult> {
   return { detail: cu.runs.length ? `${cu.runs.length} run(s): ${cu.ok ? 'ok' : 'still lagging (the runner retries)'}` : 'nothing changed meanwhile' };
 }
 
+/** The re-spread: the layout and keepalived.conf on every proxy, the running keepalived reloaded, then the stopped
+ * one (HOST, prepared by the provision step) started. */
+export function respreadCommand(config: Config, group: string, hosts: readonly string[]) {
+  return playbookCommand(config, ['-i', config.inventory_dir, config.ansible.playbook, '--tags', 'keepalived_vrrp_conf', '--limit', group], 'vrrp', [...hosts].sort());
+}
+
 /** 7. re-spread the VIPs over the grown group */
 export async function vrrpStep(c: OnboardRun): Promise<StepResult> {
-  const vr = await c.p.play(vrrpCommand(runnerSettings(c.config).playbook, c.group, c.all), c.trigger);
+  const vr = await c.p.play(respreadCommand(c.config, c.group, c.all), c.trigger);
   if (vr.result !== 'ok') {
     return failed(vr.error ?? 'failed', new RproxyError('ERR_PLAYBOOK_FAILED', `${c.host} serves the routes and is in the inventory, but the VRRP run failed: ${vr.error ?? ''}\nRe-run it: ${vr.command}`));
   }
@@ -206,11 +228,11 @@ export async function vipsStep(c: OnboardRun): Promise<StepResult> {
 export const ONBOARD_STEPS: ReadonlyArray<Step<OnboardRun>> = [
   { name: 'check', what: (c) => `checking the inventory (${c.group})`, run: checkStep },
   { name: 'preflight', what: (c) => `preflight over SSH (${c.address})`, run: preflightStep },
-  { name: 'provision', what: (c) => `provisioning ${c.host} alone with ${path.basename(c.config.ansible.playbook)} (nginx and the current routes; keepalived comes with the VIP re-spread)`, run: provisionStep },
+  { name: 'provision', what: (c) => `provisioning ${c.host} alone with ${path.basename(c.config.ansible.playbook)} (nginx and the current routes; beside it keepalived's packages and health watcher, keepalived not started: it comes with the VIP re-spread)`, run: provisionStep },
   { name: 'verify', what: (c) => `verifying ${c.host} serves the current routes on ${c.address}:80 (Host headers)`, run: verifyStep },
   { name: 'inventory', what: (c) => `adding ${c.host} to group ${c.group} of ${path.basename(c.invFile)}`, run: inventoryStep },
   { name: 'catch-up', what: () => 'applying routes changed meanwhile', run: catchUpStep },
-  { name: 'vrrp', what: (c) => `re-spreading the VIPs over ${c.all.join(', ')} (keepalived_vrrp tag on all proxies)`, run: vrrpStep },
+  { name: 'vrrp', what: (c) => `re-spreading the VIPs over ${c.all.join(', ')} (keepalived_vrrp_conf tag on all proxies: reload, then start on ${c.host})`, run: vrrpStep },
   { name: 'vips', what: (c) => `waiting until ${c.host} masters its share of the VIPs`, run: vipsStep },
 ];
 

@@ -48,16 +48,33 @@ async function editInventory(config: Config, edit: (text: string, file: string) 
   }, { timeoutMs: 60_000 });
 }
 
-/** Runs a playbook command under the shared one-at-a-time lock and records it in status.json. */
-async function play(config: Config, cmd: PlaybookCommand, trigger: string, progress: Progress): Promise<RunRecord> {
+// status.json is read, changed and rewritten: two runs of one operation ending together (the provision and the
+// keepalived preparation beside it) record one after the other, or one record would be lost
+let recording: Promise<void> = Promise.resolve();
+function record(config: Config, rec: RunRecord, trigger: string): Promise<void> {
+  recording = recording.then(() => updateStatus(config.state_dir, (s) => recordRun(s, rec, trigger)).catch(() => undefined));
+  return recording;
+}
+
+/** Runs a playbook command under the given lock (the shared one-at-a-time lock by default) and records it in status.json. */
+async function play(config: Config, cmd: PlaybookCommand, trigger: string, progress: Progress, lockFile = playbookLockFile(config.state_dir)): Promise<RunRecord> {
   progress(`    running: ${cmd.display}`);
   const r = await runPlaybook(cmd, {
-    lockFile: playbookLockFile(config.state_dir), lockTimeoutMs: runnerSettings(config).lockTimeoutMs,
-    onLockWait: () => progress('    waiting for another playbook run to finish (playbook.lock)'),
+    lockFile, lockTimeoutMs: runnerSettings(config).lockTimeoutMs,
+    onLockWait: () => progress(`    waiting for another playbook run to finish (${path.basename(lockFile)})`),
   });
   const rec = toRecord(r, trigger);
-  await updateStatus(config.state_dir, (s) => recordRun(s, rec, trigger)).catch(() => undefined);
+  await record(config, rec, trigger);
   return rec;
+}
+
+/**
+ * The lock of a run beside the shared one: limited to one host outside the fleet (no runner, listener or sync run
+ * targets it, they run on the fleet), so it may run while another playbook holds playbook.lock; a second
+ * onboarding of the same host waits for it. `host` was checked by the caller (it becomes a file name).
+ */
+export function besideLockFile(stateDir: string, host: string): string {
+  return path.join(stateDir, `playbook-${host}.lock`);
 }
 
 /** A script run as root on a host: through passwordless sudo when Ansible connects as another user (become). */
@@ -127,6 +144,9 @@ export interface OpPorts {
   withOverlay<T>(content: string, fn: (file: string) => Promise<T>): Promise<T>;
   /** a recorded playbook run under the playbook lock */
   play(cmd: PlaybookCommand, trigger: string): Promise<RunRecord>;
+  /** a recorded playbook run limited to one host outside the fleet (cmd.hosts[0]), under a lock of its own: it may
+   * run beside play() */
+  playBeside(cmd: PlaybookCommand, trigger: string): Promise<RunRecord>;
   writeApplied(host: string, digests: Record<string, string>): Promise<void>;
   removeApplied(host: string): Promise<void>;
   verify(state: State, address: string, reference: string | null, max: number): Promise<VerifyResult>;
@@ -151,6 +171,10 @@ export function realPorts(config: Config, progress: Progress): OpPorts {
     digests: () => runnerPorts(config).digests(),
     withOverlay: (content, fn) => withOverlay(config.inventory_dir, content, fn),
     play: (cmd, trigger) => play(config, cmd, trigger, progress),
+    playBeside: (cmd, trigger) => {
+      if (cmd.hosts.length !== 1) throw new Error('playBeside: one host');
+      return play(config, cmd, trigger, progress, besideLockFile(config.state_dir, cmd.hosts[0] as string));
+    },
     writeApplied: (host, digests) => writeApplied(config.state_dir, host, digests),
     removeApplied: (host) => removeApplied(config.state_dir, host),
     verify: (state, address, reference, max) => verifyRoutes(state, config.cloud_domain, address, reference, { max }),

@@ -126,7 +126,14 @@ local function commit(set, delete)
     if not ok then error({ msg = "shared dict rproxy_routes: " .. tostring(err) .. " (raise nginx_rproxy_routes_dict_size)" }) end
   end
   local ok, err = pcall(function()
-    -- the names of every touched app go first (a name may move from one app to another in one batch)
+    -- the names the batch gives out: they are overwritten below, never deleted first (a reload's init re-commits
+    -- every app: deleting then re-adding each name would answer 404 for every app during that window)
+    local given = {}
+    for _, rec in pairs(set) do
+      for _, n in ipairs(rec.names) do given[name_key(n)] = true end
+    end
+    -- the old names of every touched app that the batch does not give out again go first (a name may move from
+    -- one app to another in one batch: it is then overwritten, not deleted)
     local touched = {}
     for _, id in ipairs(delete) do touched[#touched + 1] = id end
     for id in pairs(set) do touched[#touched + 1] = id end
@@ -136,7 +143,7 @@ local function commit(set, delete)
       if rec and type(rec.names) == "table" then
         for _, n in ipairs(rec.names) do
           local k = name_key(n)
-          if ROUTES:get(k) == id then put(k, nil) end
+          if not given[k] and ROUTES:get(k) == id then put(k, nil) end
         end
       end
     end

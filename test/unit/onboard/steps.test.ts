@@ -112,6 +112,7 @@ function fakePorts(over: Partial<OpPorts> = {}, opts: { state?: State; later?: S
     digests: async () => digestsOf(loads++ === 0 ? opts.state ?? stateOf() : opts.later ?? opts.state ?? stateOf()),
     withOverlay: async (content, fn) => { calls.push(`overlay ${content.includes('rp3') ? 'rp3' : 'keep'}`); return fn('/inv/.overlay.yml'); },
     play: async (cmd) => { calls.push(`play ${cmd.kind} ${cmd.hosts.join(',')}`); commands.push(cmd); return run(cmd); },
+    playBeside: async (cmd) => { calls.push(`playBeside ${cmd.kind} ${cmd.hosts.join(',')}`); commands.push(cmd); return run(cmd); },
     writeApplied: async (host) => { calls.push(`writeApplied ${host}`); },
     removeApplied: async (host) => { calls.push(`removeApplied ${host}`); },
     verify: async (state) => { calls.push('verify'); verified.push(state); return VERIFY_OK; },
@@ -206,14 +207,19 @@ test('onboard preflight: a failed check changes nothing and names the checks (ex
   await rejects(t, On.preflightStep(onboardRun(fakePorts(), { inInventory: true, address: '198.51.100.50' })), 'ERR_INPUT', 2, /has ansible_host 198\.51\.100\.13 in the inventory, not 198\.51\.100\.50/);
 });
 
-test('onboard provision: the host alone, through an overlay source, without keepalived; applied digests only on success', async (t) => {
+test('onboard provision: the host alone, through an overlay source, without keepalived; keepalived prepared beside it (not started); applied digests only on success', async (t) => {
   const p = fakePorts({}, { state: stateOf(app('shop-acme', 8080)) });
   const c = onboardRun(p);
-  t.regex((await On.provisionStep(c)).detail, /^1 apps applied in 1\.2 s$/);
+  t.regex((await On.provisionStep(c)).detail, /^1 apps applied in 1\.2 s; keepalived prepared beside it in 1\.2 s \(not started\)$/);
   const argv = p.commands[0]!.argv;
   t.deepEqual(argv.slice(argv.indexOf('--limit'), argv.indexOf('--limit') + 4), ['--limit', 'rp3', '--skip-tags', 'keepalived_vrrp']);
   t.true(argv.includes('/inv/.overlay.yml'));
-  t.deepEqual(p.calls, ['overlay rp3', 'play routes-full rp3', 'writeApplied rp3']);
+  // the preparation: the same host and overlay, only the tag that never touches keepalived itself (no VIP)
+  const prep = p.commands[1]!.argv;
+  t.deepEqual(prep.slice(prep.indexOf('--limit'), prep.indexOf('--limit') + 4), ['--limit', 'rp3', '--tags', 'keepalived_vrrp_prepare']);
+  t.true(prep.includes('/inv/.overlay.yml'));
+  t.false(prep.includes('--skip-tags'));
+  t.deepEqual(p.calls, ['overlay rp3', 'play routes-full rp3', 'playBeside vrrp rp3', 'writeApplied rp3']);
 
   const inv = fakePorts();
   await On.provisionStep(onboardRun(inv, { inInventory: true }));
@@ -224,6 +230,18 @@ test('onboard provision: the host alone, through an overlay source, without keep
   t.true(isRproxyError(r.error, 'ERR_PLAYBOOK_FAILED'));
   t.regex(r.error!.message, /inventory and the VIPs are untouched: rp3: failed in task "nginx"/);
   t.false(failing.calls.includes('writeApplied rp3'));
+
+  // a failed preparation fails the step too (after both runs ended): no VIP for a host whose watcher is not there
+  let provEnded = false;
+  const prepFails = fakePorts({
+    play: async (cmd) => { await new Promise((r) => setTimeout(r, 20)); provEnded = true; return run(cmd); },
+    playBeside: async (cmd) => run(cmd, 'failed', 'rp3: failed in task "Start the health watcher"'),
+  });
+  const r2 = await On.provisionStep(onboardRun(prepFails));
+  t.true(provEnded, 'the provision run ended before the step did');
+  t.true(isRproxyError(r2.error, 'ERR_PLAYBOOK_FAILED'));
+  t.regex(r2.error!.message, /preparing keepalived on rp3 .* failed; .*the inventory and the VIPs are untouched: rp3: failed in task "Start the health watcher"/);
+  t.false(prepFails.calls.includes('writeApplied rp3'));
 });
 
 test('onboard verify: against a proxy in service, apps changed since provisioning left to the catch-up; a failure is ERR_VERIFY_FAILED (exit 4)', async (t) => {
@@ -265,7 +283,16 @@ test('onboard VRRP and VIPs: a failed run is ERR_PLAYBOOK_FAILED; VIPs not as pl
   await On.checkStep(c);
   const r = await On.vrrpStep(c);
   t.true(isRproxyError(r.error, 'ERR_PLAYBOOK_FAILED'));
-  t.regex(r.error!.message, /VRRP run failed: rp1 unreachable\nRe-run it: /);
+  t.regex(r.error!.message, /VRRP run failed: rp1 unreachable\nRe-run it: .*--tags keepalived_vrrp_conf --limit proxies /);
+
+  // the re-spread: the narrow tag on the whole group (keepalived.conf, reload, start of the new host)
+  const rs = fakePorts();
+  const c1 = onboardRun(rs);
+  await On.checkStep(c1);
+  t.regex((await On.vrrpStep(c1)).detail, /^ok in /);
+  const va = rs.commands[0]!.argv;
+  t.deepEqual(va.slice(va.indexOf('--tags'), va.indexOf('--tags') + 4), ['--tags', 'keepalived_vrrp_conf', '--limit', 'proxies']);
+  t.deepEqual(rs.commands[0]!.hosts, ['rp1', 'rp2', 'rp3']);
 
   const ok = fakePorts();
   const c2 = onboardRun(ok);
@@ -305,7 +332,7 @@ test('onboard(): every step in order, recorded in onboarding.json; a failed pref
   t.deepEqual(res.steps.map((s) => s.step), ['check', 'preflight', 'provision', 'verify', 'inventory', 'catch-up', 'vrrp', 'vips']);
   t.true(res.vipsOk);
   t.deepEqual(p.calls.filter((x) => /^(preflight|play|editInventory|fleetAdd|catchUp)/.test(x)),
-    ['preflight', 'play routes-full rp3', 'editInventory', 'fleetAdd rp3', 'catchUp rp3', 'play vrrp rp1,rp2,rp3']);
+    ['preflight', 'play routes-full rp3', 'playBeside vrrp rp3', 'editInventory', 'fleetAdd rp3', 'catchUp rp3', 'play vrrp rp1,rp2,rp3']);
   t.is(lines.filter((l) => l.startsWith('[onboard rp3 ')).length, 8);
   t.is(lines[0], '[onboard rp3 1/8] checking the inventory (proxies)');
   const rec = await readOnboarding(config.state_dir);
