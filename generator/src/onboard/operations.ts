@@ -69,9 +69,15 @@ async function play(config: Config, cmd: PlaybookCommand, trigger: string, progr
 }
 
 /**
- * The lock of a run beside the shared one: limited to one host outside the fleet (no runner, listener or sync run
- * targets it, they run on the fleet), so it may run while another playbook holds playbook.lock; a second
- * onboarding of the same host waits for it. `host` was checked by the caller (it becomes a file name).
+ * The lock of a run beside the shared one: limited to one host being onboarded, so it may run while another
+ * playbook holds playbook.lock; a second onboarding of the same host waits for it. That host is outside the fleet,
+ * except when the operator put it in the inventory first (the watcher's onboarding, inInventory): the runner's
+ * routes runs then target it too, under playbook.lock, but they touch only nginx's route files
+ * (--tags nginx_rproxy_routes), never what keepalived_vrrp_prepare writes; a hold run (--tags
+ * keepalived_vrrp_hold) may write its hold file, and shares one task with the prepare run: the creation of the
+ * track files' directory (file: state=directory, the same result whichever runs first). Its only shared resource
+ * with the provision run is dpkg's lock, which both roles' package installs wait for. `host` was checked by the caller (it becomes a file name: a name over 241 characters fails
+ * here with ENAMETOOLONG, as applied/<host>.json.log would).
  */
 export function besideLockFile(stateDir: string, host: string): string {
   return path.join(stateDir, `playbook-${host}.lock`);
