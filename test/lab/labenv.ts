@@ -437,7 +437,7 @@ export async function startKeepalived(host: string): Promise<boolean> {
 
 /** The nginx health track file keepalived follows (1 = healthy), written by the health watcher. */
 export function nginxHealthFile(host: string): string {
-  return sshProxy(host, 'cat /etc/keepalived/paas-rproxy/nginx-healthy 2>/dev/null').stdout.trim();
+  return sshProxy(host, 'cat /run/rproxy-nginx-healthy 2>/dev/null').stdout.trim();
 }
 
 /** The VRRP hold file (1 while another proxy is stale), written by the runner. */

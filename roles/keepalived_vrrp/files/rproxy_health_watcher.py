@@ -35,7 +35,7 @@ import time
 DEFAULTS = {
     "pid_file": "/run/nginx.pid",
     "url": "http://127.0.0.1:8081/healthz",
-    "track_file": "/run/paas-rproxy/nginx-healthy",
+    "track_file": "/run/rproxy-nginx-healthy",
     "interval": 0.1,
     "timeout": 0.25,
     "fall": 3,
